@@ -1,0 +1,7 @@
+/** data-params: the public API. */
+export { initBackend, parseBackendName, BACKEND_NAMES } from './runtime/backend.js';
+export type { BackendName, BackendChoice, ConcreteBackend } from './runtime/backend.js';
+export { Rng } from './util/rng.js';
+export type { RngState } from './util/rng.js';
+export { saveCheckpoint, loadCheckpoint } from './util/checkpoint.js';
+export type { Checkpoint, CheckpointArray } from './util/checkpoint.js';
