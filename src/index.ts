@@ -5,3 +5,27 @@ export { Rng } from './util/rng.js';
 export type { RngState } from './util/rng.js';
 export { saveCheckpoint, loadCheckpoint } from './util/checkpoint.js';
 export type { Checkpoint, CheckpointArray } from './util/checkpoint.js';
+export {
+  RunRecorder,
+  readRun,
+  summariseSigma,
+  sigmaGroups,
+  noisyTopFraction,
+  RunRecordError,
+  MANIFEST_FILE,
+  SIGMA_FILE,
+  METRICS_FILE,
+} from './records/run-records.js';
+export type {
+  RunTask,
+  Difficulty,
+  TrackedInstance,
+  RunManifest,
+  SigmaSummary,
+  SigmaEntry,
+  MetricsKind,
+  MetricsEntry,
+  RunRecords,
+  ReadRunOptions,
+  GroupableInstance,
+} from './records/run-records.js';
