@@ -120,8 +120,8 @@ test('visualizeCurriculum: per-box strip of a run shows a larger σ as a thicker
   const strip = det.figures.find((f) => f.png === 'boxes-1-a.png');
   assert.ok(strip, det.figures.map((f) => f.png).join(' '));
   const r = await decode(path.join(det.outDir, strip!.png));
-  // Same layout as the tool: 400×160 images, 4 snapshots of 6 epochs (0, 2, 3, 5), 560 px panels.
-  const layout = layoutStrip({ image: { png: null, width: 400, height: 160 }, snapshots: [0, 2, 3, 5].map((epoch) => ({ epoch, sigma: [] })), panelWidth: 560 });
+  // Same layout as the tool: 400×160 images, 4 snapshots of 6 epochs (0, 2, 3, 5), 620 px panels.
+  const layout = layoutStrip({ image: { png: null, width: 400, height: 160 }, snapshots: [0, 2, 3, 5].map((epoch) => ({ epoch, sigma: [] })), panelWidth: 620 });
   assert.is(r.width, layout.width);
   assert.is(r.height, layout.height);
   const boxA: readonly number[] = [40, 40, 160, 120]; // occlusion 0, σ 1 → 0.5
@@ -150,7 +150,7 @@ test('a missing image is drawn as a grey placeholder and reported as a warning',
   const strip = det.figures.find((f) => f.png === 'boxes-2-b.png')!;
   assert.match(strip.caption, /grey placeholder/);
   const r = await decode(path.join(det.outDir, strip.png));
-  const layout = layoutStrip({ image: { png: null, width: 380 * 1.05 + 10, height: 130 * 1.05 + 10 }, snapshots: [0, 2, 3, 5].map((epoch) => ({ epoch, sigma: [] })), panelWidth: 560 });
+  const layout = layoutStrip({ image: { png: null, width: 380 * 1.05 + 10, height: 130 * 1.05 + 10 }, snapshots: [0, 2, 3, 5].map((epoch) => ({ epoch, sigma: [] })), panelWidth: 620 });
   const p = layout.panels[0]!;
   assert.ok(near(pixel(r, p.x + 5, p.y + 5), [138, 138, 138], 6), String(pixel(r, p.x + 5, p.y + 5)));
   assert.match(readFileSync(det.indexFile, 'utf8'), /1 warning/);

@@ -161,12 +161,13 @@ function legend(x: number, y: number, strokePerSigma: number): string[] {
   return out;
 }
 
-/** Round σ values spanning the run's range for the width legend. */
+/** σ values for the width legend: the largest σ shown, its half and quarter, and 1 (the usual init) when in range. */
 function sigmaLegendValues(strokePerSigma: number): number[] {
   const maxSigma = MAX_STROKE / strokePerSigma;
-  const candidates = [0.1, 0.25, 0.5, 1, 2, 5, 10, 20];
-  const fit = candidates.filter((c) => c <= maxSigma * 1.001);
-  return fit.slice(-4);
+  const round = (v: number): number => Number(v.toPrecision(2));
+  const values = new Set([round(maxSigma / 4), round(maxSigma / 2), round(maxSigma)]);
+  if (maxSigma >= 1) values.add(1);
+  return [...values].sort((a, b) => a - b);
 }
 
 /** The display scale for σ: the largest σ of a run gets MAX_STROKE pixels. */

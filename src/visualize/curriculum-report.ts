@@ -28,7 +28,7 @@ export interface VisualizeOptions {
   images?: number;
   /** Snapshots per strip, spread evenly from the first to the last σ record (default 4). */
   snapshots?: number;
-  /** Width of one snapshot in pixels (default 560). */
+  /** Width of one snapshot in pixels (default 620). */
   panelWidth?: number;
   /** Told about each warning (e.g. an image that could not be found) as it happens. */
   onWarning?: (message: string) => void;
@@ -117,7 +117,7 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
   let maxSigma = 0;
   for (const g of groups) for (const s of snaps) for (const i of g.members) maxSigma = Math.max(maxSigma, finiteOr(s.tracked[i]!, 0));
   const strokePerSigma = strokeScaleFor(maxSigma);
-  const panelWidth = options.panelWidth ?? 560;
+  const panelWidth = options.panelWidth ?? 620;
 
   const figures: Figure[] = [];
   for (const [k, g] of groups.entries()) {
@@ -410,7 +410,7 @@ function trainingPlots(run: RunRecords): PlotJob[] {
       spec: {
         title: 'Validation',
         xLabel: byEpoch ? 'epoch' : 'step',
-        yLabel: metricKeys.length === 1 ? metricKeys[0]! : 'metric',
+        yLabel: metricKeys.every((k) => /^ap/i.test(k)) ? 'average precision' : metricKeys.every((k) => /^top/i.test(k)) ? 'accuracy' : metricKeys.length === 1 ? metricKeys[0]! : 'metric',
         series: metricKeys.map((k, i) => ({
           label: k,
           color: SERIES_COLORS[i % SERIES_COLORS.length]!,

@@ -71,12 +71,21 @@ export function niceDomain(lo: number, hi: number, count = 5): [number, number] 
   return [Math.min(lo, Math.floor(lo / step + 1e-9) * step), Math.max(hi, Math.ceil(hi / step - 1e-9) * step)];
 }
 
-function tickLabel(v: number, step: number): string {
-  if (v === 0) return '0';
-  const a = Math.abs(v);
-  if (a >= 1e5 || a < 1e-3) return v.toExponential(1);
-  const decimals = Math.max(0, Math.min(4, -Math.floor(Math.log10(step) + 1e-9)));
-  return v.toFixed(decimals);
+/** Decimals needed to write `step` exactly (2.5e-4 → 5), so that all labels of an axis share one format. */
+function decimalsOf(step: number): number {
+  for (let d = 0; d <= 12; d++) if (Math.abs(Math.round(step * 10 ** d) - step * 10 ** d) < 1e-6) return d;
+  return 12;
+}
+
+/** Formats one axis's tick labels alike: fixed decimals as the step needs, or exponential for tiny or huge values. */
+function tickFormatter(ticks: readonly number[]): (v: number) => string {
+  const step = ticks.length > 1 ? ticks[1]! - ticks[0]! : 1;
+  const maxAbs = Math.max(...ticks.map(Math.abs));
+  const d = decimalsOf(step);
+  if (maxAbs < 1e5 && d <= 4) return (v) => (v === 0 ? '0' : v.toFixed(d));
+  const mantissa = (v: number): number => v / 10 ** Math.floor(Math.log10(Math.abs(v)));
+  const digits = Math.min(3, Math.max(0, ...ticks.filter((v) => v !== 0).map((v) => decimalsOf(mantissa(v)))));
+  return (v) => (v === 0 ? '0' : v.toExponential(digits));
 }
 
 /** Rough width of 12 px DejaVu Sans text (about 7 px per character), to size the legend. */
@@ -114,7 +123,8 @@ export function linePlot(spec: LinePlotSpec): { svg: string; area: PlotArea } {
   const xMin = xs.length ? Math.min(...xs) : 0;
   const xMax = xs.length ? Math.max(...xs) : 1;
   const [x0, x1] = xMax > xMin ? [xMin, xMax] : [xMin - 1, xMax + 1];
-  const [y0, y1] = spec.yRange ?? niceDomain(ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1);
+  const yTickCount = Math.max(2, Math.min(8, Math.floor(plotH / 50)));
+  const [y0, y1] = spec.yRange ?? niceDomain(ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1, yTickCount);
   const area: PlotArea = {
     left: margin.left,
     top: margin.top,
@@ -130,21 +140,21 @@ export function linePlot(spec: LinePlotSpec): { svg: string; area: PlotArea } {
   // Grid and ticks.
   let xTicks = niceTicks(x0, x1, Math.max(2, Math.min(8, Math.floor(plotW / 80))));
   if (spec.integerX) xTicks = xTicks.filter((v) => Number.isInteger(v));
-  const yTicks = niceTicks(y0, y1, Math.max(2, Math.min(8, Math.floor(plotH / 50))));
-  const xStep = xTicks.length > 1 ? xTicks[1]! - xTicks[0]! : 1;
-  const yStep = yTicks.length > 1 ? yTicks[1]! - yTicks[0]! : 1;
+  const yTicks = niceTicks(y0, y1, yTickCount);
+  const xLabelOf = tickFormatter(xTicks);
+  const yLabelOf = tickFormatter(yTicks);
   const grid: string[] = [];
   for (const v of yTicks) {
     const y = area.y(v);
     grid.push(el('line', { x1: margin.left, x2: margin.left + plotW, y1: y, y2: y, stroke: '#e3e3e3', 'stroke-width': 1 }));
     grid.push(el('line', { x1: margin.left - 5, x2: margin.left, y1: y, y2: y, stroke: '#444' }));
-    grid.push(text(margin.left - 8, y + 4, tickLabel(v, yStep), { 'text-anchor': 'end', 'font-size': 11 }));
+    grid.push(text(margin.left - 8, y + 4, yLabelOf(v), { 'text-anchor': 'end', 'font-size': 11 }));
   }
   for (const v of xTicks) {
     const x = area.x(v);
     grid.push(el('line', { x1: x, x2: x, y1: margin.top, y2: margin.top + plotH, stroke: '#efefef', 'stroke-width': 1 }));
     grid.push(el('line', { x1: x, x2: x, y1: margin.top + plotH, y2: margin.top + plotH + 5, stroke: '#444' }));
-    grid.push(text(x, margin.top + plotH + 18, tickLabel(v, xStep), { 'text-anchor': 'middle', 'font-size': 11 }));
+    grid.push(text(x, margin.top + plotH + 18, xLabelOf(v), { 'text-anchor': 'middle', 'font-size': 11 }));
   }
   body.push(el('g', { class: 'grid' }, ...grid));
 
