@@ -76,8 +76,9 @@ export async function makeDetectionRun(options: DetectionRunOptions = {}): Promi
     if (e === 0) continue;
     for (let k = 5; k <= stepsPerEpoch; k += 5) {
       const step = (e - 1) * stepsPerEpoch + k;
-      await rec.appendMetrics({ kind: 'train', step, epoch: e, loss: 3 / (1 + step / 10), loss_cls: 2 / (1 + step / 10), loss_box: 1 / (1 + step / 10), lr: e > 3 ? 1e-4 : 1e-3, imagesPerSecond: 4 });
+      await rec.appendMetrics({ kind: 'train', step, epoch: e, loss: 3 / (1 + step / 10), cls: 2 / (1 + step / 10), loc: 1 / (1 + step / 10), positives: 12, lr: e > 3 ? 1e-4 : 1e-3, imagesPerSecond: 4 });
     }
+    await rec.appendMetrics({ kind: 'epoch', step: e * stepsPerEpoch, epoch: e, loss: 3 / (1 + e), sigma_all: 1 + f });
     await rec.appendMetrics({ kind: 'val', step: e * stepsPerEpoch, epoch: e, ap_car_easy_r40: 0.2 * f + 0.1, ap_car_moderate_r40: 0.15 * f + 0.05, ap_car_hard_r40: 0.1 * f });
   }
   return path.join(dir, 'run');

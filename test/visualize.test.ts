@@ -169,9 +169,11 @@ test('σ curves have one point per σ record, per group, and the occluded group 
   assert.match(svg, />σ \(mean ± std\)</);
   const diff = readFileSync(path.join(det.outDir, 'sigma-difficulty.svg'), 'utf8');
   for (const g of ['easy', 'moderate', 'hard', 'no level']) assert.equal(polylinePoints(diff, g), [6], g);
-  // Training curves: 10 train records with three loss terms, 5 validation records with three APs.
+  // Training curves: 10 train records with three loss terms, 5 epoch means, 5 validation records with three APs.
   const loss = readFileSync(path.join(det.outDir, 'loss.svg'), 'utf8');
-  for (const k of ['loss', 'loss_cls', 'loss_box']) assert.equal(polylinePoints(loss, k), [10], k);
+  for (const k of ['loss', 'cls', 'loc']) assert.equal(polylinePoints(loss, k), [10], k);
+  assert.equal(polylinePoints(loss, 'epoch mean loss'), [5]);
+  assert.is((loss.match(/<polyline /g) ?? []).length, 4); // not 'positives', 'lr', 'imagesPerSecond' or 'sigma_all'
   const val = readFileSync(path.join(det.outDir, 'validation.svg'), 'utf8');
   for (const k of ['ap_car_easy_r40', 'ap_car_moderate_r40', 'ap_car_hard_r40']) assert.equal(polylinePoints(val, k), [5], k);
   const tracked = readFileSync(path.join(det.outDir, 'sigma-tracked.svg'), 'utf8');
@@ -238,7 +240,7 @@ test('missing or truncated records are clear errors naming the file and line', a
     await visualizeCurriculum(dir, { out: path.join(dir, 'pictures') });
     assert.unreachable('should have thrown');
   } catch (err) {
-    assert.match((err as Error).message, `${path.join(dir, 'metrics.jsonl')}:7: truncated record`);
+    assert.match((err as Error).message, `${path.join(dir, 'metrics.jsonl')}:9: truncated record`);
   }
   rmSync(path.join(dir, 'metrics.jsonl'));
   try {

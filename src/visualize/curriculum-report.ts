@@ -366,6 +366,8 @@ function sigmaPlots(run: RunRecords): PlotJob[] {
 // --- training curves ---------------------------------------------------------------------------------------------------
 
 const BOOKKEEPING = new Set(['step', 'epoch', 'kind']);
+/** Metric keys drawn as loss terms: anything with "loss" in it, and the usual names of a detector's loss parts. */
+const LOSS_KEY = /loss|^(cls|loc|conf|box|reg|obj)$/i;
 
 function numericKeys(records: readonly Record<string, number | string>[], keep: (k: string) => boolean): string[] {
   const keys = new Set<string>();
@@ -375,26 +377,30 @@ function numericKeys(records: readonly Record<string, number | string>[], keep: 
 
 function trainingPlots(run: RunRecords): PlotJob[] {
   const jobs: PlotJob[] = [];
-  const isLoss = (k: string): boolean => /loss/i.test(k);
+  const isLoss = (k: string): boolean => LOSS_KEY.test(k);
   const train = run.metrics.filter((m) => m.kind === 'train');
   const val = run.metrics.filter((m) => m.kind === 'val');
+  const epochs = run.metrics.filter((m) => m.kind === 'epoch');
 
   const lossSeries: PlotSeries[] = [];
   let c = 0;
-  for (const k of numericKeys(train, isLoss)) {
-    const pts = train.filter((m) => typeof m[k] === 'number').map((m) => [m.step, m[k] as number] as [number, number]);
-    lossSeries.push({ label: k, color: SERIES_COLORS[c++ % SERIES_COLORS.length]!, points: pts });
-  }
-  for (const k of numericKeys(val, isLoss)) {
-    const pts = val.filter((m) => typeof m[k] === 'number').map((m) => [m.step, m[k] as number] as [number, number]);
-    lossSeries.push({ label: `val ${k}`, color: SERIES_COLORS[c++ % SERIES_COLORS.length]!, points: pts, dashed: true });
-  }
+  const addLoss = (records: typeof train, prefix: string, dashed: boolean): void => {
+    for (const k of numericKeys(records, isLoss)) {
+      const pts = records.filter((m) => typeof m[k] === 'number').map((m) => [m.step, m[k] as number] as [number, number]);
+      lossSeries.push({ label: prefix + k, color: SERIES_COLORS[c++ % SERIES_COLORS.length]!, points: pts, dashed });
+    }
+  };
+  addLoss(train, '', false);
+  addLoss(epochs, 'epoch mean ', true);
+  addLoss(val, 'val ', true);
   if (lossSeries.length) {
     jobs.push({
       name: 'loss',
       section: 'training',
       spec: { title: 'Training loss', xLabel: 'step', yLabel: 'loss', series: lossSeries },
-      caption: 'Loss terms logged during training (dashed: on the validation set), against the optimiser step.',
+      caption:
+        'Loss terms logged during training against the optimiser step (dashed: means over an epoch, or on the ' +
+        'validation set). Keys containing "loss" and the usual part names (cls, loc, conf, box, reg) are plotted.',
     });
   }
 
