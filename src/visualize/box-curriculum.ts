@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { el, svgDocument, text } from './svg.js';
-import { OCCLUSION_STYLES, occlusionStyle } from './palette.js';
+import { OCCLUSION_STYLES, occlusionStyle, UNKNOWN_STYLE } from './palette.js';
 
 export interface StripBox {
   box: readonly [number, number, number, number];
@@ -88,7 +88,9 @@ export function boxStripSvg(spec: StripSpec): { svg: string; layout: StripLayout
   const { scale, panelWidth: pw, panelHeight: ph } = layout;
   const body: string[] = [];
   body.push(text(SIDE, 24, spec.title, { 'font-size': 16, 'font-weight': 'bold' }));
-  body.push(...legend(SIDE, 44, spec.strokePerSigma));
+  const extraLevels = spec.boxes.some((b) => b.occlusion === 3) ? [3] : [];
+  const unknown = spec.boxes.some((b) => b.occlusion === undefined || OCCLUSION_STYLES[b.occlusion] === undefined);
+  body.push(...legend(SIDE, 44, spec.strokePerSigma, [0, 1, 2, ...extraLevels], unknown));
 
   if (spec.image.png) {
     body.push(el('defs', {}, el('image', {
@@ -123,7 +125,10 @@ export function boxStripSvg(spec: StripSpec): { svg: string; layout: StripLayout
       const [x1, y1] = spec.boxes[b]!.box;
       const label = `σ ${formatSigma(snap.sigma[b]!)}`;
       const tx = Math.min(Math.max(0, x1 * scale), pw - 48);
-      const ty = Math.max(12, y1 * scale - strokeWidth(snap.sigma[b]!, spec.strokePerSigma) / 2 - 3);
+      const half = strokeWidth(snap.sigma[b]!, spec.strokePerSigma) / 2;
+      // Above the box, or just inside its top edge when there is no room above.
+      const above = y1 * scale - half - 3;
+      const ty = above >= 12 ? above : y1 * scale + half + 13;
       g.push(el('rect', { x: tx, y: ty - 11, width: 6.5 * label.length + 6, height: 14, fill: '#000', 'fill-opacity': 0.55, rx: 2 }));
       g.push(text(tx + 3, ty, label, { 'font-size': 11, fill: '#fff' }));
     }
@@ -137,14 +142,14 @@ function formatSigma(s: number): string {
   return s >= 10 ? s.toFixed(1) : s.toFixed(2);
 }
 
-function legend(x: number, y: number, strokePerSigma: number): string[] {
+function legend(x: number, y: number, strokePerSigma: number, levels: number[], unknown: boolean): string[] {
   const out: string[] = [];
   out.push(text(x, y + 4, 'colour: occlusion', { 'font-size': 12, fill: '#444' }));
   let cx = x + 118;
-  for (const level of [0, 1, 2]) {
-    const st = OCCLUSION_STYLES[level]!;
+  const entries = levels.map((level) => ({ style: OCCLUSION_STYLES[level]!, label: `${level} ${OCCLUSION_STYLES[level]!.label}` }));
+  if (unknown) entries.push({ style: UNKNOWN_STYLE, label: UNKNOWN_STYLE.label });
+  for (const { style: st, label } of entries) {
     out.push(el('rect', { x: cx, y: y - 7, width: 22, height: 14, fill: 'none', stroke: st.onImage, 'stroke-width': 4 }));
-    const label = `${level} ${st.label}`;
     out.push(text(cx + 30, y + 4, label, { 'font-size': 12 }));
     cx += 40 + label.length * 7;
   }
@@ -161,13 +166,14 @@ function legend(x: number, y: number, strokePerSigma: number): string[] {
   return out;
 }
 
-/** σ values for the width legend: the largest σ shown, its half and quarter, and 1 (the usual init) when in range. */
+/** Round σ values for the width legend (up to three of 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 20), plus the largest σ
+ * shown when it is not near one of them. */
 function sigmaLegendValues(strokePerSigma: number): number[] {
   const maxSigma = MAX_STROKE / strokePerSigma;
-  const round = (v: number): number => Number(v.toPrecision(2));
-  const values = new Set([round(maxSigma / 4), round(maxSigma / 2), round(maxSigma)]);
-  if (maxSigma >= 1) values.add(1);
-  return [...values].sort((a, b) => a - b);
+  const round = [0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 20].filter((v) => v <= maxSigma * 1.001).slice(-3);
+  const top = Number(maxSigma.toPrecision(2));
+  if (round.length === 0 || top > round[round.length - 1]! * 1.1) round.push(top);
+  return round;
 }
 
 /** The display scale for σ: the largest σ of a run gets MAX_STROKE pixels. */

@@ -63,6 +63,8 @@ export async function renderCurriculum(run: RunRecords, options: VisualizeOption
   }
   const outDir = options.out;
   await fs.mkdir(outDir, { recursive: true });
+  // Strips from an earlier rendering with more images would linger beside the new page: remove this tool's own.
+  for (const f of await fs.readdir(outDir)) if (/^boxes-\d+-.*\.png$/.test(f)) await fs.rm(path.join(outDir, f), { force: true });
   const warnings: string[] = [];
   const warn = (m: string): void => {
     warnings.push(m);
