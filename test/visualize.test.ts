@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { boxStripSvg, layoutStrip, strokeWidth } from '../src/visualize/box-curriculum.js';
-import { visualizeCurriculum, pickSnapshots, type VisualizeResult } from '../src/visualize/curriculum-report.js';
+import { averageBuckets, visualizeCurriculum, pickSnapshots, type VisualizeResult } from '../src/visualize/curriculum-report.js';
 import { linePlot, niceTicks } from '../src/visualize/line-plot.js';
 import { OCCLUSION_STYLES } from '../src/visualize/palette.js';
 import { svgToPng } from '../src/visualize/svg.js';
@@ -185,6 +185,13 @@ test('a NaN in a curve breaks the line instead of drawing through it', () => {
   assert.equal(polylinePoints(svg, 's'), [2, 2]);
 });
 
+test('long curves are averaged in buckets (hand-computed)', () => {
+  const pts: [number, number][] = Array.from({ length: 7 }, (_, i) => [i + 1, i * 2]);
+  assert.equal(averageBuckets(pts, 10), { points: pts, bucket: 1 });
+  // 7 points, at most 3 → buckets of 3: (1,2,3 | 0,2,4), (4,5,6 | 6,8,10), (7 | 12).
+  assert.equal(averageBuckets(pts, 3), { points: [[2, 2], [5, 8], [7, 12]], bucket: 3 });
+});
+
 test('index.html references every PNG by a relative path, with a caption each', () => {
   const html = readFileSync(det.indexFile, 'utf8');
   const pngs = readdirSync(det.outDir).filter((f) => f.endsWith('.png')).sort();
@@ -249,6 +256,19 @@ test('missing or truncated records are clear errors naming the file and line', a
   } catch (err) {
     assert.match((err as Error).message, `${path.join(dir, 'metrics.jsonl')}: missing`);
   }
+});
+
+test('a run that has just started (one σ record, no metrics yet) still renders', async () => {
+  const dir = await makeDetectionRun({ epochs: 1 });
+  const sigmaFile = path.join(dir, 'sigma.jsonl');
+  writeFileSync(sigmaFile, readFileSync(sigmaFile, 'utf8').split('\n')[0] + '\n');
+  writeFileSync(path.join(dir, 'metrics.jsonl'), '');
+  const res = await visualizeCurriculum(dir, { out: path.join(dir, 'pictures'), images: 1 });
+  assert.equal(res.figures.map((f) => f.png), ['boxes-1-a.png', 'sigma-occlusion.png', 'sigma-difficulty.png', 'sigma-tracked.png']);
+  assert.equal(polylinePoints(readFileSync(path.join(dir, 'pictures', 'sigma-occlusion.svg'), 'utf8'), 'occl. 0'), [1]);
+  const r = await decode(path.join(dir, 'pictures', 'boxes-1-a.png'));
+  const layout = layoutStrip({ image: { png: null, width: 400, height: 160 }, snapshots: [{ epoch: 0, sigma: [] }], panelWidth: 620 });
+  assert.equal([r.width, r.height], [layout.width, layout.height]);
 });
 
 const CLI = fileURLToPath(new URL('../src/cli/visualize-curriculum.js', import.meta.url));

@@ -156,7 +156,7 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
     figures.push({
       section: 'boxes',
       png: name,
-      title: `Per-box curriculum: ${g.image}`,
+      title: `Per-box curriculum: ${path.basename(g.image)}`,
       caption:
         `Ground-truth boxes of ${g.image} at epochs ${snaps.map((s) => s.epoch).join(', ')}. Stroke width is proportional to ` +
         `the box's σ (${MAX_STROKE} px = σ ${fmtSigma(maxSigma)}, the largest shown; at least ${MIN_STROKE} px), colour is ` +
@@ -386,10 +386,13 @@ function trainingPlots(run: RunRecords): PlotJob[] {
 
   const lossSeries: PlotSeries[] = [];
   let c = 0;
+  let averaged = 1;
   const addLoss = (records: typeof train, prefix: string, dashed: boolean): void => {
     for (const k of numericKeys(records, isLoss)) {
       const pts = records.filter((m) => typeof m[k] === 'number').map((m) => [m.step, m[k] as number] as [number, number]);
-      lossSeries.push({ label: prefix + k, color: SERIES_COLORS[c++ % SERIES_COLORS.length]!, points: pts, dashed });
+      const { points, bucket } = averageBuckets(pts, MAX_CURVE_POINTS);
+      averaged = Math.max(averaged, bucket);
+      lossSeries.push({ label: prefix + k, color: SERIES_COLORS[c++ % SERIES_COLORS.length]!, points, dashed });
     }
   };
   addLoss(train, '', false);
@@ -402,7 +405,8 @@ function trainingPlots(run: RunRecords): PlotJob[] {
       spec: { title: 'Training loss', xLabel: 'step', yLabel: 'loss', series: lossSeries },
       caption:
         'Loss terms logged during training against the optimiser step (dashed: means over an epoch, or on the ' +
-        'validation set). Keys containing "loss" and the usual part names (cls, loc, conf, box, reg) are plotted.',
+        'validation set). Keys containing "loss" and the usual part names (cls, loc, conf, box, reg) are plotted.' +
+        (averaged > 1 ? ` Long series are drawn as means of ${averaged} consecutive records.` : ''),
     });
   }
 
@@ -444,6 +448,22 @@ function trainingPlots(run: RunRecords): PlotJob[] {
     });
   }
   return jobs;
+}
+
+/** More points than a plot can show are averaged in consecutive buckets (x: bucket mean too). */
+const MAX_CURVE_POINTS = 1500;
+
+export function averageBuckets(points: readonly [number, number][], max: number): { points: [number, number][]; bucket: number } {
+  if (points.length <= max) return { points: [...points], bucket: 1 };
+  const bucket = Math.ceil(points.length / max);
+  const out: [number, number][] = [];
+  for (let i = 0; i < points.length; i += bucket) {
+    const chunk = points.slice(i, i + bucket);
+    const finite = chunk.filter((p) => Number.isFinite(p[1]));
+    const x = chunk.reduce((a, p) => a + p[0], 0) / chunk.length;
+    out.push([x, finite.length ? finite.reduce((a, p) => a + p[1], 0) / finite.length : NaN]);
+  }
+  return { points: out, bucket };
 }
 
 // --- helpers -----------------------------------------------------------------------------------------------------------

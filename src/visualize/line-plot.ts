@@ -122,7 +122,7 @@ export function linePlot(spec: LinePlotSpec): { svg: string; area: PlotArea } {
   for (const r of spec.referenceLines ?? []) if (Number.isFinite(r.y)) ys.push(r.y);
   const xMin = xs.length ? Math.min(...xs) : 0;
   const xMax = xs.length ? Math.max(...xs) : 1;
-  const [x0, x1] = xMax > xMin ? [xMin, xMax] : [xMin - 1, xMax + 1];
+  const [x0, x1] = xMax > xMin ? [xMin, xMax] : [xMin, xMin + 1];
   const yTickCount = Math.max(2, Math.min(8, Math.floor(plotH / 50)));
   const [y0, y1] = spec.yRange ?? niceDomain(ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1, yTickCount);
   const area: PlotArea = {
