@@ -26,7 +26,7 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'output folder for the PNGs, SVGs and index.html (default: <run>/curriculum)')
     .option('--images <n>', 'how many tracked training images get a per-box strip', wholeNumber(0), 6)
     .option('--snapshots <n>', 'epochs shown per strip, spread from first to last', wholeNumber(1), 4)
-    .option('--allow-partial', 'skip a cut-short last record (a run still being written) instead of failing', false)
+    .option('--allow-partial', 'a run still being written: skip a cut-short last record, accept a missing metrics.jsonl', false)
     .addHelpText(
       'after',
       `
@@ -50,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const run = await readRun(opts.run, {
       truncatedTail: opts.allowPartial ? 'skip' : 'error',
+      missingMetrics: opts.allowPartial ? 'empty' : 'error',
       onSkip: (m) => console.warn(`warning: ${m}`),
     });
     const result = await renderCurriculum(run, {
