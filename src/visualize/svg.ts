@@ -43,5 +43,5 @@ export function svgDocument(width: number, height: number, body: string[], backg
 
 /** Rasterises an SVG document to PNG bytes at its own pixel size. */
 export async function svgToPng(svg: string): Promise<Buffer> {
-  return sharp(Buffer.from(svg), { density: 72 }).png({ compressionLevel: 9 }).toBuffer();
+  return sharp(Buffer.from(svg), { density: 72 }).png({ compressionLevel: 6 }).toBuffer();
 }
