@@ -145,7 +145,7 @@ test('visualizeCurriculum: per-box strip of a run shows a larger σ as a thicker
 
 test('a missing image is drawn as a grey placeholder and reported as a warning', async () => {
   assert.is(detWarnings.length, 1);
-  assert.match(detWarnings[0]!, /image \.\.\/images\/b\.png not found/);
+  assert.match(detWarnings[0]!, /^image \.\.\/images\/b\.png not found \(looked in .*\): drew its boxes on a grey placeholder$/);
   assert.equal(det.warnings, detWarnings);
   const strip = det.figures.find((f) => f.png === 'boxes-2-b.png')!;
   assert.match(strip.caption, /grey placeholder/);
@@ -154,6 +154,16 @@ test('a missing image is drawn as a grey placeholder and reported as a warning',
   const p = layout.panels[0]!;
   assert.ok(near(pixel(r, p.x + 5, p.y + 5), [138, 138, 138], 6), String(pixel(r, p.x + 5, p.y + 5)));
   assert.match(readFileSync(det.indexFile, 'utf8'), /1 warning/);
+});
+
+test('an unreadable image is a warning naming the file, and a placeholder', async () => {
+  const dir = await makeDetectionRun({ epochs: 1 });
+  const image = path.resolve(dir, '../images/a.png');
+  writeFileSync(image, 'not a png');
+  const res = await visualizeCurriculum(dir, { out: path.join(dir, 'pictures'), images: 1, snapshots: 1 });
+  assert.is(res.warnings.length, 1);
+  assert.ok(res.warnings[0]!.startsWith(`image ${image} could not be read (`), res.warnings[0]);
+  assert.match(res.figures[0]!.caption, /grey placeholder/);
 });
 
 test('σ curves have one point per σ record, per group, and the occluded group ends higher', () => {

@@ -125,14 +125,24 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
   for (const [k, g] of groups.entries()) {
     const boxes = g.members.map((i) => ({ box: run.manifest.tracked[i]!.box!, occlusion: run.manifest.tracked[i]!.occlusion }));
     const file = await resolveImage(g.image, run.dir);
-    let image: StripImage;
+    let image: StripImage | null = null;
+    let problem: string;
     if (file) {
-      image = await loadStripImage(file, panelWidth);
+      try {
+        image = await loadStripImage(file, panelWidth);
+      } catch (err) {
+        problem = `image ${file} could not be read (${(err as Error).message})`;
+      }
     } else {
-      warn(`image ${g.image} not found (looked beside ${run.dir} and in ${process.cwd()}): drew its boxes on a grey placeholder`);
+      problem = path.isAbsolute(g.image)
+        ? `image ${g.image} not found`
+        : `image ${g.image} not found (looked in ${run.dir} and in ${process.cwd()})`;
+    }
+    if (!image) {
+      warn(`${problem!}: drew its boxes on a grey placeholder`);
       const w = Math.max(...boxes.map((b) => b.box[2])) * 1.05 + 10;
       const h = Math.max(...boxes.map((b) => b.box[3])) * 1.05 + 10;
-      image = { png: null, width: w, height: h, missingNote: `image not found: ${g.image}` };
+      image = { png: null, width: w, height: h, missingNote: `${file ? 'unreadable' : 'not found'}: ${g.image}` };
     }
     const { svg } = boxStripSvg({
       title: `${path.basename(g.image)}: ${g.members.length} box${g.members.length === 1 ? '' : 'es'}, σ at ${snaps.length} epoch${snaps.length === 1 ? '' : 's'}`,
@@ -161,7 +171,7 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
         `Ground-truth boxes of ${g.image} at epochs ${snaps.map((s) => s.epoch).join(', ')}. Stroke width is proportional to ` +
         `the box's σ (${MAX_STROKE} px = σ ${fmtSigma(maxSigma)}, the largest shown; at least ${MIN_STROKE} px), colour is ` +
         `the KITTI occlusion level. A thick box is one the model finds hard and learns later.${note}` +
-        (file ? '' : ' The image file was not found; a grey placeholder stands in for it.'),
+        (image.png ? '' : ' The image file could not be found or read; a grey placeholder stands in for it.'),
     });
   }
   return figures;
