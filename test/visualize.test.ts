@@ -9,9 +9,10 @@ import sharp from 'sharp';
 import { boxStripSvg, layoutStrip, strokeWidth } from '../src/visualize/box-curriculum.js';
 import { averageBuckets, visualizeCurriculum, pickSnapshots, type VisualizeResult } from '../src/visualize/curriculum-report.js';
 import { linePlot, niceTicks } from '../src/visualize/line-plot.js';
-import { OCCLUSION_STYLES } from '../src/visualize/palette.js';
+import { CLEAN_COLOR, NOISY_COLOR, OCCLUSION_STYLES } from '../src/visualize/palette.js';
 import { svgToPng } from '../src/visualize/svg.js';
-import { IMAGE_RGB, makeClassificationRun, makeDetectionRun } from './visualize-fixture.js';
+import { layoutGallery, THUMB } from '../src/visualize/sample-gallery.js';
+import { IMAGE_RGB, makeClassificationRun, makeDetectionRun, sampleColor } from './visualize-fixture.js';
 
 type Rgb = [number, number, number];
 
@@ -231,6 +232,31 @@ test('classification run: class σ, clean vs corrupted σ and the corrupted shar
   assert.match(top, /noise rate 25%/);
   const r = await decode(path.join(dir, 'pictures', 'noisy-top-fraction.png'));
   assert.ok(r.width > 600 && r.height === 400);
+});
+
+test('classification gallery: highest-σ samples first, corrupted ones framed in red (checked by pixel colour)', async () => {
+  const dir = await makeClassificationRun(4, { withImages: true });
+  const res = await visualizeCurriculum(dir, { out: path.join(dir, 'pictures') });
+  assert.equal(res.warnings, []);
+  const fig = res.figures.find((f) => f.png === 'samples-by-sigma.png');
+  assert.ok(fig);
+  const r = await decode(path.join(dir, 'pictures', fig!.png));
+  // Final σ: noisy 0, 4, 8 → 3.00, 3.01, 3.02; clean 2, 5, 11 → 0.72 next. Top row: 8, 4, 0, 2, 5, 11 (6 of 12).
+  const top = [8, 4, 0, 2, 5, 11];
+  const layout = layoutGallery([{ title: '', samples: top.map(() => ({ png: null, label: '', sigma: 0 })) }, { title: '', samples: top.map(() => ({ png: null, label: '', sigma: 0 })) }]);
+  assert.equal([r.width, r.height], [layout.width, layout.height]);
+  top.forEach((id, col) => {
+    const c = layout.cells[0]![col]!;
+    const want = sampleColor(id);
+    const got = pixel(r, c.x + THUMB / 2, c.y + THUMB / 2);
+    assert.ok(near(got, [want.r, want.g, want.b], 12), `cell ${col}: ${got} is not sample ${id}`);
+    const frame = pixel(r, c.x - 3, c.y + THUMB / 2);
+    assert.ok(near(frame, hexRgb(id % 4 === 0 ? NOISY_COLOR : CLEAN_COLOR), 30), `frame of ${id}: ${frame}`);
+  });
+  // Bottom row: the lowest σ (0.70: samples 3, 6, 9) comes first.
+  const low = layout.cells[1]![0]!;
+  const lowPx = pixel(r, low.x + THUMB / 2, low.y + THUMB / 2);
+  assert.ok([3, 6, 9].some((id) => near(lowPx, [sampleColor(id).r, sampleColor(id).g, sampleColor(id).b], 12)), String(lowPx));
 });
 
 test('missing or truncated records are clear errors naming the file and line', async () => {

@@ -20,6 +20,7 @@ import { linePlot, type PlotSeries, type ReferenceLine } from './line-plot.js';
 import { CLEAN_COLOR, DIFFICULTY_COLORS, NOISY_COLOR, occlusionStyle, SERIES_COLORS } from './palette.js';
 import { svgToPng } from './svg.js';
 import { indexHtml } from './index-page.js';
+import { gallerySvg, thumbnail, type GallerySample } from './sample-gallery.js';
 
 export interface VisualizeOptions {
   /** Output folder (created). */
@@ -73,6 +74,7 @@ export async function renderCurriculum(run: RunRecords, options: VisualizeOption
   const figures: Figure[] = [];
 
   figures.push(...(await renderBoxStrips(run, options, warn)));
+  figures.push(...(await renderGallery(run, options, warn)));
   for (const plot of [...sigmaPlots(run), ...trainingPlots(run)]) {
     const { svg } = linePlot(plot.spec);
     await writeFileAtomic(path.join(outDir, plot.name + '.svg'), svg);
@@ -175,6 +177,55 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
     });
   }
   return figures;
+}
+
+// --- sample gallery (classification) -----------------------------------------------------------------------------------
+
+/** Samples per gallery row. */
+const GALLERY_ROW = 8;
+
+async function renderGallery(run: RunRecords, options: VisualizeOptions, warn: (m: string) => void): Promise<Figure[]> {
+  const candidates = run.manifest.tracked.map((t, i) => ({ t, i })).filter(({ t }) => t.image !== undefined && t.box === undefined);
+  if (candidates.length === 0) return [];
+  const last = run.sigma[run.sigma.length - 1]!;
+  const ranked = candidates
+    .filter(({ i }) => Number.isFinite(last.tracked[i]!))
+    .sort((a, b) => last.tracked[b.i]! - last.tracked[a.i]! || a.i - b.i);
+  const per = Math.min(GALLERY_ROW, Math.ceil(ranked.length / 2));
+  const high = ranked.slice(0, per);
+  const low = ranked.slice(Math.max(per, ranked.length - per)).reverse();
+  const missing: string[] = [];
+  const load = async ({ t, i }: { t: TrackedInstance; i: number }): Promise<GallerySample> => {
+    let png: Buffer | null = null;
+    const file = await resolveImage(t.image!, run.dir);
+    if (file) {
+      try {
+        png = await thumbnail(file);
+      } catch {
+        missing.push(`${file} (unreadable)`);
+      }
+    } else missing.push(t.image!);
+    const label = t.className ?? (t.classIndex !== undefined ? run.manifest.classNames?.[t.classIndex] ?? `class ${t.classIndex}` : `#${t.id}`);
+    return { png, label, sigma: last.tracked[i]!, noisy: t.noisy };
+  };
+  const rows = [{ title: `Highest σ (learnt last)`, samples: await Promise.all(high.map(load)) }];
+  if (low.length) rows.push({ title: `Lowest σ (learnt first)`, samples: await Promise.all(low.map(load)) });
+  if (missing.length) {
+    warn(`${missing.length} of ${high.length + low.length} sample images not found or unreadable (e.g. ${missing[0]}): grey placeholders`);
+  }
+  const { svg } = gallerySvg(`Tracked samples by σ at epoch ${last.epoch}`, rows);
+  const name = 'samples-by-sigma.png';
+  await writeFileAtomic(path.join(options.out, name), await svgToPng(svg));
+  const noisyKnown = candidates.some(({ t }) => t.noisy !== undefined);
+  return [{
+    section: 'boxes',
+    png: name,
+    title: 'Samples the curriculum postpones and those it learns first',
+    caption:
+      `Of the ${candidates.length} tracked samples with an image, the ${high.length} with the highest σ at epoch ${last.epoch} ` +
+      `(top row) and the ${low.length} with the lowest (bottom row), with their label and σ.` +
+      (noisyKnown ? ' A thick red frame marks a sample whose label was corrupted: these should gather in the top row.' : ''),
+  }];
 }
 
 // --- σ curves ----------------------------------------------------------------------------------------------------------
