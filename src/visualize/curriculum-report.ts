@@ -457,16 +457,16 @@ function trainingPlots(run: RunRecords): PlotJob[] {
     }
   };
   addLoss(train, '', false);
-  addLoss(epochs, 'epoch mean ', true);
-  addLoss(val, 'val ', true);
+  addLoss(epochs, '(epoch) ', true);
+  addLoss(val, '(val) ', true);
   if (lossSeries.length) {
     jobs.push({
       name: 'loss',
       section: 'training',
       spec: { title: 'Training loss', xLabel: 'step', yLabel: 'loss', series: lossSeries },
       caption:
-        'Loss terms logged during training against the optimiser step (dashed: means over an epoch, or on the ' +
-        'validation set). Keys containing "loss" and the usual part names (cls, loc, conf, box, reg) are plotted.' +
+        'Loss terms logged during training against the optimiser step (dashed: values of the per-epoch records, marked (epoch), and ' +
+        'of the validation records, marked (val)). Keys containing "loss" and the usual part names (cls, loc, conf, box, reg) are plotted.' +
         (averaged > 1 ? ` Long series are drawn as means of ${averaged} consecutive records.` : ''),
     });
   }
