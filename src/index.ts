@@ -48,7 +48,7 @@ export type {
 } from './records/run-records.js';
 export { visualizeCurriculum, renderCurriculum, pickSnapshots } from './visualize/curriculum-report.js';
 export type { VisualizeOptions, VisualizeResult, Figure, FigureSection } from './visualize/curriculum-report.js';
-export { linePlot, niceTicks } from './visualize/line-plot.js';
+export { linePlot, niceTicks, niceScale } from './visualize/line-plot.js';
 export type { LinePlotSpec, PlotSeries, ReferenceLine } from './visualize/line-plot.js';
 export { boxStripSvg, layoutStrip, strokeWidth } from './visualize/box-curriculum.js';
 export type { StripSpec, StripBox, StripSnapshot, StripImage, StripLayout } from './visualize/box-curriculum.js';

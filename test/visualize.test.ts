@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { boxStripSvg, layoutStrip, strokeWidth } from '../src/visualize/box-curriculum.js';
 import { averageBuckets, visualizeCurriculum, pickSnapshots, type VisualizeResult } from '../src/visualize/curriculum-report.js';
-import { linePlot, niceTicks } from '../src/visualize/line-plot.js';
+import { linePlot, niceScale, niceTicks } from '../src/visualize/line-plot.js';
 import { CLEAN_COLOR, NOISY_COLOR, OCCLUSION_STYLES } from '../src/visualize/palette.js';
 import { svgToPng } from '../src/visualize/svg.js';
 import { layoutGallery, THUMB } from '../src/visualize/sample-gallery.js';
@@ -78,10 +78,15 @@ test.before(async () => {
   det = await visualizeCurriculum(detRun, { out: path.join(detRun, 'pictures'), onWarning: (m) => detWarnings.push(m) });
 });
 
-test('niceTicks and pickSnapshots (literal cases)', () => {
+test('niceTicks, niceScale and pickSnapshots (literal cases)', () => {
   assert.equal(niceTicks(0, 1, 5), [0, 0.25, 0.5, 0.75, 1]);
   assert.equal(niceTicks(0.3, 3.1, 5), [1, 2, 3]);
   assert.equal(niceTicks(0, 50, 6), [0, 10, 20, 30, 40, 50]);
+  const scale = niceScale(0.58, 1.07, 6);
+  const r6 = (v: number): number => Number(v.toFixed(6));
+  assert.equal(scale.domain.map(r6), [0.5, 1.1]);
+  assert.equal(scale.ticks.map(r6), [0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1]);
+  assert.equal(niceScale(2, 2, 5).ticks.map(r6), [1.8, 1.9, 2, 2.1, 2.2]);
   assert.equal(pickSnapshots(6, 4), [0, 2, 3, 5]);
   assert.equal(pickSnapshots(3, 4), [0, 1, 2]);
   assert.equal(pickSnapshots(10, 1), [0]);
