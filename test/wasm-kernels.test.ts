@@ -31,14 +31,14 @@ for (const c of poolCases) {
     const name = `max-pool gradient matches cpu on ${sign} inputs: x [${c.x}] ${c.size}x${c.size} stride ${c.s} ${c.pad}`;
     test(name, async () => {
       const x = randomInput(new Rng(c.x[1]! * 7 + c.size), c.x, sign === 'negative' ? -2 : -1, sign === 'negative' ? -0.01 : 1);
-      const out = tf.tidy(() => tf.maxPool(tf.zeros(c.x), c.size, c.s, c.pad).shape.slice());
+      const out = tf.tidy(() => tf.maxPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.s, c.pad).shape.slice());
       await compareGrads(name, [x], out, (t) => tf.maxPool(t as tf.Tensor4D, c.size, c.s, c.pad));
     });
   }
   const avg = `avg-pool gradient matches cpu: x [${c.x}] ${c.size}x${c.size} stride ${c.s} ${c.pad}`;
   test(avg, async () => {
     const x = randomInput(new Rng(c.x[2]! * 5 + c.s), c.x);
-    const out = tf.tidy(() => tf.avgPool(tf.zeros(c.x), c.size, c.s, c.pad).shape.slice());
+    const out = tf.tidy(() => tf.avgPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.s, c.pad).shape.slice());
     await compareGrads(avg, [x], out, (t) => tf.avgPool(t as tf.Tensor4D, c.size, c.s, c.pad));
   });
 }
