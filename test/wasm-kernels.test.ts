@@ -144,4 +144,35 @@ test('resize-bilinear gradient equals the transpose of the forward resize (align
   }
 });
 
+test('fast paths (leading-axis Sum/Mean, per-channel broadcasts, Slice of any rank, Cast, clone) match cpu', async () => {
+  const rng = new Rng(31);
+  const x = randomInput(rng, [3, 4, 5, 6], -2, 2);
+  const v = randomInput(rng, [6], 0.5, 2);
+  const v4 = { shape: [1, 1, 1, 6], data: v.data };
+  const s = randomInput(rng, [1], 0.5, 2);
+  const five = randomInput(rng, [2, 3, 4, 3, 5]);
+  const f = (xt: tf.Tensor, vt: tf.Tensor, v4t: tf.Tensor, st: tf.Tensor, ft: tf.Tensor): tf.Tensor[] => [
+    tf.sum(xt, [0, 1, 2]), tf.mean(xt, [0, 1, 2], true), tf.sum(xt, [0]), tf.mean(xt), tf.sum(xt, [1, 2]),
+    tf.sum(xt, [0, 1, 2, 3], true), tf.mean(xt, [0, 2]),
+    tf.add(xt, vt), tf.sub(v4t, xt), tf.mul(v4t, xt), tf.div(xt, v4t), tf.div(vt, xt), tf.sub(xt, st), tf.mul(st, xt),
+    tf.slice(xt, [1, 0, 2, 1], [2, 4, 2, 3]), tf.slice(xt, [0, 1, 0, 0], [3, 2, 5, 6]), tf.slice(xt, [2, 3, 4, 5], [1, 1, 1, 1]),
+    tf.slice(ft, [1, 0, 1, 0, 2], [1, 3, 2, 3, 3]), tf.slice(ft, [0, 1, 0, 0, 0], [2, 1, 4, 3, 5]),
+    tf.cast(tf.slice(tf.cast(xt, 'int32'), [0, 1, 1, 1], [2, 2, 2, 2]), 'float32'),
+    tf.cast(xt, 'float32'), tf.clone(xt),
+  ];
+  const inputs = [x, v, v4, s, five];
+  assertClose(await runOn('wasm', inputs, f), await runOn('cpu', inputs, f), 1e-6, 'fast paths');
+});
+
+test('a shared clone or cast stays valid after the original is disposed', async () => {
+  await tf.setBackend('wasm');
+  const a = tf.tensor1d([1, 2, 3]);
+  const b = tf.clone(a);
+  const c = tf.cast(a, 'float32');
+  a.dispose();
+  assert.equal(Array.from(b.dataSync()), [1, 2, 3]);
+  assert.equal(Array.from(c.dataSync()), [1, 2, 3]);
+  tf.dispose([b, c]);
+});
+
 test.run();
