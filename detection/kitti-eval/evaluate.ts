@@ -10,6 +10,7 @@
 import type { KittiObject } from '../../datasets/kitti/label-file.js';
 import { KITTI_DIFFICULTIES, type KittiDifficulty } from '../../datasets/kitti/label-file.js';
 import { KITTI_CLASS_PARAMS, KITTI_EVAL_CLASSES, type KittiEvalClass } from './classes.js';
+import { tableFromObjects, TypeCode, type KittiBoxTable } from './box-table.js';
 
 /** Number of recall sample points of the devkit (N_SAMPLE_PTS). */
 export const N_SAMPLE_PTS = 41;
@@ -52,13 +53,7 @@ export interface KittiEvalInput {
 
 /** Per-class, per-difficulty AP11 and AP|R40 (percent) and the number of valid ground-truth boxes. */
 export function evaluateKitti(input: KittiEvalInput): KittiEvalResult {
-  const detailed = evaluateKittiDetailed(input);
-  const out: KittiEvalResult = {};
-  for (const [cls, byDifficulty] of Object.entries(detailed) as [KittiEvalClass, KittiClassResult<KittiApDetail>][]) {
-    const entry = (d: KittiApDetail): KittiApEntry => ({ ap11: d.ap11, ap40: d.ap40, gt: d.gt });
-    out[cls] = { easy: entry(byDifficulty.easy), moderate: entry(byDifficulty.moderate), hard: entry(byDifficulty.hard) };
-  }
-  return out;
+  return summarise(evaluateKittiDetailed(input));
 }
 
 /** Like `evaluateKitti`, with the selected thresholds, the precision curve and TP/FP counts. */
@@ -72,22 +67,56 @@ export function evaluateKittiDetailed(input: KittiEvalInput): KittiEvalResult<Ki
     });
   }
   const ids = [...input.groundTruth.keys()];
-  const gtLists = ids.map((id) => input.groundTruth.get(id)!);
-  const detLists = ids.map((id) => input.detections.get(id) ?? []);
+  return evaluateKittiTables({
+    groundTruth: tableFromObjects(ids.map((id) => input.groundTruth.get(id)!)),
+    detections: tableFromObjects(ids.map((id) => input.detections.get(id) ?? [])),
+    classes: input.classes,
+  });
+}
+
+/** Drops the curves from a detailed result. */
+export function summarise(detailed: KittiEvalResult<KittiApDetail>): KittiEvalResult {
+  const out: KittiEvalResult = {};
+  for (const [cls, byDifficulty] of Object.entries(detailed) as [KittiEvalClass, KittiClassResult<KittiApDetail>][]) {
+    const entry = (d: KittiApDetail): KittiApEntry => ({ ap11: d.ap11, ap40: d.ap40, gt: d.gt });
+    out[cls] = { easy: entry(byDifficulty.easy), moderate: entry(byDifficulty.moderate), hard: entry(byDifficulty.hard) };
+  }
+  return out;
+}
+
+export interface KittiTableInput {
+  /** Ground truth of image i in rows groundTruth.start[i] .. start[i + 1] (DontCare included). */
+  groundTruth: KittiBoxTable;
+  /** Detections of image i, with scores; the same number of images. */
+  detections: KittiBoxTable;
+  classes?: readonly KittiEvalClass[];
+}
+
+/** The evaluation on columnar boxes (what the directory reader produces). */
+export function evaluateKittiTables(input: KittiTableInput): KittiEvalResult<KittiApDetail> {
+  if (input.groundTruth.nImages !== input.detections.nImages) {
+    throw new Error(`ground truth has ${input.groundTruth.nImages} images but detections have ${input.detections.nImages}`);
+  }
   const out: KittiEvalResult<KittiApDetail> = {};
   for (const cls of input.classes ?? KITTI_EVAL_CLASSES) {
-    const packed = packClass(cls, gtLists, detLists);
-    const minOverlap = KITTI_CLASS_PARAMS[cls].minOverlap;
+    const packed = packClass(cls, input.groundTruth, input.detections);
     out[cls] = {
-      easy: evaluateDifficulty(packed, minOverlap, KITTI_DIFFICULTIES[0]),
-      moderate: evaluateDifficulty(packed, minOverlap, KITTI_DIFFICULTIES[1]),
-      hard: evaluateDifficulty(packed, minOverlap, KITTI_DIFFICULTIES[2]),
+      easy: evaluateDifficulty(packed, KITTI_DIFFICULTIES[0]),
+      moderate: evaluateDifficulty(packed, KITTI_DIFFICULTIES[1]),
+      hard: evaluateDifficulty(packed, KITTI_DIFFICULTIES[2]),
     };
   }
   return out;
 }
 
-/** The boxes of one class, in file order, without the objects the devkit skips for it at every difficulty. */
+const CLASS_CODE: Readonly<Record<KittiEvalClass, TypeCode>> = { car: TypeCode.CAR, pedestrian: TypeCode.PEDESTRIAN, cyclist: TypeCode.CYCLIST };
+const NEIGHBOUR_CODE: Readonly<Record<KittiEvalClass, number>> = { car: TypeCode.VAN, pedestrian: TypeCode.PERSON_SITTING, cyclist: -1 };
+
+/**
+ * The boxes of one class, in file order, without the objects the devkit skips for it at every difficulty, and for
+ * each ground truth its candidate detections (IoU above the class threshold): every rule of the matching requires that
+ * overlap, so other pairs never matter.
+ */
 interface PackedClass {
   nImages: number;
   /** Ground truth of the class or its neighbour class; image i owns [gtStart[i], gtStart[i+1]). */
@@ -96,6 +125,11 @@ interface PackedClass {
   gtHeight: Float64Array;
   gtOccluded: Float64Array;
   gtTruncated: Float64Array;
+  /** Candidates of ground truth g: candDet[candStart[g] .. candStart[g+1]) (detection index within its image, in
+   * file order) with IoU candIou[...]. */
+  candStart: Int32Array;
+  candDet: Int32Array;
+  candIou: Float64Array;
   /** Detections of the class, and detections of any class lower than the largest minimum height. */
   detStart: Int32Array;
   detOfClass: Uint8Array;
@@ -104,135 +138,135 @@ interface PackedClass {
   detScore: Float64Array;
   /** 1 when some DontCare box covers more than minOverlap of the detection's area. */
   detInDontCare: Uint8Array;
-  /** IoU of image i's ground truth g and detection d at iouStart[i] + g * nDet(i) + d. */
-  iouStart: Int32Array;
-  iou: Float64Array;
+  /** 1 when the detection is a candidate of some ground truth. */
+  detConnected: Uint8Array;
   maxDetsPerImage: number;
 }
 
-/** The devkit's imageBoxOverlap(det, gt, -1): intersection over union, areas without +1. */
-function boxIou(a: readonly number[], b: readonly number[]): number {
-  const x1 = a[0]! < b[0]! ? b[0]! : a[0]!;
-  const y1 = a[1]! < b[1]! ? b[1]! : a[1]!;
-  const x2 = a[2]! > b[2]! ? b[2]! : a[2]!;
-  const y2 = a[3]! > b[3]! ? b[3]! : a[3]!;
+/** The devkit's imageBoxOverlap(det, gt, -1): intersection over union, areas without +1. a and b index 4-tuples. */
+function boxIou(A: Float64Array, a: number, B: Float64Array, b: number): number {
+  const ax1 = A[a]!, ay1 = A[a + 1]!, ax2 = A[a + 2]!, ay2 = A[a + 3]!;
+  const bx1 = B[b]!, by1 = B[b + 1]!, bx2 = B[b + 2]!, by2 = B[b + 3]!;
+  const x1 = ax1 < bx1 ? bx1 : ax1;
+  const y1 = ay1 < by1 ? by1 : ay1;
+  const x2 = ax2 > bx2 ? bx2 : ax2;
+  const y2 = ay2 > by2 ? by2 : ay2;
   const w = x2 - x1;
   const h = y2 - y1;
   if (w <= 0 || h <= 0) return 0;
   const inter = w * h;
-  const aArea = (a[2]! - a[0]!) * (a[3]! - a[1]!);
-  const bArea = (b[2]! - b[0]!) * (b[3]! - b[1]!);
+  const aArea = (ax2 - ax1) * (ay2 - ay1);
+  const bArea = (bx2 - bx1) * (by2 - by1);
   return inter / (aArea + bArea - inter);
 }
 
 /** The devkit's imageBoxOverlap(det, dontcare, 0): intersection over the detection's area. */
-function overlapOverFirst(a: readonly number[], b: readonly number[]): number {
-  const x1 = a[0]! < b[0]! ? b[0]! : a[0]!;
-  const y1 = a[1]! < b[1]! ? b[1]! : a[1]!;
-  const x2 = a[2]! > b[2]! ? b[2]! : a[2]!;
-  const y2 = a[3]! > b[3]! ? b[3]! : a[3]!;
+function overlapOverFirst(A: Float64Array, a: number, B: Float64Array, b: number): number {
+  const ax1 = A[a]!, ay1 = A[a + 1]!, ax2 = A[a + 2]!, ay2 = A[a + 3]!;
+  const bx1 = B[b]!, by1 = B[b + 1]!, bx2 = B[b + 2]!, by2 = B[b + 3]!;
+  const x1 = ax1 < bx1 ? bx1 : ax1;
+  const y1 = ay1 < by1 ? by1 : ay1;
+  const x2 = ax2 > bx2 ? bx2 : ax2;
+  const y2 = ay2 > by2 ? by2 : ay2;
   const w = x2 - x1;
   const h = y2 - y1;
   if (w <= 0 || h <= 0) return 0;
-  return (w * h) / ((a[2]! - a[0]!) * (a[3]! - a[1]!));
+  return (w * h) / ((ax2 - ax1) * (ay2 - ay1));
 }
 
-function packClass(cls: KittiEvalClass, gtLists: (readonly KittiObject[])[], detLists: (readonly KittiObject[])[]): PackedClass {
-  const { neighbour, minOverlap } = KITTI_CLASS_PARAMS[cls];
-  const nImages = gtLists.length;
+function intHeight(box: Float64Array, r: number): number {
+  return Math.trunc(Math.abs(box[4 * r + 1]! - box[4 * r + 3]!));
+}
+
+function packClass(cls: KittiEvalClass, gt: KittiBoxTable, det: KittiBoxTable): PackedClass {
+  const code = CLASS_CODE[cls];
+  const neighbour = NEIGHBOUR_CODE[cls];
+  const minOverlap = KITTI_CLASS_PARAMS[cls].minOverlap;
+  const nImages = gt.nImages;
   const gtStart = new Int32Array(nImages + 1);
   const detStart = new Int32Array(nImages + 1);
-  const iouStart = new Int32Array(nImages + 1);
-  // Selection per image, kept for the fill pass.
-  const gtSel: KittiObject[][] = new Array<KittiObject[]>(nImages);
-  const gtNb: boolean[][] = new Array<boolean[]>(nImages);
-  const dcSel: KittiObject[][] = new Array<KittiObject[]>(nImages);
-  const detSel: KittiObject[][] = new Array<KittiObject[]>(nImages);
-  const detCls: boolean[][] = new Array<boolean[]>(nImages);
   let nGt = 0;
   let nDet = 0;
-  let nIou = 0;
   let maxDets = 0;
   for (let i = 0; i < nImages; i++) {
-    const g: KittiObject[] = [];
-    const nb: boolean[] = [];
-    const dc: KittiObject[] = [];
-    for (const o of gtLists[i]!) {
-      const t = o.type.toLowerCase();
-      if (t === cls) {
-        g.push(o);
-        nb.push(false);
-      } else if (t === neighbour) {
-        g.push(o);
-        nb.push(true);
-      } else if (t === 'dontcare') {
-        dc.push(o);
-      }
-    }
-    const d: KittiObject[] = [];
-    const dcls: boolean[] = [];
-    for (const o of detLists[i]!) {
-      const ofClass = o.type.toLowerCase() === cls;
-      if (ofClass || Math.trunc(Math.abs(o.bbox[1] - o.bbox[3])) < MAX_MIN_HEIGHT) {
-        d.push(o);
-        dcls.push(ofClass);
-      }
-    }
-    gtSel[i] = g;
-    gtNb[i] = nb;
-    dcSel[i] = dc;
-    detSel[i] = d;
-    detCls[i] = dcls;
     gtStart[i] = nGt;
     detStart[i] = nDet;
-    iouStart[i] = nIou;
-    nGt += g.length;
-    nDet += d.length;
-    nIou += g.length * d.length;
-    if (d.length > maxDets) maxDets = d.length;
+    for (let r = gt.start[i]!; r < gt.start[i + 1]!; r++) if (gt.type[r] === code || gt.type[r] === neighbour) nGt++;
+    for (let r = det.start[i]!; r < det.start[i + 1]!; r++) if (det.type[r] === code || intHeight(det.box, r) < MAX_MIN_HEIGHT) nDet++;
+    if (nDet - detStart[i]! > maxDets) maxDets = nDet - detStart[i]!;
   }
   gtStart[nImages] = nGt;
   detStart[nImages] = nDet;
-  iouStart[nImages] = nIou;
 
+  const gtRow = new Int32Array(nGt);
   const gtNeighbour = new Uint8Array(nGt);
   const gtHeight = new Float64Array(nGt);
   const gtOccluded = new Float64Array(nGt);
   const gtTruncated = new Float64Array(nGt);
+  const detRow = new Int32Array(nDet);
   const detOfClass = new Uint8Array(nDet);
   const detIntHeight = new Float64Array(nDet);
   const detScore = new Float64Array(nDet);
   const detInDontCare = new Uint8Array(nDet);
-  const iou = new Float64Array(nIou);
+  const detConnected = new Uint8Array(nDet);
+  const candStart = new Int32Array(nGt + 1);
+  let candDet = new Int32Array(Math.max(16, nGt * 2));
+  let candIou = new Float64Array(candDet.length);
+  let nCand = 0;
+  let gk = 0;
+  let dk = 0;
   for (let i = 0; i < nImages; i++) {
-    const g = gtSel[i]!;
-    const d = detSel[i]!;
-    const g0 = gtStart[i]!;
-    const d0 = detStart[i]!;
-    for (let k = 0; k < g.length; k++) {
-      const o = g[k]!;
-      gtNeighbour[g0 + k] = gtNb[i]![k] ? 1 : 0;
-      gtHeight[g0 + k] = o.bbox[3] - o.bbox[1];
-      gtOccluded[g0 + k] = o.occluded;
-      gtTruncated[g0 + k] = o.truncated;
+    const gEnd = gt.start[i + 1]!;
+    for (let r = gt.start[i]!; r < gEnd; r++) {
+      const t = gt.type[r];
+      if (t !== code && t !== neighbour) continue;
+      gtRow[gk] = r;
+      gtNeighbour[gk] = t === code ? 0 : 1;
+      gtHeight[gk] = gt.box[4 * r + 3]! - gt.box[4 * r + 1]!;
+      gtOccluded[gk] = gt.occluded[r]!;
+      gtTruncated[gk] = gt.truncated[r]!;
+      gk++;
     }
-    for (let k = 0; k < d.length; k++) {
-      const o = d[k]!;
-      detOfClass[d0 + k] = detCls[i]![k] ? 1 : 0;
-      detIntHeight[d0 + k] = Math.trunc(Math.abs(o.bbox[1] - o.bbox[3]));
-      detScore[d0 + k] = o.score!;
-      for (const c of dcSel[i]!) {
-        if (overlapOverFirst(o.bbox, c.bbox) > minOverlap) {
-          detInDontCare[d0 + k] = 1;
+    const dEnd = det.start[i + 1]!;
+    for (let r = det.start[i]!; r < dEnd; r++) {
+      const ofClass = det.type[r] === code;
+      const h = intHeight(det.box, r);
+      if (!ofClass && h >= MAX_MIN_HEIGHT) continue;
+      detRow[dk] = r;
+      detOfClass[dk] = ofClass ? 1 : 0;
+      detIntHeight[dk] = h;
+      detScore[dk] = det.score[r]!;
+      for (let c = gt.start[i]!; c < gEnd; c++) {
+        if (gt.type[c] === TypeCode.DONTCARE && overlapOverFirst(det.box, 4 * r, gt.box, 4 * c) > minOverlap) {
+          detInDontCare[dk] = 1;
           break;
         }
       }
+      dk++;
     }
-    const base = iouStart[i]!;
-    for (let a = 0; a < g.length; a++) {
-      for (let b = 0; b < d.length; b++) iou[base + a * d.length + b] = boxIou(d[b]!.bbox, g[a]!.bbox);
+    const d0 = detStart[i]!;
+    const nd = detStart[i + 1]! - d0;
+    for (let g = gtStart[i]!; g < gtStart[i + 1]!; g++) {
+      candStart[g] = nCand;
+      const gb = 4 * gtRow[g]!;
+      for (let j = 0; j < nd; j++) {
+        const o = boxIou(det.box, 4 * detRow[d0 + j]!, gt.box, gb);
+        if (!(o > minOverlap)) continue;
+        if (nCand === candDet.length) {
+          const moreDet = new Int32Array(2 * nCand);
+          moreDet.set(candDet);
+          candDet = moreDet;
+          const moreIou = new Float64Array(2 * nCand);
+          moreIou.set(candIou);
+          candIou = moreIou;
+        }
+        candDet[nCand] = j;
+        candIou[nCand++] = o;
+        detConnected[d0 + j] = 1;
+      }
     }
   }
+  candStart[nGt] = nCand;
   return {
     nImages,
     gtStart,
@@ -240,13 +274,15 @@ function packClass(cls: KittiEvalClass, gtLists: (readonly KittiObject[])[], det
     gtHeight,
     gtOccluded,
     gtTruncated,
+    candStart,
+    candDet,
+    candIou,
     detStart,
     detOfClass,
     detIntHeight,
     detScore,
     detInDontCare,
-    iouStart,
-    iou,
+    detConnected,
     maxDetsPerImage: maxDets,
   };
 }
@@ -299,8 +335,8 @@ interface Difficulty {
   maxTruncation: number;
 }
 
-function evaluateDifficulty(p: PackedClass, minOverlap: number, diff: Difficulty): KittiApDetail {
-  const { gtStart, detStart, iouStart, iou, detScore } = p;
+function evaluateDifficulty(p: PackedClass, diff: Difficulty): KittiApDetail {
+  const { gtStart, detStart, candStart, candDet, candIou, detScore, detInDontCare, detConnected } = p;
   const nGtTotal = gtStart[p.nImages]!;
   const nDetTotal = detStart[p.nImages]!;
 
@@ -323,89 +359,126 @@ function evaluateDifficulty(p: PackedClass, minOverlap: number, diff: Difficulty
 
   const assigned = new Uint8Array(p.maxDetsPerImage);
 
-  // Pass 1 (compute_fp = false): each ground truth takes the highest-scoring unassigned overlapping detection.
+  // Pass 1 (compute_fp = false): each ground truth, in file order, takes the highest-scoring unassigned candidate.
   const v = new Float64Array(nGt);
   let nv = 0;
   for (let i = 0; i < p.nImages; i++) {
     const d0 = detStart[i]!;
     const nd = detStart[i + 1]! - d0;
     if (nd === 0) continue;
-    const g0 = gtStart[i]!;
-    const ng = gtStart[i + 1]! - g0;
     assigned.fill(0, 0, nd);
-    for (let g = 0; g < ng; g++) {
-      const row = iouStart[i]! + g * nd;
+    for (let g = gtStart[i]!; g < gtStart[i + 1]!; g++) {
       let detIdx = -1;
       let best = NO_DETECTION;
-      for (let j = 0; j < nd; j++) {
+      for (let c = candStart[g]!; c < candStart[g + 1]!; c++) {
+        const j = candDet[c]!;
         if (ignDet[d0 + j] === -1 || assigned[j] === 1) continue;
-        if (iou[row + j]! > minOverlap && detScore[d0 + j]! > best) {
+        if (detScore[d0 + j]! > best) {
           detIdx = j;
           best = detScore[d0 + j]!;
         }
       }
       if (detIdx < 0) continue;
       assigned[detIdx] = 1;
-      if (ignGt[g0 + g] === 0 && ignDet[d0 + detIdx] === 0) v[nv++] = detScore[d0 + detIdx]!;
+      if (ignGt[g] === 0 && ignDet[d0 + detIdx] === 0) v[nv++] = detScore[d0 + detIdx]!;
     }
   }
   const thresholds = selectThresholds(v.subarray(0, nv), nGt);
   const nThr = thresholds.length;
 
-  // Pass 2 (compute_fp = true) per threshold.
-  const tp = new Array<number>(nThr).fill(0);
-  const fp = new Array<number>(nThr).fill(0);
+  // Pass 2 (compute_fp = true) per threshold. A detection takes part from the first threshold at or below its score
+  // on (thresholds descend). A detection that is no ground truth's candidate is never assigned: it is a false positive
+  // from then on unless ignored or inside DontCare. The others can change the matching, so an image is matched again
+  // at each threshold where one of them joins, and its counts hold until the next (kept as differences).
+  const dTp = new Float64Array(nThr + 1);
+  const dFp = new Float64Array(nThr + 1);
+  const joinsAt = new Int32Array(p.maxDetsPerImage);
+  const events = new Int32Array(p.maxDetsPerImage);
   for (let i = 0; i < p.nImages; i++) {
     const d0 = detStart[i]!;
     const nd = detStart[i + 1]! - d0;
-    if (nd === 0) continue;
-    const g0 = gtStart[i]!;
-    const ng = gtStart[i + 1]! - g0;
-    const iou0 = iouStart[i]!;
-    let prevCount = -1;
-    let imgTp = 0;
-    let imgFp = 0;
-    for (let t = 0; t < nThr; t++) {
-      const thresh = thresholds[t]!;
-      let count = 0;
-      for (let j = 0; j < nd; j++) if (ignDet[d0 + j] !== -1 && detScore[d0 + j]! >= thresh) count++;
-      if (count !== prevCount) {
-        prevCount = count;
-        imgTp = 0;
-        imgFp = 0;
-        if (count > 0) {
-          assigned.fill(0, 0, nd);
-          for (let g = 0; g < ng; g++) {
-            const row = iou0 + g * nd;
-            let detIdx = -1;
-            let maxOverlap = 0;
-            let assignedIgnoredDet = false;
-            for (let j = 0; j < nd; j++) {
-              const ign = ignDet[d0 + j]!;
-              if (ign === -1 || assigned[j] === 1 || detScore[d0 + j]! < thresh) continue;
-              const overlap = iou[row + j]!;
-              if (overlap > minOverlap && (overlap > maxOverlap || assignedIgnoredDet) && ign === 0) {
-                maxOverlap = overlap;
-                detIdx = j;
-                assignedIgnoredDet = false;
-              } else if (overlap > minOverlap && detIdx < 0 && ign === 1) {
-                detIdx = j;
-                assignedIgnoredDet = true;
-              }
-            }
-            if (detIdx < 0) continue; // a false negative when the ground truth is valid; not needed for AP
-            assigned[detIdx] = 1;
-            if (ignGt[g0 + g] === 0 && ignDet[d0 + detIdx] === 0) imgTp++;
-          }
-          // False positives: valid, unassigned detections above the threshold not absorbed by a DontCare area.
-          for (let j = 0; j < nd; j++) {
-            if (ignDet[d0 + j] === 0 && assigned[j] === 0 && detScore[d0 + j]! >= thresh && p.detInDontCare[d0 + j] === 0) imgFp++;
+    if (nd === 0 || nThr === 0) continue;
+    let nEvents = 0;
+    for (let j = 0; j < nd; j++) {
+      const ign = ignDet[d0 + j]!;
+      if (ign === -1) {
+        joinsAt[j] = nThr;
+        continue;
+      }
+      // First t with thresholds[t] <= score (binary search on the descending thresholds).
+      const score = detScore[d0 + j]!;
+      let lo = 0;
+      let hi = nThr;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (thresholds[mid]! <= score) hi = mid;
+        else lo = mid + 1;
+      }
+      joinsAt[j] = lo;
+      if (lo === nThr) continue;
+      if (detConnected[d0 + j] === 0) {
+        if (ign === 0 && detInDontCare[d0 + j] === 0) dFp[lo]++;
+        continue;
+      }
+      // Insert into the sorted, distinct event list.
+      let k = nEvents;
+      while (k > 0 && events[k - 1]! > lo) k--;
+      if (k === 0 || events[k - 1] !== lo) {
+        events.copyWithin(k + 1, k, nEvents);
+        events[k] = lo;
+        nEvents++;
+      }
+    }
+    let prevTp = 0;
+    let prevFp = 0;
+    for (let e = 0; e < nEvents; e++) {
+      const t = events[e]!;
+      assigned.fill(0, 0, nd);
+      let imgTp = 0;
+      for (let g = gtStart[i]!; g < gtStart[i + 1]!; g++) {
+        let detIdx = -1;
+        let maxOverlap = 0;
+        let assignedIgnoredDet = false;
+        for (let c = candStart[g]!; c < candStart[g + 1]!; c++) {
+          const j = candDet[c]!;
+          if (joinsAt[j]! > t || assigned[j] === 1) continue; // skipped class, below the threshold, or taken
+          const ign = ignDet[d0 + j]!;
+          const overlap = candIou[c]!;
+          if ((overlap > maxOverlap || assignedIgnoredDet) && ign === 0) {
+            maxOverlap = overlap;
+            detIdx = j;
+            assignedIgnoredDet = false;
+          } else if (detIdx < 0 && ign === 1) {
+            detIdx = j;
+            assignedIgnoredDet = true;
           }
         }
+        if (detIdx < 0) continue; // a false negative when the ground truth is valid; not needed for AP
+        assigned[detIdx] = 1;
+        if (ignGt[g] === 0 && ignDet[d0 + detIdx] === 0) imgTp++;
       }
-      tp[t] += imgTp;
-      fp[t] += imgFp;
+      // False positives among candidates: valid, unassigned, above the threshold and not absorbed by DontCare.
+      let imgFp = 0;
+      for (let j = 0; j < nd; j++) {
+        if (detConnected[d0 + j] === 1 && ignDet[d0 + j] === 0 && assigned[j] === 0 && joinsAt[j]! <= t && detInDontCare[d0 + j] === 0) {
+          imgFp++;
+        }
+      }
+      dTp[t] += imgTp - prevTp;
+      dFp[t] += imgFp - prevFp;
+      prevTp = imgTp;
+      prevFp = imgFp;
     }
+  }
+  const tp = new Array<number>(nThr);
+  const fp = new Array<number>(nThr);
+  let runTp = 0;
+  let runFp = 0;
+  for (let t = 0; t < nThr; t++) {
+    runTp += dTp[t]!;
+    runFp += dFp[t]!;
+    tp[t] = runTp;
+    fp[t] = runFp;
   }
 
   const precision = monotonePrecision(tp, fp);

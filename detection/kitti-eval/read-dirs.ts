@@ -1,9 +1,10 @@
 /** Reads KITTI label and result directories (the object benchmark's layout) for `evaluateKitti`. */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { parseKittiObjects, type KittiObject } from '../../datasets/kitti/label-file.js';
-import { evaluateKitti, type KittiEvalResult } from './evaluate.js';
+import { evaluateKittiTables, summarise, type KittiEvalResult } from './evaluate.js';
 import type { KittiEvalClass } from './classes.js';
+import { BoxTableBuilder, type KittiBoxTable } from './box-table.js';
+import { scanKittiFile } from './scan.js';
 
 export interface KittiDirsOptions {
   /** Directory of label files `<id>.txt` (e.g. training/label_2). */
@@ -16,8 +17,9 @@ export interface KittiDirsOptions {
 
 export interface KittiDirsData {
   ids: string[];
-  groundTruth: Map<string, KittiObject[]>;
-  detections: Map<string, KittiObject[]>;
+  /** Ground truth of image ids[i] in rows groundTruth.start[i] .. start[i + 1]. */
+  groundTruth: KittiBoxTable;
+  detections: KittiBoxTable;
   /** The directory the result files were read from (results or results/data). */
   resultsDir: string;
   /** Ids with no result file: evaluated as images without detections. */
@@ -73,20 +75,47 @@ export function readKittiDirs(options: KittiDirsOptions): KittiDirsData {
     ids = [...labelNames].sort();
   }
   if (ids.length === 0) throw new Error(`no images to evaluate: no label files (*.txt) in ${options.labels}`);
-  const groundTruth = new Map<string, KittiObject[]>();
-  const detections = new Map<string, KittiObject[]>();
+  const groundTruth = new BoxTableBuilder(16 * ids.length);
+  const detections = new BoxTableBuilder(16 * ids.length);
   const missingResults: string[] = [];
+  const reader = new FileReader();
   for (const id of ids) {
     const labelFile = path.join(options.labels, id + '.txt');
-    groundTruth.set(id, parseKittiObjects(readFileSync(labelFile, 'utf8'), labelFile, { kind: 'label' }));
+    scanKittiFile(reader.buffer, reader.read(labelFile), labelFile, 'label', groundTruth);
+    groundTruth.endImage();
     if (resultNames.has(id)) {
       const resultFile = path.join(resultsDir, id + '.txt');
-      detections.set(id, parseKittiObjects(readFileSync(resultFile, 'utf8'), resultFile, { kind: 'result' }));
+      scanKittiFile(reader.buffer, reader.read(resultFile), resultFile, 'result', detections);
     } else {
       missingResults.push(id);
     }
+    detections.endImage();
   }
-  return { ids, groundTruth, detections, resultsDir, missingResults };
+  return { ids, groundTruth: groundTruth.finish(), detections: detections.finish(), resultsDir, missingResults };
+}
+
+/** Reads whole files into one reused buffer: open, read, close, and no allocation per file. */
+class FileReader {
+  buffer = new Uint8Array(1 << 16);
+
+  /** Reads the file; its bytes are buffer[0 .. returned length). */
+  read(file: string): number {
+    const fd = openSync(file, 'r');
+    try {
+      let n = 0;
+      while (true) {
+        const got = readSync(fd, this.buffer, n, this.buffer.length - n, null);
+        n += got;
+        // A short read of a regular file is its end.
+        if (got === 0 || n < this.buffer.length) return n;
+        const bigger = new Uint8Array(this.buffer.length * 2);
+        bigger.set(this.buffer);
+        this.buffer = bigger;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
 }
 
 /** Reads the directories and evaluates them; `onMissingResults` hears about images without a result file. */
@@ -95,5 +124,5 @@ export function evaluateKittiDirs(
 ): KittiEvalResult {
   const data = readKittiDirs(options);
   if (data.missingResults.length > 0) options.onMissingResults?.(data.missingResults, data.resultsDir);
-  return evaluateKitti({ groundTruth: data.groundTruth, detections: data.detections, classes: options.classes });
+  return summarise(evaluateKittiTables({ groundTruth: data.groundTruth, detections: data.detections, classes: options.classes }));
 }
