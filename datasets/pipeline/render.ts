@@ -116,7 +116,8 @@ interface AxisSamples {
 
 /** Per output coordinate, k sample positions mapped into the source: neighbours, weights, and whether inside. */
 function axisSamples(outSize: number, srcSize: number, scale: number, offset: number): AxisSamples {
-  const k = Math.max(1, Math.min(4, Math.ceil(1 / Math.abs(scale) - 1e-6)));
+  // One bilinear sample down to a 1.5x shrink; beyond, k×k samples (box-filter-like) against aliasing.
+  const k = Math.max(1, Math.min(4, Math.round(1 / Math.abs(scale))));
   const n = outSize * k;
   const i0 = new Int32Array(n);
   const i1 = new Int32Array(n);
@@ -157,13 +158,48 @@ export function renderSample(
   const xs = axisSamples(width, src.width, affine.sx, affine.tx);
   const ys = axisSamples(height, src.height, affine.sy, affine.ty);
   const m = colour ?? identityColourMap();
-  const [m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = m as unknown as number[];
+  const [m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11] = Array.from(m) as [number, number, number, number, number, number, number, number, number, number, number, number];
   const data = src.data;
   const rowStride = src.width * 3;
   const kx = xs.k;
   const ky = ys.k;
   const perPixel = kx * ky;
   let o = offset;
+  if (perPixel === 1) {
+    // Fast path (no supersampling): one bilinear sample per output pixel.
+    for (let v = 0; v < height; v++) {
+      const rowIn = ys.inside[v] === 1;
+      const rowA = ys.i0[v]! * rowStride;
+      const rowB = ys.i1[v]! * rowStride;
+      const wy = ys.w1[v]!;
+      for (let u = 0; u < width; u++) {
+        if (!rowIn || !xs.inside[u]) {
+          out[o++] = (fill[0] - mean[0]) * scale;
+          out[o++] = (fill[1] - mean[1]) * scale;
+          out[o++] = (fill[2] - mean[2]) * scale;
+          continue;
+        }
+        const ca = xs.i0[u]! * 3;
+        const cb = xs.i1[u]! * 3;
+        const wx = xs.w1[u]!;
+        const a0 = rowA + ca;
+        const a1 = rowA + cb;
+        const b0 = rowB + ca;
+        const b1 = rowB + cb;
+        const w00 = (1 - wx) * (1 - wy);
+        const w01 = wx * (1 - wy);
+        const w10 = (1 - wx) * wy;
+        const w11 = wx * wy;
+        const r = w00 * data[a0]! + w01 * data[a1]! + w10 * data[b0]! + w11 * data[b1]!;
+        const g = w00 * data[a0 + 1]! + w01 * data[a1 + 1]! + w10 * data[b0 + 1]! + w11 * data[b1 + 1]!;
+        const b = w00 * data[a0 + 2]! + w01 * data[a1 + 2]! + w10 * data[b0 + 2]! + w11 * data[b1 + 2]!;
+        out[o++] = (clamp255(m0 * r + m1 * g + m2 * b + m3) - mean[0]) * scale;
+        out[o++] = (clamp255(m4 * r + m5 * g + m6 * b + m7) - mean[1]) * scale;
+        out[o++] = (clamp255(m8 * r + m9 * g + m10 * b + m11) - mean[2]) * scale;
+      }
+    }
+    return;
+  }
   for (let v = 0; v < height; v++) {
     for (let u = 0; u < width; u++) {
       let r = 0;
