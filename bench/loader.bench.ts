@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- --only loader [--train-ips N] [--images N]`: images/s of the detection input pipeline (sharp decode,
- * SSD augmentation, resize to 384x128, normalisation, batching with prefetch 2) on a freshly generated synthetic KITTI
+ * SSD augmentation, resize to 384x128, normalisation, batching with prefetch 2; in the main thread and with one
+ * worker thread) on a freshly generated synthetic KITTI
  * set, at the synthetic default size (480x145) and at KITTI's full size (1242x375).
  *
  * With `--train-ips N` (the training step's consumption rate, e.g. from `--only detector`) it also runs the loader
@@ -50,40 +51,48 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
       };
       ctx.emit({ ...common, bench: 'loader', value: gen.imagesPerSecond, unit: 'images/s', what: 'make-synthetic-kitti generation' });
 
-      for (const augment of [SSD_AUGMENTATION, null]) {
-        const loader = new DetectionLoader(items, { batchSize: BATCH, ...OUT, seed: 1, augment, prefetch: 2 });
-        await loader.next(); // warm-up (sharp start-up, JIT)
+      const variants = [
+        { augment: SSD_AUGMENTATION, workers: 0 },
+        { augment: SSD_AUGMENTATION, workers: 1 },
+        { augment: null, workers: 0 },
+      ];
+      for (const { augment, workers } of variants) {
+        const loader = new DetectionLoader(items, { batchSize: BATCH, ...OUT, seed: 1, augment, prefetch: 2, workers });
+        await loader.next(); // warm-up (sharp start-up, JIT, worker start)
         const batches = Math.max(2, loader.batchesPerEpoch * 2);
         const t0 = performance.now();
         let n = 0;
         for (let k = 0; k < batches; k++) n += (await loader.next()).batchSize;
         const seconds = (performance.now() - t0) / 1000;
-        loader.close();
-        ctx.emit({ ...common, value: n / seconds, unit: 'images/s', what: augment ? 'pipeline, SSD augmentation' : 'pipeline, resize only', images: n });
+        await loader.close();
+        ctx.emit({ ...common, value: n / seconds, unit: 'images/s', what: `pipeline, ${augment ? 'SSD augmentation' : 'resize only'}`, workers, images: n });
       }
 
       if (trainIps !== null && trainIps > 0) {
-        const loader = new DetectionLoader(items, { batchSize: BATCH, ...OUT, seed: 2, augment: SSD_AUGMENTATION, prefetch: 2 });
-        await loader.next();
-        const stepMs = (1000 * BATCH) / trainIps;
-        const batches = Math.max(2, loader.batchesPerEpoch * 2);
-        let waited = 0;
-        const t0 = performance.now();
-        for (let k = 0; k < batches; k++) {
-          const w0 = performance.now();
+        for (const workers of [0, 1]) {
+          const loader = new DetectionLoader(items, { batchSize: BATCH, ...OUT, seed: 2, augment: SSD_AUGMENTATION, prefetch: 2, workers });
           await loader.next();
-          waited += performance.now() - w0;
-          busyWait(stepMs);
+          const stepMs = (1000 * BATCH) / trainIps;
+          const batches = Math.max(2, loader.batchesPerEpoch * 2);
+          let waited = 0;
+          const t0 = performance.now();
+          for (let k = 0; k < batches; k++) {
+            const w0 = performance.now();
+            await loader.next();
+            waited += performance.now() - w0;
+            busyWait(stepMs);
+          }
+          const total = performance.now() - t0;
+          await loader.close();
+          ctx.emit({
+            ...common,
+            value: waited / total,
+            unit: 'share of time waiting for data',
+            what: `simulated training step consuming ${trainIps} images/s`,
+            workers,
+            achievedImagesPerSecond: (batches * BATCH) / (total / 1000),
+          });
         }
-        const total = performance.now() - t0;
-        loader.close();
-        ctx.emit({
-          ...common,
-          value: waited / total,
-          unit: 'share of time waiting for data',
-          what: `simulated training step consuming ${trainIps} images/s`,
-          achievedImagesPerSecond: (batches * BATCH) / (total / 1000),
-        });
       }
     }
   } finally {

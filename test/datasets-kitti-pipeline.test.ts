@@ -230,4 +230,25 @@ test('loader on the KITTI fixture with sharp decoding; a bad image fails naming 
   bad.close();
 });
 
+test('worker threads give bit-identical batches and report bad files by name', async () => {
+  const ds = await KittiDataset.open(path.join(FIXTURES, 'standard'), { split: 'all', log: null });
+  const items = kittiDetectionItems(ds.records);
+  const opts = { batchSize: 2, width: 62, height: 19, seed: 4, augment: SSD_AUGMENTATION };
+  const inThread = new DetectionLoader(items, opts);
+  const threaded = new DetectionLoader(items, { ...opts, workers: 2 });
+  for (let k = 0; k < 3; k++) {
+    const a = await inThread.next();
+    const b = await threaded.next();
+    assert.equal([b.epoch, b.batchIndex, b.imageIds], [a.epoch, a.batchIndex, a.imageIds]);
+    assert.ok(Buffer.from(a.images.buffer).equals(Buffer.from(b.images.buffer)), `batch ${k}`);
+    assert.equal(b.targets.map((t) => [Array.from(t.boxes), Array.from(t.instanceIds), Array.from(t.ignore)]), a.targets.map((t) => [Array.from(t.boxes), Array.from(t.instanceIds), Array.from(t.ignore)]));
+    assert.equal(b.transforms, a.transforms);
+  }
+  await inThread.close();
+  await threaded.close();
+  const bad = new DetectionLoader([{ ...items[0]!, imagePath: '/nonexistent/000001.png' }], { batchSize: 1, width: 8, height: 8, seed: 0, workers: 1 });
+  await rejects(() => bad.next(), /\/nonexistent\/000001\.png: cannot decode image/);
+  await bad.close();
+});
+
 test.run();

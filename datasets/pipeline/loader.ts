@@ -23,9 +23,13 @@
 import { Rng } from '../../src/util/rng.js';
 import type { KittiRecord } from '../kitti/dataset.js';
 import { decodeImage } from './decode.js';
-import { planGeometry, type GeometricAugmentOptions } from './geometry.js';
-import { renderSample, samplePhotometric, type NormaliseOptions, type PhotometricOptions } from './render.js';
+import type { GeometricAugmentOptions } from './geometry.js';
+import type { NormaliseOptions, PhotometricOptions } from './render.js';
+import { prepareSample } from './sample.js';
 import type { Affine, DetectionTarget, RawImage } from './types.js';
+import { SampleWorkerPool } from './worker-pool.js';
+
+export { prepareSample } from './sample.js';
 
 /** One image of a detection dataset, independent of where it came from. */
 export interface DetectionItem {
@@ -62,8 +66,12 @@ export interface DetectionLoaderOptions {
   prefetch?: number;
   /** Injected decoder (default sharp, `decodeImage`). */
   decode?: (file: string) => Promise<RawImage>;
-  /** Keep decoded images in memory (small sets such as synthetic KITTI; default false). */
+  /** Keep decoded images in memory (small sets such as synthetic KITTI; default false; in-thread path only). */
   cacheDecoded?: boolean;
+  /** Worker threads that decode and augment off the main thread (default 0: in the main thread, decoding still in
+   * sharp's threads). 1-2 lets a synchronous training step and batch preparation truly overlap. Not combinable with
+   * `decode` or `cacheDecoded`. Results are identical either way. */
+  workers?: number;
 }
 
 export interface DetectionBatch {
@@ -140,6 +148,7 @@ export class DetectionLoader {
   private queue: Pending[] = [];
   private orders = new Map<number, Int32Array>();
   private closed = false;
+  private pool: SampleWorkerPool | null = null;
 
   constructor(
     readonly items: readonly DetectionItem[],
@@ -160,6 +169,11 @@ export class DetectionLoader {
     };
     if (this.opts.dropLast && items.length < this.opts.batchSize) {
       throw new Error(`DetectionLoader: ${items.length} items make no full batch of ${this.opts.batchSize} (dropLast)`);
+    }
+    const workers = options.workers ?? 0;
+    if (workers > 0) {
+      if (options.decode || options.cacheDecoded) throw new Error('DetectionLoader: workers cannot be combined with decode or cacheDecoded');
+      this.pool = new SampleWorkerPool(workers);
     }
     const decode = options.decode ?? decodeImage;
     this.decode = options.cacheDecoded
@@ -230,11 +244,12 @@ export class DetectionLoader {
     while (this.epoch === epoch && !this.closed) yield await this.next();
   }
 
-  /** Stops prefetching (in-flight work finishes and is dropped). */
-  close(): void {
+  /** Stops prefetching (in-flight work is dropped) and ends the worker threads. */
+  async close(): Promise<void> {
     this.closed = true;
     this.queue = [];
     this.cache.clear();
+    await this.pool?.close();
   }
 
   /** Keeps the next `count` batches (from the consumption position) in preparation. */
@@ -270,9 +285,18 @@ export class DetectionLoader {
       Array.from({ length: count }, async (_, i) => {
         const index = order[start + i]!;
         const item = this.items[index]!;
-        const img = await this.decode(item.imagePath);
-        const rng = this.options.augment ? new Rng(hashSeed(this.opts.seed, epoch, start + i)) : null;
-        const s = prepareSample(img, item.target, this.options, rng, images, i * height * width * 3);
+        const seed = this.options.augment ? hashSeed(this.opts.seed, epoch, start + i) : null;
+        const offset = i * height * width * 3;
+        let s: { target: DetectionTarget; affine: Affine };
+        if (this.pool) {
+          const { resize, augment, normalise } = this.options;
+          const r = await this.pool.run({ imagePath: item.imagePath, target: item.target, options: { width, height, resize, augment, normalise }, seed });
+          images.set(r.pixels, offset);
+          s = r;
+        } else {
+          const img = await this.decode(item.imagePath);
+          s = prepareSample(img, item.target, this.options, seed === null ? null : new Rng(seed), images, offset);
+        }
         targets[i] = s.target;
         transforms[i] = s.affine;
         itemIndices[i] = index;
@@ -281,33 +305,4 @@ export class DetectionLoader {
     );
     return { images, batchSize: count, height, width, channels: 3, targets, imageIds, itemIndices, transforms, epoch, batchIndex: batch };
   }
-}
-
-/**
- * One sample: geometry planned on the boxes, pixels rendered into `out` at `offset`, target returned in normalised
- * output coordinates. rng null means no augmentation.
- */
-export function prepareSample(
-  img: RawImage,
-  target: DetectionTarget,
-  options: Pick<DetectionLoaderOptions, 'width' | 'height' | 'resize' | 'augment' | 'normalise'>,
-  rng: Rng | null,
-  out: Float32Array,
-  offset: number,
-): { target: DetectionTarget; affine: Affine } {
-  const { width, height } = options;
-  const aug = rng ? (options.augment ?? null) : null;
-  const plan = planGeometry(img.width, img.height, target, { width, height, resize: options.resize ?? 'warp', augment: aug?.geometric ?? null }, aug ? rng : null);
-  const colour = aug?.photometric && rng ? samplePhotometric(aug.photometric, rng) : null;
-  renderSample(img, plan.affine, colour, options.normalise ?? {}, width, height, out, offset);
-  const norm = (a: Float32Array): Float32Array => {
-    const o = new Float32Array(a.length);
-    for (let k = 0; k < a.length; k += 2) {
-      o[k] = a[k]! / width;
-      o[k + 1] = a[k + 1]! / height;
-    }
-    return o;
-  };
-  const t = plan.target;
-  return { target: { boxes: norm(t.boxes), labels: t.labels, instanceIds: t.instanceIds, ignore: norm(t.ignore) }, affine: plan.affine };
 }
