@@ -46,3 +46,18 @@ export type {
   ReadRunOptions,
   GroupableInstance,
 } from './records/run-records.js';
+export { KittiDataset, KittiInputError, KITTI_CLASSES, KITTI_NEIGHBOUR_CLASSES } from '../datasets/kitti/dataset.js';
+export type { KittiBox, KittiRecord, KittiOpenOptions, KittiSplit } from '../datasets/kitti/dataset.js';
+export { parseKittiObjects, formatKittiObject, formatKittiDetection, kittiDifficulty, KittiFormatError } from '../datasets/kitti/label-file.js';
+export type { KittiObject, KittiDifficulty } from '../datasets/kitti/label-file.js';
+export { writeKittiResults } from '../datasets/kitti/result-writer.js';
+export type { KittiDetection } from '../datasets/kitti/result-writer.js';
+export { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
+export type { SyntheticKittiOptions, SyntheticKittiSummary } from '../datasets/synthetic-kitti/generate.js';
+export { DetectionLoader, kittiDetectionItems, prepareSample, SSD_AUGMENTATION } from '../datasets/pipeline/loader.js';
+export type { DetectionBatch, DetectionItem, DetectionLoaderOptions, LoaderState, AugmentOptions } from '../datasets/pipeline/loader.js';
+export type { DetectionTarget, RawImage, Affine } from '../datasets/pipeline/types.js';
+export { boxesToSource, planGeometry, cropTarget, flipBoxes } from '../datasets/pipeline/geometry.js';
+export type { GeometricAugmentOptions } from '../datasets/pipeline/geometry.js';
+export type { PhotometricOptions, NormaliseOptions } from '../datasets/pipeline/render.js';
+export { decodeImage, ImageDecodeError } from '../datasets/pipeline/decode.js';
