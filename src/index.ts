@@ -61,3 +61,10 @@ export { boxesToSource, planGeometry, cropTarget, flipBoxes } from '../datasets/
 export type { GeometricAugmentOptions } from '../datasets/pipeline/geometry.js';
 export type { PhotometricOptions, NormaliseOptions } from '../datasets/pipeline/render.js';
 export { decodeImage, ImageDecodeError } from '../datasets/pipeline/decode.js';
+export { visualizeCurriculum, renderCurriculum, pickSnapshots } from './visualize/curriculum-report.js';
+export type { VisualizeOptions, VisualizeResult, Figure, FigureSection } from './visualize/curriculum-report.js';
+export { linePlot, niceTicks } from './visualize/line-plot.js';
+export type { LinePlotSpec, PlotSeries, ReferenceLine } from './visualize/line-plot.js';
+export { boxStripSvg, layoutStrip, strokeWidth } from './visualize/box-curriculum.js';
+export type { StripSpec, StripBox, StripSnapshot, StripImage, StripLayout } from './visualize/box-curriculum.js';
+export { svgToPng } from './visualize/svg.js';
