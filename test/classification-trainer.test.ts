@@ -10,7 +10,7 @@ import type { CurriculumMode } from '../src/data-parameters/data-parameters.js';
 import { readRun } from '../src/records/run-records.js';
 import { Rng } from '../src/util/rng.js';
 import { smallCnn } from '../classification/models/models.js';
-import { InMemoryImageData } from '../classification/data/image-data.js';
+import { InMemoryImageData } from '../classification/input/image-data.js';
 import { ClassifierTrainer, DEFAULT_TRAINER_CONFIG } from '../classification/training/trainer.js';
 import type { TrainerConfig } from '../classification/training/trainer.js';
 import { corruptLabels } from '../datasets/noisy-labels/noisy-labels.js';

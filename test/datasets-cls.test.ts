@@ -17,7 +17,7 @@ import {
   parseLabelList,
 } from '../datasets/imagenet/imagenet.js';
 import { readFileLists, loadWebVisionList, webVisionImagePath } from '../datasets/webvision/file-list.js';
-import { corruptLabels, corruptedFractionInTop } from '../datasets/noisy-labels/noisy-labels.js';
+import { corruptLabels, corruptedFractionInTop, noisyRanking } from '../datasets/noisy-labels/noisy-labels.js';
 
 const tmp = (p: string): string => mkdtempSync(path.join(tmpdir(), `dp-cls-${p}-`));
 
@@ -336,6 +336,8 @@ test('corruptedFractionInTop: hand-computed cases', () => {
   assert.is(corruptedFractionInTop([5, 1, 2, 4, 3], corrupted, 0.4), 0.5); // top 2 = {0, 3}
   assert.is(corruptedFractionInTop([1, 1, 1, 1, 1], corrupted, 0.4), 0.5); // ties by index: {0, 1}
   assert.ok(Number.isNaN(corruptedFractionInTop([1, 2], new Uint8Array(2), 0.4)));
+  // 3 corrupt of 5, top 2 = {0, 2}: precision 2/2, recall 2/3
+  assert.equal(noisyRanking([5, 1, 4, 2, 3], new Uint8Array([1, 0, 1, 1, 0]), 0.4), { precision: 1, recall: 2 / 3 });
 });
 
 test.run();

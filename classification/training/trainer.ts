@@ -21,9 +21,9 @@ import type { CheckpointArray } from '../../src/util/checkpoint.js';
 import { ProgressBar } from '../../src/util/progress.js';
 import type { Logger } from '../../src/util/log.js';
 import type { NoisyLabels } from '../../datasets/noisy-labels/noisy-labels.js';
-import { corruptedFractionInTop } from '../../datasets/noisy-labels/noisy-labels.js';
+import { corruptedFractionInTop, noisyRanking } from '../../datasets/noisy-labels/noisy-labels.js';
 import type { ClassifierModel } from '../models/models.js';
-import type { ClassificationData } from '../data/image-data.js';
+import type { ClassificationData } from '../input/image-data.js';
 import { SgdMomentum, scheduledLr } from './sgd.js';
 import type { StepSchedule } from './sgd.js';
 import { expectedCalibrationError, fitTemperature, maskedMeanStd, nllAt, topKCorrect } from './metrics.js';
@@ -97,6 +97,8 @@ export interface EpochSummary {
   noisySigmaMean?: number;
   noisySigmaStd?: number;
   noisyTopFraction?: number;
+  /** The fraction of corrupted entries that are among the top ⌊N·rate⌋ by σ*. */
+  noisyTopRecall?: number;
 }
 
 export interface CalibrationResult {
@@ -328,7 +330,9 @@ export class ClassifierTrainer {
       summary.cleanSigmaStd = clean.std;
       summary.noisySigmaMean = noisy.mean;
       summary.noisySigmaStd = noisy.std;
-      summary.noisyTopFraction = corruptedFractionInTop(sigma, noise.corrupted, noise.rate);
+      const ranking = noisyRanking(sigma, noise.corrupted, noise.rate);
+      summary.noisyTopFraction = ranking.precision;
+      summary.noisyTopRecall = ranking.recall;
     }
     log(describeEpoch(summary, this.config.epochs));
     if (this.recorder) {
@@ -511,7 +515,7 @@ export function describeEpoch(s: EpochSummary, total: number): string {
   if (s.noisyTopFraction !== undefined) {
     line +=
       ` | σ clean ${s.cleanSigmaMean!.toFixed(3)}±${s.cleanSigmaStd!.toFixed(3)} corrupt ${s.noisySigmaMean!.toFixed(3)}±${s.noisySigmaStd!.toFixed(3)}` +
-      ` | corrupt in top by σ ${pct(s.noisyTopFraction)}`;
+      ` | top by σ: ${pct(s.noisyTopFraction)} corrupt, holding ${pct(s.noisyTopRecall)} of the corrupt`;
   }
   line += ` | ${s.imagesPerSecond.toFixed(1)} img/s, ${s.seconds.toFixed(1)} s`;
   if (s.skippedNonFinite > 0) line += ` | ${s.skippedNonFinite} non-finite steps skipped`;

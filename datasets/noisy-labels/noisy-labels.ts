@@ -88,12 +88,23 @@ export function corruptLabels(
  * Ties are broken by index so that the result is deterministic.
  */
 export function corruptedFractionInTop(sigma: ArrayLike<number>, corrupted: Uint8Array, rate: number): number {
+  return noisyRanking(sigma, corrupted, rate).precision;
+}
+
+/**
+ * Of the top ⌊N·rate⌋ entries by σ: `precision` = the fraction of them that are corrupt (the statistic above) and
+ * `recall` = the fraction of all corrupt entries that are among them. With uniform noise only ~rate·(K−1)/K of the
+ * entries are actually corrupt, so precision tops out below 1 while recall can reach 1.
+ */
+export function noisyRanking(sigma: ArrayLike<number>, corrupted: Uint8Array, rate: number): { precision: number; recall: number } {
   const n = sigma.length;
   const k = Math.floor(n * rate);
-  if (k === 0) return NaN;
+  if (k === 0) return { precision: NaN, recall: NaN };
   const order = Array.from({ length: n }, (_, i) => i);
   order.sort((a, b) => sigma[b]! - sigma[a]! || a - b);
   let c = 0;
   for (let r = 0; r < k; r++) c += corrupted[order[r]!]!;
-  return c / k;
+  let total = 0;
+  for (let i = 0; i < n; i++) total += corrupted[i]!;
+  return { precision: c / k, recall: total > 0 ? c / total : NaN };
 }
