@@ -22,3 +22,27 @@ export type {
   SigmaStats,
   IndexInput,
 } from './data-parameters/data-parameters.js';
+export {
+  RunRecorder,
+  readRun,
+  summariseSigma,
+  sigmaGroups,
+  noisyTopFraction,
+  RunRecordError,
+  MANIFEST_FILE,
+  SIGMA_FILE,
+  METRICS_FILE,
+} from './records/run-records.js';
+export type {
+  RunTask,
+  Difficulty,
+  TrackedInstance,
+  RunManifest,
+  SigmaSummary,
+  SigmaEntry,
+  MetricsKind,
+  MetricsEntry,
+  RunRecords,
+  ReadRunOptions,
+  GroupableInstance,
+} from './records/run-records.js';
