@@ -19,7 +19,9 @@ export class ParamStore {
 
   private add(map: Map<string, tf.Variable>, name: string, values: Float32Array, shape: number[], trainable: boolean): tf.Variable {
     if (this.trainable.has(name) || this.state.has(name)) throw new Error(`parameter '${name}' defined twice`);
-    const v = tf.variable(tf.tensor(values, shape), trainable, `${this.prefix}/${name}`);
+    const init = tf.tensor(values, shape);
+    const v = tf.variable(init, trainable, `${this.prefix}/${name}`);
+    init.dispose();
     map.set(name, v);
     return v;
   }
