@@ -36,6 +36,8 @@ export interface DetectorConfig {
     /** Validate on at most this many images (0 = all). */
     valLimit?: number;
     cacheImages?: boolean;
+    /** When `root` has no data: generate a synthetic KITTI set there with these settings (the embedded default). */
+    synthetic?: { images: number; seed: number; width?: number; height?: number };
   };
   train: {
     epochs: number;
@@ -54,8 +56,8 @@ export interface DetectorConfig {
     valEvery?: number;
     /** Also checkpoint every this many steps (0: only at epoch ends). */
     checkpointEvery?: number;
-    /** Score threshold for validation detections. */
-    valScoreThreshold?: number;
+    /** Also validate the untrained model before the first step (the reference an AP gain is measured against). */
+    valAtStart?: boolean;
   };
   curriculum: {
     mode: DetectorCurriculum;
@@ -63,6 +65,8 @@ export interface DetectorConfig {
     instance?: Partial<KindOptions>;
     clamp?: SigmaBounds | null;
   };
+  /** Output directory (run records, checkpoint, model/). */
+  out?: string;
 }
 
 export type ApTable = Record<string, Record<'easy' | 'moderate' | 'hard', { ap11: number; ap40: number; gt: number }>>;
@@ -94,6 +98,8 @@ export interface TrainRunResult {
   steps: number;
   epochs: number;
   finalAp: Partial<ApTable> | null;
+  /** AP of the untrained model (valAtStart), null otherwise. */
+  initialAp: Partial<ApTable> | null;
   model: SSD;
   dp: DataParameters | null;
   stoppedEarly: boolean;
@@ -363,6 +369,12 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
 
   const bar = o.progress === null ? null : new ProgressBar({ total: totalSteps, label: config.curriculum.mode === 'instance' ? 'train σ' : 'train', stream: o.progress ?? process.stderr });
   let finalAp: Partial<ApTable> | null = null;
+  let initialAp: Partial<ApTable> | null = null;
+  if (t.valAtStart && !o.resume) {
+    initialAp = await validate();
+    const car = initialAp?.['car'];
+    if (car) log(`untrained: car AP|R40 easy ${car.easy.ap40.toFixed(2)} moderate ${car.moderate.ap40.toFixed(2)} hard ${car.hard.ap40.toFixed(2)}`);
+  }
   let stoppedEarly = false;
   let next: Promise<Batch> | null = null;
   let windowStart = Date.now(), windowImages = 0;
@@ -430,7 +442,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
   } finally {
     opt.dispose();
   }
-  return { steps: step, epochs: epoch, finalAp, model, dp, stoppedEarly };
+  return { steps: step, epochs: epoch, finalAp, initialAp, model, dp, stoppedEarly };
 }
 
 function mean(v: ArrayLike<number>): number {
