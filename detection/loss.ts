@@ -17,8 +17,8 @@
  * constant: each box's σ then learns only from the anchors matched to it. With 'through', every negative anchor also
  * sends gradient to every box's σ (∂mean/∂σ_i = 1/n), and since negatives outnumber positives 3:1 that shared term would
  * dominate and push all σ of a batch together, erasing the per-box curriculum the paper is after. Both are tested
- * against finite differences. Per-anchor σ is assembled with a one-hot [boxes × anchors] matmul from typed arrays (no
- * tf.gather, whose gradient needs UnsortedSegmentSum).
+ * against finite differences. Per-anchor σ is a gather from [σ_1..σ_G, mean] (its gradient is UnsortedSegmentSum); on a
+ * backend without that kernel, a one-hot [boxes × anchors] matmul built from typed arrays gives the same result.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BatchTargets } from './targets.js';
@@ -30,6 +30,8 @@ export interface MultiBoxLossOptions {
   /** Weight of the localisation term. */
   locWeight?: number;
   negativeSigma?: 'detached' | 'through';
+  /** How per-anchor σ is looked up: 'auto' (gather when the backend has UnsortedSegmentSum), 'gather', 'onehot'. */
+  sigmaLookup?: 'auto' | 'gather' | 'onehot';
 }
 
 export interface LossParts {
@@ -45,12 +47,14 @@ export class MultiBoxLoss {
   readonly minNegatives: number;
   readonly locWeight: number;
   readonly negativeSigma: 'detached' | 'through';
+  readonly sigmaLookup: 'auto' | 'gather' | 'onehot';
 
   constructor(options: MultiBoxLossOptions = {}) {
     this.negPosRatio = options.negPosRatio ?? 3;
     this.minNegatives = options.minNegatives ?? 16;
     this.locWeight = options.locWeight ?? 1;
     this.negativeSigma = options.negativeSigma ?? 'detached';
+    this.sigmaLookup = options.sigmaLookup ?? 'auto';
   }
 
   /**
@@ -142,6 +146,19 @@ export class MultiBoxLoss {
     const G = targets.numBoxes;
     return tf.tidy(() => {
       if (G === 0) return tf.ones([N]) as tf.Tensor1D;
+      const mean: tf.Tensor | number =
+        this.negativeSigma === 'through' ? tf.mean(boxSigma) : meanOf(boxSigma.dataSync());
+      if (this.sigmaLookup === 'gather' || (this.sigmaLookup === 'auto' && hasKernel('UnsortedSegmentSum'))) {
+        // Gather from [σ_1 .. σ_G, mean]: index G for every anchor without a box.
+        const index = new Int32Array(N);
+        for (let o = 0; o < N; o++) {
+          const m = targets.boxIndex[o]!;
+          index[o] = m >= 0 ? m : G;
+        }
+        const ext = tf.concat([boxSigma, tf.reshape(typeof mean === 'number' ? tf.scalar(mean) : mean, [1])]);
+        return tf.gather(ext, tf.tensor1d(index, 'int32')) as tf.Tensor1D;
+      }
+      // Without UnsortedSegmentSum (the gather's gradient), a one-hot [boxes × anchors] matmul does the same.
       const select = new Float32Array(G * N);
       const rest = new Float32Array(N);
       for (let o = 0; o < N; o++) {
@@ -149,12 +166,15 @@ export class MultiBoxLoss {
         if (m >= 0) select[m * N + o] = 1;
         else rest[o] = 1;
       }
-      const mean: tf.Tensor | number =
-        this.negativeSigma === 'through' ? tf.mean(boxSigma) : meanOf(boxSigma.dataSync());
       const pos = tf.matMul(boxSigma.reshape([1, G]), tf.tensor2d(select, [G, N])).reshape([N]);
       return tf.add(pos, tf.mul(tf.tensor1d(rest), mean)) as tf.Tensor1D;
     });
   }
+}
+
+/** Whether the active backend has a kernel (wasm gains some only with the training kernels). */
+function hasKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
 }
 
 function meanOf(v: ArrayLike<number>): number {
