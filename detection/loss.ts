@@ -115,26 +115,81 @@ export class MultiBoxLoss {
     const N = B * A;
     const { mask, numNegative } = this.selectAnchors(clsLogits.dataSync(), targets, C);
     let numPositive = 0;
+    for (let o = 0; o < N; o++) if (targets.boxIndex[o]! >= 0) numPositive++;
+    const norm = Math.max(1, numPositive);
+    if (this.useGather()) return this.computeSelected(clsLogits, locPreds, targets, boxSigma, mask, numPositive, numNegative, norm);
     const posMask = new Float32Array(N);
     const onehot = new Float32Array(N * C);
     for (let o = 0; o < N; o++) {
       onehot[o * C + targets.labels[o]!] = 1;
-      if (targets.boxIndex[o]! >= 0) {
-        posMask[o] = 1;
-        numPositive++;
-      }
+      if (targets.boxIndex[o]! >= 0) posMask[o] = 1;
     }
-    const norm = Math.max(1, numPositive);
     return tf.tidy(() => {
       let z = clsLogits.reshape([N, C]);
       if (boxSigma !== null) z = z.div(this.anchorSigma(boxSigma, targets).reshape([N, 1]));
       const ce = tf.neg(tf.sum(tf.mul(tf.tensor2d(onehot, [N, C]), tf.logSoftmax(z)), 1));
       const cls = tf.div(tf.sum(tf.mul(ce, tf.tensor1d(mask))), norm) as tf.Scalar;
-      const diff = tf.abs(tf.sub(locPreds.reshape([N, 4]), tf.tensor2d(targets.locTargets, [N, 4])));
-      // smooth-L1 with β = 1: 0.5·d² where d < 1, d − 0.5 elsewhere (written with minimum so it is differentiable everywhere).
-      const quad = tf.minimum(diff, 1);
-      const sl1 = tf.sum(tf.mul(quad, tf.sub(diff, tf.mul(quad, 0.5))), 1);
+      const sl1 = smoothL1(tf.sub(locPreds.reshape([N, 4]), tf.tensor2d(targets.locTargets, [N, 4])));
       const loc = tf.div(tf.sum(tf.mul(sl1, tf.tensor1d(posMask))), norm) as tf.Scalar;
+      const total = tf.add(cls, tf.mul(loc, this.locWeight)) as tf.Scalar;
+      return { total, cls, loc, numPositive, numNegative };
+    });
+  }
+
+  private useGather(): boolean {
+    return this.sigmaLookup === 'gather' || (this.sigmaLookup === 'auto' && hasKernel('UnsortedSegmentSum'));
+  }
+
+  /**
+   * The same loss computed on the selected anchors only (positives and hard negatives, a few % of all anchors):
+   * rows gathered from the logits and offsets, so the σ division, softmax and smooth-L1 touch M ≪ B·A rows.
+   */
+  private computeSelected(
+    clsLogits: tf.Tensor3D,
+    locPreds: tf.Tensor3D,
+    targets: BatchTargets,
+    boxSigma: tf.Tensor1D | null,
+    mask: Float32Array,
+    numPositive: number,
+    numNegative: number,
+    norm: number,
+  ): LossParts {
+    const [B, A, C] = clsLogits.shape;
+    const N = B * A;
+    const G = targets.numBoxes;
+    const sel: number[] = [];
+    const pos: number[] = [];
+    for (let o = 0; o < N; o++) {
+      if (mask[o]) sel.push(o);
+      if (targets.boxIndex[o]! >= 0) pos.push(o);
+    }
+    const M = sel.length, P = pos.length;
+    const onehot = new Float32Array(M * C);
+    const sigmaIndex = new Int32Array(M);
+    sel.forEach((o, i) => {
+      onehot[i * C + targets.labels[o]!] = 1;
+      const m = targets.boxIndex[o]!;
+      sigmaIndex[i] = m >= 0 ? m : G;
+    });
+    const locT = new Float32Array(P * 4);
+    pos.forEach((o, i) => locT.set(targets.locTargets.subarray(o * 4, o * 4 + 4), i * 4));
+    return tf.tidy(() => {
+      let cls: tf.Scalar = tf.scalar(0);
+      if (M > 0) {
+        let z = tf.gather(clsLogits.reshape([N, C]), tf.tensor1d(Int32Array.from(sel), 'int32')) as tf.Tensor2D;
+        if (boxSigma !== null && G > 0) {
+          const mean: tf.Tensor = this.negativeSigma === 'through' ? tf.mean(boxSigma) : tf.scalar(meanOf(boxSigma.dataSync()));
+          const ext = tf.concat([boxSigma, tf.reshape(mean, [1])]);
+          z = tf.div(z, tf.gather(ext, tf.tensor1d(sigmaIndex, 'int32')).reshape([M, 1]));
+        }
+        const ce = tf.neg(tf.sum(tf.mul(tf.tensor2d(onehot, [M, C]), tf.logSoftmax(z))));
+        cls = tf.div(ce, norm) as tf.Scalar;
+      }
+      let loc: tf.Scalar = tf.scalar(0);
+      if (P > 0) {
+        const l = tf.gather(locPreds.reshape([N, 4]), tf.tensor1d(Int32Array.from(pos), 'int32'));
+        loc = tf.div(tf.sum(smoothL1(tf.sub(l, tf.tensor2d(locT, [P, 4])))), norm) as tf.Scalar;
+      }
       const total = tf.add(cls, tf.mul(loc, this.locWeight)) as tf.Scalar;
       return { total, cls, loc, numPositive, numNegative };
     });
@@ -148,7 +203,7 @@ export class MultiBoxLoss {
       if (G === 0) return tf.ones([N]) as tf.Tensor1D;
       const mean: tf.Tensor | number =
         this.negativeSigma === 'through' ? tf.mean(boxSigma) : meanOf(boxSigma.dataSync());
-      if (this.sigmaLookup === 'gather' || (this.sigmaLookup === 'auto' && hasKernel('UnsortedSegmentSum'))) {
+      if (this.useGather()) {
         // Gather from [σ_1 .. σ_G, mean]: index G for every anchor without a box.
         const index = new Int32Array(N);
         for (let o = 0; o < N; o++) {
@@ -175,6 +230,14 @@ export class MultiBoxLoss {
 /** Whether the active backend has a kernel (wasm gains some only with the training kernels). */
 function hasKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+/** Smooth-L1 (β = 1) per row, summed over the last axis: 0.5·d² where |d| < 1, |d| − 0.5 elsewhere (with minimum, so
+ * it is differentiable everywhere). */
+function smoothL1(d: tf.Tensor2D | tf.Tensor): tf.Tensor {
+  const a = tf.abs(d);
+  const q = tf.minimum(a, 1);
+  return tf.sum(tf.mul(q, tf.sub(a, tf.mul(q, 0.5))), -1);
 }
 
 function meanOf(v: ArrayLike<number>): number {
