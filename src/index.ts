@@ -68,3 +68,27 @@ export type { LinePlotSpec, PlotSeries, ReferenceLine } from './visualize/line-p
 export { boxStripSvg, layoutStrip, strokeWidth } from './visualize/box-curriculum.js';
 export type { StripSpec, StripBox, StripSnapshot, StripImage, StripLayout } from './visualize/box-curriculum.js';
 export { svgToPng } from './visualize/svg.js';
+// Detection (SSD with per-box data parameters)
+export { AnchorGenerator, featureMapSizes } from '../detection/anchors/anchor-generator.js';
+export type { AnchorGeneratorOptions, Anchors, InputSize, FeatureMapSize } from '../detection/anchors/anchor-generator.js';
+export { BoxCoder } from '../detection/box-coder.js';
+export { Matcher, NEGATIVE, IGNORED } from '../detection/matcher.js';
+export { MultiBoxLoss } from '../detection/loss.js';
+export type { MultiBoxLossOptions, LossParts } from '../detection/loss.js';
+export { Postprocessor } from '../detection/postprocess.js';
+export type { Detection, PostprocessOptions } from '../detection/postprocess.js';
+export { buildTargets } from '../detection/targets.js';
+export type { ImageTargets, BatchTargets } from '../detection/targets.js';
+export { SSD } from '../detection/model/ssd.js';
+export type { SSDParts, Predictions } from '../detection/model/ssd.js';
+export { LightBackbone } from '../detection/model/backbones/light.js';
+export { Vgg16ReducedBackbone } from '../detection/model/backbones/vgg16-reduced.js';
+export type { Backbone } from '../detection/model/backbones/backbone.js';
+export { ParamStore } from '../detection/model/params.js';
+export { buildSSD } from '../detection/model/build.js';
+export type { SSDSpec, BackboneSpec } from '../detection/model/build.js';
+export { saveSSD, loadSSD } from '../detection/model/io.js';
+export { sharpImageReader } from '../detection/train/data.js';
+export type { DetectionRecord, DetectionBox, ImageReader, Batch } from '../detection/train/data.js';
+export { trainDetector, trainStep, boxSigma, NonFiniteLossError } from '../detection/train/trainer.js';
+export type { DetectorConfig, TrainRunOptions, TrainRunResult } from '../detection/train/trainer.js';
