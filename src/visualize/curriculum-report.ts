@@ -411,8 +411,9 @@ function sigmaPlots(run: RunRecords): PlotJob[] {
             points: sigma.map((s) => [s.epoch, s.tracked[i]!] as [number, number]),
             legend: false,
             markers: false,
-            strokeWidth: 1.2,
-            opacity: 0.6,
+            // Few lines can be bold; many must be thin and see-through to stay readable.
+            strokeWidth: shown.length <= 30 ? 1.8 : 1,
+            opacity: shown.length <= 30 ? 0.85 : 0.45,
           })),
           ...[...categories].sort().map(([label, color]) => ({ label, color, points: [] })),
         ],
