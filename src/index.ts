@@ -5,3 +5,14 @@ export { Rng } from './util/rng.js';
 export type { RngState } from './util/rng.js';
 export { saveCheckpoint, loadCheckpoint } from './util/checkpoint.js';
 export type { Checkpoint, CheckpointArray } from './util/checkpoint.js';
+export {
+  evaluateKitti,
+  evaluateKittiDetailed,
+  evaluateKittiDirs,
+  readKittiDirs,
+  formatKittiJson,
+  formatKittiTable,
+  KITTI_EVAL_CLASSES,
+  parseKittiEvalClasses,
+} from '../detection/kitti-eval/index.js';
+export type { KittiApEntry, KittiApDetail, KittiEvalResult, KittiEvalInput, KittiEvalClass, KittiDirsOptions } from '../detection/kitti-eval/index.js';
