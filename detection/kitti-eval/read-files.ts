@@ -1,5 +1,5 @@
 /** Reading many small KITTI files into a KittiBoxTable; kept free of heavy imports so that a worker loads it fast. */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { KittiFormatError } from '../../datasets/kitti/label-file.js';
 import { BoxTableBuilder, type KittiBoxTable } from './box-table.js';
@@ -11,7 +11,7 @@ class FileReader {
 
   /** Reads the file; its bytes are buffer[0 .. returned length). */
   read(file: string): number {
-    const fd = openSync(file, 'r');
+    const fd = openSync(file, constants.O_RDONLY);
     try {
       let n = 0;
       while (true) {
@@ -42,9 +42,10 @@ export function scanFiles(
   const builder = new BoxTableBuilder(16 * ids.length);
   const reader = new FileReader();
   const missing: string[] = [];
+  const prefix = path.join(dir, '_').slice(0, -1); // normalised once, with its trailing separator
   for (const id of ids) {
     if (present === null || present.has(id)) {
-      const file = path.join(dir, id + '.txt');
+      const file = prefix + id + '.txt';
       scanKittiFile(reader.buffer, reader.read(file), file, kind, builder);
     } else {
       missing.push(id);
