@@ -3,9 +3,11 @@
  * (post-2019) rule for rule; see README "evaluate-kitti" and shared/notes/kitti-evaluation.md. All arithmetic is in
  * doubles with the devkit's expressions in the devkit's order, so results agree with it to the last bit.
  *
- * Speed: boxes are packed per class into typed arrays once; overlaps are computed once per (ground truth, detection)
- * pair and shared by the three difficulties and the 41 score thresholds; an image is only re-matched for a threshold
- * when the set of its detections above the threshold changed (the sets are nested, so equal counts mean equal sets).
+ * Speed, without changing any result: boxes are packed per class into typed arrays once; each ground truth keeps only
+ * its candidate detections (IoU above the threshold, computed once and shared by the three difficulties and all score
+ * thresholds); in pass 2 a detection that is no ground truth's candidate only ever adds a false positive, and an image
+ * is matched again only at the thresholds where one of its candidates joins (the detection sets above successive
+ * thresholds are nested, so between two such thresholds nothing changes).
  */
 import type { KittiObject } from '../../datasets/kitti/label-file.js';
 import { KITTI_DIFFICULTIES, type KittiDifficulty } from '../../datasets/kitti/label-file.js';
