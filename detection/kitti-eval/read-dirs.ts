@@ -113,13 +113,25 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
   if (!parallel) return readKittiDirs(options);
   const workerData: ReadWorkerData = { dir: options.labels, ids: set.ids, kind: 'label' };
   const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData });
+  // A format error found by the worker is the answer; a worker that fails to run at all is replaced by this thread.
   const labels = new Promise<KittiBoxTable>((resolve, reject) => {
+    let settled = false;
+    const fallback = (): void => {
+      if (settled) return;
+      settled = true;
+      try {
+        resolve(scanFiles(options.labels, set.ids, 'label', null).table);
+      } catch (e) {
+        reject(e);
+      }
+    };
     worker.once('message', (m: { table?: KittiBoxTable; error?: SerialisedError }) => {
+      settled = true;
       if (m.error !== undefined) reject(deserialiseError(m.error));
       else resolve(m.table!);
     });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`label reader stopped (exit code ${code})`)));
+    worker.once('error', fallback);
+    worker.once('exit', fallback);
   });
   let results: { table: KittiBoxTable; missing: string[] } | undefined;
   let resultsError: unknown;
