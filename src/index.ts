@@ -92,3 +92,14 @@ export { sharpImageReader } from '../detection/train/data.js';
 export type { DetectionRecord, DetectionBox, ImageReader, Batch } from '../detection/train/data.js';
 export { trainDetector, trainStep, boxSigma, NonFiniteLossError } from '../detection/train/trainer.js';
 export type { DetectorConfig, TrainRunOptions, TrainRunResult } from '../detection/train/trainer.js';
+export {
+  evaluateKitti,
+  evaluateKittiDetailed,
+  evaluateKittiDirs,
+  readKittiDirs,
+  formatKittiJson,
+  formatKittiTable,
+  KITTI_EVAL_CLASSES,
+  parseKittiEvalClasses,
+} from '../detection/kitti-eval/index.js';
+export type { KittiApEntry, KittiApDetail, KittiEvalResult, KittiEvalInput, KittiEvalClass, KittiDirsOptions } from '../detection/kitti-eval/index.js';
