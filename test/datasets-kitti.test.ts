@@ -57,6 +57,12 @@ test('reads the train split from ImageSets with all fields, sizes from the image
     [null, null, null, null],
   );
   assert.is(ds.numBoxes, 2);
+  const inst = ds.instances();
+  assert.is(inst.length, 5);
+  assert.equal(
+    inst.map((x) => (x ? `${x.record.imageId}:${x.box.line}` : null)),
+    [null, '000002:2', '000002:5', null, null],
+  );
 });
 
 test('instance ids are dataset-wide: val continues where train left off, never colliding, same on rerun', async () => {
@@ -196,6 +202,13 @@ test('a label without image, a split id without label, a truncated image, an emp
   );
   writeFileSync(png, 'not a png');
   await rejects(() => KittiDataset.open(dir3, { split: 'val', ...quiet }), /000003\.png: unreadable image/);
+
+  const dir5 = copyOfStandard();
+  cpSync(path.join(dir5, 'training', 'image_2', '000000.png'), path.join(dir5, 'training', 'image_2', '000004.png'));
+  const logs: string[] = [];
+  const withExtra = await KittiDataset.open(dir5, { split: 'all', log: (m) => logs.push(m) });
+  assert.is(withExtra.records.length, 4);
+  assert.ok(logs.some((l) => l.includes('1 image(s)') && l.includes('have no label file')), logs.join('\n'));
 
   const dir4 = copyOfStandard();
   writeFileSync(path.join(dir4, 'ImageSets', 'train.txt'), '\n');
