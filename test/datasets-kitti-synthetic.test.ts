@@ -97,6 +97,13 @@ test('truncation is the share of the projected box outside the image', () => {
   const c2 = car((-cam.cx * 9) / cam.f + 0.5, 9);
   const [u1, , u2] = projectBox({ width: W, height: H }, c2);
   assert.is(renderScene(scene([c2])).labels[0]!.object.truncated, Math.round((100 * -u1) / (u2 - u1)) / 100);
+  // A car whose box starts 0.93 px before the right border shows one pixel column: no label, never a box with
+  // right < left (a regression: 479.07 .. 479 was written once).
+  const half = (cam.f * 1.7) / (2 * 9);
+  const sliver = car(((W - 0.93 + half - cam.cx) * 9) / cam.f, 9);
+  const [s1] = projectBox({ width: W, height: H }, sliver);
+  assert.ok(Math.abs(s1 - (W - 0.93)) < 1e-9);
+  assert.equal(renderScene(scene([sliver])).labels, []);
 });
 
 test('far cars and almost hidden cars become DontCare regions', () => {
