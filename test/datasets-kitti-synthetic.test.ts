@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { camera, occlusionLevel, projectBox, renderScene, type SceneObject, type SceneSpec } from '../datasets/synthetic-kitti/scene.js';
-import { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
+import { ensureSyntheticKitti, generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
 import { KittiDataset } from '../datasets/kitti/dataset.js';
 
 const W = 480;
@@ -130,7 +130,7 @@ test('generator: same seed gives identical files, another seed differs; labels r
   const files = (d: string): string[] =>
     ['training/image_2', 'training/label_2', 'ImageSets'].flatMap((s) => readdirSync(path.join(d, s)).map((f) => path.join(s, f)));
   assert.equal(files(a), files(b));
-  assert.is(files(a).length, 51);
+  assert.is(files(a).length, 51); // 24 images, 24 labels, 3 ImageSets files
   for (const f of files(a)) assert.ok(readFileSync(path.join(a, f)).equals(readFileSync(path.join(b, f))), f);
   assert.not.ok(readFileSync(path.join(a, 'training/image_2/000000.png')).equals(readFileSync(path.join(c, 'training/image_2/000000.png'))));
 
@@ -149,6 +149,13 @@ test('generator: same seed gives identical files, another seed differs; labels r
   assert.is(train.records[0]!.height, H);
   assert.is(train.numBoxes + val.numBoxes, sa.byType['Car']);
   assert.is(train.numInstances, sa.byType['Car']);
+
+  // ensure: a complete set with the same parameters is reused, other parameters regenerate.
+  const again = await ensureSyntheticKitti({ out: a, images: 24, seed: 3 });
+  assert.is(again.generated, false);
+  assert.equal(again.summary.carsByOcclusion, sa.carsByOcclusion);
+  const other = await ensureSyntheticKitti({ out: c, images: 5, seed: 4 });
+  assert.is(other.generated, true);
 });
 
 test.run();
