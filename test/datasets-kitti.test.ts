@@ -188,6 +188,14 @@ test('a label without image, a split id without label, a truncated image, an emp
     (e: Error) => e instanceof KittiFormatError && e.message.includes(`val.txt:2: image id '000009' has no label file`),
   );
 
+  writeFileSync(path.join(dir2, 'ImageSets', 'val.txt'), '000001\n000003\n000001\n');
+  await rejects(
+    () => KittiDataset.open(dir2, { split: 'val', ...quiet }),
+    (e: Error) => e instanceof KittiFormatError && /val\.txt:3: image id '000001' listed twice \(first at .*val\.txt:1\)/.test(e.message),
+  );
+  writeFileSync(path.join(dir2, 'ImageSets', 'train.txt'), '000000\n000001\n');
+  await rejects(() => KittiDataset.open(dir2, { split: 'trainval', ...quiet }), /val\.txt:1: image id '000001' listed twice/);
+
   const dir3 = copyOfStandard();
   const png = path.join(dir3, 'training', 'image_2', '000003.png');
   writeFileSync(png, readFileSync(png).subarray(0, 80));

@@ -19,7 +19,8 @@
  * - Unknown class names (not one of KITTI's nine, case-insensitively, nor in `extraClasses`) are bad input.
  * - Split: ImageSets/<split>.txt when present (trainval falls back to train ∪ val); otherwise a deterministic split of
  *   the sorted labelled ids shuffled by Rng(splitSeed) with the 3DOP proportion 3712/7481 to train, logged.
- * - Bad input (malformed line, unknown class, box with right < left, label without image, split id without label,
+ * - Bad input (malformed line, unknown class, box with right < left, label without image, split id without label or
+ *   listed twice,
  *   unreadable image, empty split): KittiFormatError / Error naming the file (and line), or with onBadInput 'skip'
  *   the image is left out, one log line per skip and a count at the end.
  */
@@ -211,11 +212,18 @@ export class KittiDataset {
       const fromFiles = await readImageSet(root, split);
       if (fromFiles !== null) {
         ids = [];
+        const listed = new Map<string, string>();
         for (const entry of fromFiles) {
           if (!labelled.has(entry.id)) {
             bad(new KittiFormatError(entry.file, entry.line, `image id '${entry.id}' has no label file in ${labelDir}`), entry.file);
             continue;
           }
+          const first = listed.get(entry.id);
+          if (first !== undefined) {
+            bad(new KittiFormatError(entry.file, entry.line, `image id '${entry.id}' listed twice (first at ${first})`), entry.file);
+            continue;
+          }
+          listed.set(entry.id, `${entry.file}:${entry.line}`);
           ids.push(entry.id);
         }
         splitSource = 'imagesets';
