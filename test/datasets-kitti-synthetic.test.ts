@@ -154,8 +154,10 @@ test('generator: same seed gives identical files, another seed differs; labels r
   const again = await ensureSyntheticKitti({ out: a, images: 24, seed: 3 });
   assert.is(again.generated, false);
   assert.equal(again.summary.carsByOcclusion, sa.carsByOcclusion);
-  const other = await ensureSyntheticKitti({ out: c, images: 5, seed: 4 });
+  const other = await ensureSyntheticKitti({ out: a, images: 5, seed: 4 });
   assert.is(other.generated, true);
+  // Regenerating a smaller set in place removes the earlier run's extra images and labels.
+  assert.equal(files(a).filter((f) => f.startsWith('training')).length, 10);
 });
 
 test.run();

@@ -66,6 +66,18 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
   const labelDir = path.join(options.out, 'training', 'label_2');
   const setDir = path.join(options.out, 'ImageSets');
   await Promise.all([imageDir, labelDir, setDir].map((d) => fs.mkdir(d, { recursive: true })));
+  // Regenerating in place: the old manifest goes first (an interrupted run must not look complete), and images and
+  // labels of an earlier, larger run are removed so that split 'all' does not pick them up.
+  await fs.rm(path.join(options.out, MANIFEST_FILE), { force: true });
+  for (const [dir, ext] of [
+    [imageDir, '.png'],
+    [labelDir, '.txt'],
+  ] as const) {
+    for (const f of await fs.readdir(dir)) {
+      const m = /^(\d{6})\.(png|txt)$/.exec(f);
+      if (m && `.${m[2]}` === ext && Number(m[1]) >= n) await fs.rm(path.join(dir, f));
+    }
+  }
 
   const summary: SyntheticKittiSummary = {
     images: n,
