@@ -41,9 +41,11 @@ interface Waiting {
 
 export class SampleWorkerPool {
   private readonly slots: Slot[] = [];
-  private readonly inFlight = new Map<number, Waiting & { slot: Slot }>();
+  private readonly inFlight = new Map<number, Waiting>();
   private nextId = 0;
   private closed = false;
+  /** Set when a worker failed: the pool is unusable from then on (its jobs would never be answered). */
+  private broken: Error | null = null;
 
   constructor(size: number) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`SampleWorkerPool: size must be a positive integer, got ${size}`);
@@ -52,9 +54,14 @@ export class SampleWorkerPool {
       const slot: Slot = { worker, pending: 0 };
       worker.unref(); // an idle pool never keeps the process alive; a busy worker is ref'd (see run)
       worker.on('message', (reply: SampleReply) => this.onReply(slot, reply));
-      worker.on('error', (err) => this.failAll(err));
+      worker.on('error', (err) => {
+        this.broken ??= err;
+        this.failAll(err);
+      });
       worker.on('exit', (code) => {
-        if (!this.closed) this.failAll(new Error(`SampleWorkerPool: a worker exited unexpectedly (code ${code})`));
+        if (this.closed) return;
+        this.broken ??= new Error(`SampleWorkerPool: a worker exited unexpectedly (code ${code})`);
+        this.failAll(this.broken);
       });
       this.slots.push(slot);
     }
@@ -62,6 +69,7 @@ export class SampleWorkerPool {
 
   run(job: SampleJob): Promise<SampleResult> {
     if (this.closed) return Promise.reject(new Error('SampleWorkerPool: closed'));
+    if (this.broken) return Promise.reject(this.broken);
     return new Promise((resolve, reject) => {
       // Posted at once to the least loaded worker: its own message queue holds the backlog, so it keeps working
       // while the main thread is blocked in a training step (dispatching on replies would idle it until then).
@@ -69,7 +77,7 @@ export class SampleWorkerPool {
       const w: Waiting = { id: this.nextId++, job, resolve, reject };
       slot.pending++;
       slot.worker.ref(); // busy workers keep the process alive; idle ones do not
-      this.inFlight.set(w.id, { ...w, slot });
+      this.inFlight.set(w.id, w);
       slot.worker.postMessage({ id: w.id, job });
     });
   }
