@@ -142,7 +142,7 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
 }
 
 /** Bumped whenever the rendering changes, so that `ensureSyntheticKitti` regenerates old sets. */
-export const GENERATOR_VERSION = 1;
+export const GENERATOR_VERSION = 2;
 const MANIFEST_FILE = 'synthetic-kitti.json';
 
 export interface SyntheticKittiManifest {

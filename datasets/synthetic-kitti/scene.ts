@@ -265,7 +265,8 @@ function drawOccluder(cv: Canvas, o: SceneObject, box: readonly number[], id: nu
 }
 
 export interface RenderOptions {
-  /** Cars/vans whose 2D box is at most this many pixels tall become DontCare regions (default 0.11 × image height). */
+  /** Cars/vans whose 2D box is at most this many pixels tall become DontCare regions (default 16: KITTI's difficulty
+   * thresholds are absolute pixels, so this stays fixed whatever the image size). */
   dontCareHeight?: number;
 }
 
@@ -274,7 +275,7 @@ export function renderScene(spec: SceneSpec, options: RenderOptions = {}): Rende
   const cv = new Canvas(spec.width, spec.height);
   drawBackground(cv, spec);
   const cam = camera(spec.width, spec.height);
-  const dontCareHeight = options.dontCareHeight ?? 0.11 * spec.height;
+  const dontCareHeight = options.dontCareHeight ?? 16;
   const order = spec.objects.map((_, i) => i).sort((a, b) => spec.objects[b]!.z - spec.objects[a]!.z || a - b);
   const full = new Map<number, { box: [number, number, number, number]; own: number }>();
   if (spec.objects.length >= MAX_OWNER - 1) throw new Error('renderScene: too many objects');
