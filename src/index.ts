@@ -52,8 +52,8 @@ export { parseKittiObjects, formatKittiObject, formatKittiDetection, kittiDiffic
 export type { KittiObject, KittiDifficulty } from '../datasets/kitti/label-file.js';
 export { writeKittiResults } from '../datasets/kitti/result-writer.js';
 export type { KittiDetection } from '../datasets/kitti/result-writer.js';
-export { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
-export type { SyntheticKittiOptions, SyntheticKittiSummary } from '../datasets/synthetic-kitti/generate.js';
+export { generateSyntheticKitti, ensureSyntheticKitti, SYNTHETIC_KITTI_DEFAULT_SIZE } from '../datasets/synthetic-kitti/generate.js';
+export type { SyntheticKittiOptions, SyntheticKittiSummary, SyntheticKittiManifest } from '../datasets/synthetic-kitti/generate.js';
 export { DetectionLoader, kittiDetectionItems, prepareSample, SSD_AUGMENTATION } from '../datasets/pipeline/loader.js';
 export type { DetectionBatch, DetectionItem, DetectionLoaderOptions, LoaderState, AugmentOptions } from '../datasets/pipeline/loader.js';
 export type { DetectionTarget, RawImage, Affine } from '../datasets/pipeline/types.js';
