@@ -11,6 +11,7 @@ import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput
 import { castSameDtype, identity } from './identity-cast.js';
 import { maxPoolGrad } from './max-pool-grad.js';
 import { sliceViews } from './slice.js';
+import { registerReductionGradients } from './reduction-gradients.js';
 import { resizeBilinearGrad } from './resize-bilinear-grad.js';
 import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
@@ -39,11 +40,12 @@ function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo |
 /**
  * Registers the wasm training kernels (idempotent) and returns their names. Also arranges for the wasm backend, when
  * it starts, to use the threaded-SIMD build with one thread per core (see threads.ts; DATA_PARAMS_WASM_THREADS=1
- * turns that off).
+ * turns that off), and replaces the Sum and Mean gradients on wasm by ones without a full-size `ones` tensor.
  */
 export function registerWasmTrainingKernels(): string[] {
   if (registered !== null) return registered;
   installThreadedWasmFactory();
+  registerReductionGradients();
   const kernels: [string, (args: KernelArgs) => TensorInfo][] = [
     ['Conv2DBackpropFilter', conv2DBackpropFilter],
     ['Conv2DBackpropInput', conv2DBackpropInput],
