@@ -137,10 +137,17 @@ test('truncateAfter(step) drops later records (resume) and a torn last line', as
   assert.is((await readRun(dir)).sigma.length, 0);
 });
 
-test('readRun: a missing file is an error naming it', async () => {
-  const { dir } = await writeRun();
+test('readRun: a missing file is an error naming it; a missing metrics.jsonl may be read as empty', async () => {
+  const { dir, rec } = await writeRun();
   rmSync(path.join(dir, 'sigma.jsonl'));
   await expectError(dir, 'sigma.jsonl', null, /missing; a run directory .* holds run\.json, sigma\.jsonl and metrics\.jsonl/);
+  rmSync(path.join(dir, 'metrics.jsonl'));
+  await rec.appendSigma(sigmaAt(0, 0, [1, 1]));
+  await expectError(dir, 'metrics.jsonl', null, /missing/);
+  const told: string[] = [];
+  const early = await readRun(dir, { missingMetrics: 'empty', onSkip: (m) => told.push(m) });
+  assert.equal([early.sigma.length, early.metrics.length], [1, 0]);
+  assert.equal(told, [`${path.join(dir, 'metrics.jsonl')}: missing; no training curves`]);
   const empty = mkdtempSync(path.join(tmpdir(), 'dp-records-'));
   await expectError(empty, 'run.json', null, /missing/);
 });

@@ -165,6 +165,8 @@ export interface ReadRunOptions {
   /** What to do with a last line that was cut short (a run interrupted while writing, or still running):
    * 'error' (default) or 'skip' (drop it; `onSkip` is told). */
   truncatedTail?: 'error' | 'skip';
+  /** A run that has not logged a metric yet has no metrics.jsonl: 'error' (default) or 'empty' (`onSkip` is told). */
+  missingMetrics?: 'error' | 'empty';
   onSkip?: (message: string) => void;
 }
 
@@ -203,7 +205,15 @@ export async function readRun(dir: string, options: ReadRunOptions = {}): Promis
   }
 
   const metricsFile = path.join(dir, METRICS_FILE);
-  const metrics = parseJsonl(metricsFile, await readRequired(metricsFile, dir), options, (v, line) =>
+  let metricsText: string;
+  try {
+    metricsText = await readRequired(metricsFile, dir);
+  } catch (err) {
+    if (!(err instanceof RunRecordError && options.missingMetrics === 'empty')) throw err;
+    options.onSkip?.(`${metricsFile}: missing; no training curves`);
+    metricsText = '';
+  }
+  const metrics = parseJsonl(metricsFile, metricsText, options, (v, line) =>
     validateMetricsEntry(v, metricsFile, line),
   );
   const lastOfKind = new Map<string, { step: number; line: number }>();

@@ -1,11 +1,69 @@
 /**
- * Training kernels for the WebAssembly backend (gradients that tfjs-backend-wasm lacks or computes wrongly).
- * Registered once, before the wasm backend is selected. Returns the names of the kernels registered.
+ * Training kernels for the WebAssembly backend: gradients that tfjs-backend-wasm 4.22 lacks (Conv2DBackpropFilter,
+ * the depthwise backprops, UnsortedSegmentSum), computes wrongly (MaxPoolGrad on non-positive windows,
+ * ResizeBilinearGrad with half-pixel centres) or slowly
+ * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice, leading-axis Sum/Mean, per-channel broadcasting Add/Sub/
+ * Multiply/RealDiv). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
+ * fast paths fall back to the built-in for the cases they do not cover.
  */
+import * as tf from '@tensorflow/tfjs';
+import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
+import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
+import { addBroadcast, divBroadcast, mulBroadcast, subBroadcast } from './broadcast-binary.js';
+import { castSameDtype, identity } from './identity-cast.js';
+import { maxPoolGrad } from './max-pool-grad.js';
+import { meanLeading, sumLeading } from './reductions.js';
+import { sliceViews } from './slice.js';
+import { resizeBilinearGrad } from './resize-bilinear-grad.js';
+import { tile } from './tile.js';
+import { unsortedSegmentSum } from './unsorted-segment-sum.js';
+import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
+
 let registered: string[] | null = null;
 
+function register(name: string, kernel: (args: KernelArgs) => TensorInfo): void {
+  if (tf.getKernel(name, 'wasm') !== undefined) tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernel as unknown as tf.KernelFunc });
+}
+
+/** Replaces a built-in by a fast path that returns null when it does not apply; the built-in handles the rest. */
+function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo | null): void {
+  const builtIn = tf.getKernel(name, 'wasm');
+  if (builtIn === undefined) throw new Error(`wasm training kernels: built-in wasm kernel '${name}' is missing`);
+  tf.unregisterKernel(name, 'wasm');
+  const config: tf.KernelConfig = {
+    ...builtIn,
+    kernelFunc: ((args: KernelArgs) => fast(args) ?? builtIn.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0])) as unknown as tf.KernelFunc,
+  };
+  tf.registerKernel(config);
+}
+
+/** Registers the wasm training kernels (idempotent) and returns their names. */
 export function registerWasmTrainingKernels(): string[] {
   if (registered !== null) return registered;
-  registered = [];
+  const kernels: [string, (args: KernelArgs) => TensorInfo][] = [
+    ['Conv2DBackpropFilter', conv2DBackpropFilter],
+    ['Conv2DBackpropInput', conv2DBackpropInput],
+    ['DepthwiseConv2dNativeBackpropInput', depthwiseConv2dNativeBackpropInput],
+    ['DepthwiseConv2dNativeBackpropFilter', depthwiseConv2dNativeBackpropFilter],
+    ['MaxPoolGrad', maxPoolGrad],
+    ['UnsortedSegmentSum', unsortedSegmentSum],
+    ['ResizeBilinearGrad', resizeBilinearGrad],
+    ['Tile', tile],
+    ['Identity', identity],
+  ];
+  const fastPaths: [string, (args: KernelArgs) => TensorInfo | null][] = [
+    ['Cast', castSameDtype],
+    ['Sum', sumLeading],
+    ['Mean', meanLeading],
+    ['Add', addBroadcast],
+    ['Sub', subBroadcast],
+    ['Multiply', mulBroadcast],
+    ['RealDiv', divBroadcast],
+    ['Slice', sliceViews],
+  ];
+  for (const [name, kernel] of kernels) register(name, kernel);
+  for (const [name, fast] of fastPaths) registerFastPath(name, fast);
+  registered = [...kernels, ...fastPaths].map(([name]) => name);
   return registered;
 }

@@ -1,0 +1,75 @@
+/**
+ * MaxPoolGrad for wasm. The built-in starts its running max at the smallest positive float instead of -infinity, so a
+ * window whose values are all <= 0 sends its gradient to the wrong element. This one scans each window in row-major
+ * order starting from -infinity (first maximum wins, like the cpu backend) and scatters dy to the arg-max. It is a
+ * memory-bound pass over the input, done in place on the wasm heap.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { heapF32, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
+
+interface PoolAttrs {
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+export function maxPoolGrad(args: KernelArgs): TensorInfo {
+  const { backend } = args;
+  const dy = args.inputs['dy']!;
+  const input = args.inputs['input']!;
+  const attrs = args.attrs as unknown as PoolAttrs;
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const fh = info.effectiveFilterHeight;
+  const fw = info.effectiveFilterWidth;
+  const dh = info.dilationHeight;
+  const dw = info.dilationWidth;
+  const dx = backend.makeOutput(input.shape, 'float32');
+  const X = heapF32(backend, input);
+  const DY = heapF32(backend, dy);
+  const DX = heapF32(backend, dx);
+  DX.fill(0);
+  const best = new Float32Array(c);
+  const arg = new Int32Array(c);
+  for (let b = 0; b < batchSize; b++) {
+    const xBatch = b * inHeight * inWidth * c;
+    for (let yr = 0; yr < outHeight; yr++) {
+      const r0 = yr * strideHeight - info.padInfo.top;
+      for (let yc = 0; yc < outWidth; yc++) {
+        const c0 = yc * strideWidth - info.padInfo.left;
+        best.fill(-Infinity);
+        arg.fill(-1);
+        for (let wr = 0; wr < fh; wr += dh) {
+          const xr = r0 + wr;
+          if (xr < 0 || xr >= inHeight) continue;
+          for (let wc = 0; wc < fw; wc += dw) {
+            const xc = c0 + wc;
+            if (xc < 0 || xc >= inWidth) continue;
+            const base = xBatch + (xr * inWidth + xc) * c;
+            for (let ch = 0; ch < c; ch++) {
+              const v = X[base + ch]!;
+              if (v > best[ch]!) {
+                best[ch] = v;
+                arg[ch] = base + ch;
+              }
+            }
+          }
+        }
+        const dyBase = ((b * outHeight + yr) * outWidth + yc) * c;
+        for (let ch = 0; ch < c; ch++) {
+          const at = arg[ch]!;
+          if (at >= 0) DX[at] = DX[at]! + DY[dyBase + ch]!;
+        }
+      }
+    }
+  }
+  return dx;
+}

@@ -1,0 +1,141 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/runtime/backend.js';
+import { registerWasmTrainingKernels } from '../src/runtime/wasm-training/index.js';
+import { Rng } from '../src/util/rng.js';
+import { assertClose, compareGrads, randomInput, runOn } from './wasm-compare.js';
+
+type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
+
+test.before(async () => {
+  await initBackend('wasm', { log: null });
+});
+test.after(async () => {
+  await initBackend('cpu', { log: null });
+});
+
+test('registration is idempotent and lists the kernels it registered', () => {
+  const names = registerWasmTrainingKernels();
+  assert.equal(registerWasmTrainingKernels(), names);
+  for (const k of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropInput',
+    'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'UnsortedSegmentSum', 'Tile']) {
+    assert.ok(names.includes(k), k);
+    assert.ok(tf.getKernel(k, 'wasm') !== undefined, `${k} registered for wasm`);
+  }
+});
+
+/** The output shape of a conv-like op on the given input and filter shapes (run on cpu). */
+async function outShapeOn(
+  xShape: number[],
+  fShape: number[],
+  op: (x: tf.Tensor4D, f: tf.Tensor4D) => tf.Tensor4D,
+): Promise<number[]> {
+  await tf.setBackend('cpu');
+  type Shape4 = [number, number, number, number];
+  return tf.tidy(() => op(tf.zeros(xShape as Shape4), tf.zeros(fShape as Shape4)).shape.slice());
+}
+
+const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: Pad }[] = [
+  { x: [2, 7, 9, 3], f: [3, 3, 3, 4], s: 1, pad: 'same' },
+  { x: [2, 7, 9, 3], f: [3, 3, 3, 4], s: 1, pad: 'valid' },
+  { x: [2, 8, 10, 3], f: [3, 3, 3, 5], s: 2, pad: 'same' },
+  { x: [2, 9, 11, 3], f: [3, 3, 3, 5], s: 2, pad: 'same' },
+  { x: [2, 9, 11, 3], f: [3, 3, 3, 5], s: 2, pad: 'valid' },
+  { x: [1, 9, 10, 2], f: [3, 3, 2, 3], s: 2, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { x: [1, 8, 8, 2], f: [3, 3, 2, 3], s: 1, pad: [[0, 0], [2, 0], [1, 1], [0, 0]] },
+  { x: [2, 6, 7, 4], f: [1, 1, 4, 6], s: 1, pad: 'valid' },
+  { x: [2, 7, 7, 4], f: [1, 1, 4, 6], s: 2, pad: 'valid' },
+  { x: [1, 11, 12, 2], f: [5, 5, 2, 3], s: 2, pad: 'same' },
+  { x: [1, 12, 12, 3], f: [2, 2, 3, 4], s: 2, pad: 'valid' },
+  { x: [1, 10, 11, 2], f: [3, 3, 2, 3], s: 3, pad: 'valid' },
+  { x: [1, 9, 10, 2], f: [3, 2, 2, 3], s: [1, 2], pad: 'same' },
+  { x: [1, 9, 10, 2], f: [3, 3, 2, 3], s: [2, 1], pad: 'valid' },
+];
+
+for (const c of convCases) {
+  const name = `conv2d gradients match cpu: x [${c.x}] filter [${c.f}] stride ${c.s} pad ${JSON.stringify(c.pad)}`;
+  test(name, async () => {
+    const rng = new Rng(c.x.reduce((a, b) => a * 31 + b, c.f[0]!));
+    const x = randomInput(rng, c.x);
+    const w = randomInput(rng, c.f);
+    const shape = await outShapeOn(c.x, c.f, (xt, wt) => tf.conv2d(xt, wt, c.s, c.pad));
+    await compareGrads(name, [x, w], shape, (xt, wt) => tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, c.s, c.pad));
+  });
+}
+
+test('fused conv2d with bias and relu: gradients match cpu', async () => {
+  const rng = new Rng(3);
+  const x = randomInput(rng, [2, 8, 8, 3]);
+  const w = randomInput(rng, [3, 3, 3, 4]);
+  const b = randomInput(rng, [4]);
+  await compareGrads('fused conv2d', [x, w, b], [2, 4, 4, 4], (xt, wt, bt) =>
+    tf.fused.conv2d({ x: xt as tf.Tensor4D, filter: wt as tf.Tensor4D, bias: bt, strides: 2, pad: 'same', activation: 'relu' }),
+  );
+});
+
+const depthwiseCases: { x: number[]; f: number[]; s: number; pad: Pad }[] = [
+  { x: [2, 7, 8, 4], f: [3, 3, 4, 1], s: 1, pad: 'same' },
+  { x: [2, 7, 8, 4], f: [3, 3, 4, 1], s: 2, pad: 'same' },
+  { x: [2, 9, 8, 3], f: [3, 3, 3, 2], s: 2, pad: 'valid' },
+  { x: [1, 8, 9, 3], f: [5, 5, 3, 1], s: 2, pad: [[0, 0], [2, 1], [1, 2], [0, 0]] },
+  { x: [2, 6, 6, 5], f: [1, 1, 5, 2], s: 1, pad: 'valid' },
+];
+
+for (const c of depthwiseCases) {
+  const name = `depthwise conv2d gradients match cpu: x [${c.x}] filter [${c.f}] stride ${c.s} pad ${JSON.stringify(c.pad)}`;
+  test(name, async () => {
+    const rng = new Rng(c.x.reduce((a, b) => a * 17 + b, 5));
+    const x = randomInput(rng, c.x);
+    const w = randomInput(rng, c.f);
+    const shape = await outShapeOn(c.x, c.f, (xt, wt) => tf.depthwiseConv2d(xt, wt, c.s, c.pad));
+    await compareGrads(name, [x, w], shape, (xt, wt) =>
+      tf.depthwiseConv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, c.s, c.pad),
+    );
+  });
+}
+
+/** A dilated filter as the equivalent undilated one with zeros between the taps. */
+function inflate(w: Float32Array, shape: number[], d: number): { data: Float32Array; shape: number[] } {
+  const [fh, fw, c, m] = shape as [number, number, number, number];
+  const [eh, ew] = [(fh - 1) * d + 1, (fw - 1) * d + 1];
+  const out = new Float32Array(eh * ew * c * m);
+  for (let a = 0; a < fh; a++)
+    for (let b = 0; b < fw; b++)
+      for (let k = 0; k < c * m; k++) out[((a * d) * ew + b * d) * c * m + k] = w[(a * fw + b) * c * m + k]!;
+  return { data: out, shape: [eh, ew, c, m] };
+}
+
+test('dilated depthwise backprops equal the undilated ones of the zero-inflated filter (cpu)', async () => {
+  const rng = new Rng(11);
+  const xShape = [2, 9, 10, 3];
+  const fShape = [3, 3, 3, 2];
+  const x = randomInput(rng, xShape);
+  const w = randomInput(rng, fShape);
+  const big = inflate(w.data, fShape, 2);
+  const pad = 'same';
+  const dyShape = [2, 9, 10, 6];
+  const dy = randomInput(rng, dyShape);
+  const run = (filter: { data: Float32Array; shape: number[] }, dilations: number) => (): tf.Tensor[] => {
+    const xt = tf.tensor(x.data, xShape);
+    const dyt = tf.tensor(dy.data, dyShape);
+    const ft = tf.tensor(filter.data, filter.shape);
+    const dx = tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: dyt, filter: ft },
+      { strides: 1, dilations, pad, inputShape: xShape }) as tf.Tensor;
+    const dw = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x: xt, dy: dyt },
+      { strides: 1, dilations, pad, filterShape: filter.shape }) as tf.Tensor;
+    return [dx, dw];
+  };
+  const expected = await runOn('cpu', [], run(big, 1));
+  const actual = await runOn('wasm', [], run(w, 2));
+  // Keep only the taps of the inflated filter gradient that the dilated filter has.
+  const [fh, fw, c, m] = fShape as [number, number, number, number];
+  const ew = (fw - 1) * 2 + 1;
+  const taps = new Float32Array(fh * fw * c * m);
+  for (let a = 0; a < fh; a++)
+    for (let b = 0; b < fw; b++)
+      for (let k = 0; k < c * m; k++) taps[(a * fw + b) * c * m + k] = expected[1]![(a * 2 * ew + b * 2) * c * m + k]!;
+  assertClose(actual, [expected[0]!, taps], 1e-4, 'dilated depthwise');
+});
+
+test.run();
