@@ -46,6 +46,44 @@ export type {
   ReadRunOptions,
   GroupableInstance,
 } from './records/run-records.js';
+// Classification (helper "cls"): readers, label noise, models, trainer.
+export { DatasetFormatError } from '../datasets/idx/dataset-format-error.js';
+export { parseIdx, readIdxFile, encodeIdxUint8 } from '../datasets/idx/idx-file.js';
+export type { IdxArray, IdxData } from '../datasets/idx/idx-file.js';
+export { loadMnistLike, FASHION_MNIST_CLASSES, DEBIAN_FASHION_MNIST_DIR } from '../datasets/idx/mnist-like.js';
+export type { GreyImageSet } from '../datasets/idx/mnist-like.js';
+export { parseCifarBatch, encodeCifarBatch, loadCifar } from '../datasets/cifar/cifar-binary.js';
+export type { CifarVariant, ColorImageSet } from '../datasets/cifar/cifar-binary.js';
+export { parseSynsetMapping, readSynsetMapping, synsetMapFromNames } from '../datasets/imagenet/synsets.js';
+export type { SynsetMap } from '../datasets/imagenet/synsets.js';
+export {
+  loadImageNetTrain,
+  loadImageNetVal,
+  imagenetSynsets,
+  readImageFolder,
+  parseVocClassLabel,
+  parseLocValSolution,
+  parseLabelList,
+} from '../datasets/imagenet/imagenet.js';
+export type { ImageFileSet, ImageNetOptions, ValidationLabels } from '../datasets/imagenet/imagenet.js';
+export { FileList, readFileLists, loadWebVisionList, webVisionImagePath } from '../datasets/webvision/file-list.js';
+export type { WebVisionOptions, WebVisionSource } from '../datasets/webvision/file-list.js';
+export { corruptLabels, corruptedFractionInTop, noisyRanking, parseNoiseModel, NOISE_MODELS } from '../datasets/noisy-labels/noisy-labels.js';
+export type { NoiseModel, NoisyLabels } from '../datasets/noisy-labels/noisy-labels.js';
+export { ParamStore as ClassifierParamStore } from '../classification/models/params.js';
+export { Conv2d, BatchNorm, Linear, Relu, MaxPool, GlobalAvgPool, Flatten, Sequential } from '../classification/models/layers.js';
+export type { Layer } from '../classification/models/layers.js';
+export { Classifier, BasicBlock, WideBlock, resnet, resnet18, wideResNet, smallCnn } from '../classification/models/models.js';
+export type { ClassifierModel, ResNetOptions, WideResNetOptions, SmallCnnOptions } from '../classification/models/models.js';
+export { InMemoryImageData, FileImageData, randomResizedCropBox, stratifiedSubset } from '../classification/input/image-data.js';
+export type { ClassificationData, PadCropFlip, RandomResizedCrop } from '../classification/input/image-data.js';
+export { SgdMomentum, scheduledLr } from '../classification/training/sgd.js';
+export type { StepSchedule, SgdOptions } from '../classification/training/sgd.js';
+export { topKCorrect, expectedCalibrationError, fitTemperature, nllAt } from '../classification/training/metrics.js';
+export { ClassifierTrainer, DEFAULT_TRAINER_CONFIG } from '../classification/training/trainer.js';
+export type { TrainerConfig, TrainerParts, EpochSummary, TrainResult, CalibrationResult } from '../classification/training/trainer.js';
+export { readConfig, validateConfig, applyOverrides, buildRun, dataParameterSettings, trainerConfig } from '../classification/config.js';
+export type { ClassifierRunConfig, ConfigOverrides } from '../classification/config.js';
 export { KittiDataset, KittiInputError, KITTI_CLASSES, KITTI_NEIGHBOUR_CLASSES } from '../datasets/kitti/dataset.js';
 export type { KittiBox, KittiRecord, KittiOpenOptions, KittiSplit } from '../datasets/kitti/dataset.js';
 export { parseKittiObjects, formatKittiObject, formatKittiDetection, kittiDifficulty, KittiFormatError } from '../datasets/kitti/label-file.js';
