@@ -201,6 +201,15 @@ async function predict(f: PredictFlags): Promise<void> {
 export function buildProgram(): Command {
   const program = new Command('train-detector');
   program.description('Train an SSD car detector with a per-box curriculum (data parameters), or run a trained one.');
+  program.addHelpText(
+    'after',
+    `
+Examples:
+  train-detector                                   # embedded default: synthetic KITTI, light SSD, σ per box
+  train-detector --curriculum none --out runs/b    # the same run without data parameters
+  train-detector train --help                      # all training options
+  train-detector predict --model runs/synthetic-kitti/model --images photos/ --out preds`,
+  );
   const backendOption = (): Option => new Option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu').choices([...BACKEND_NAMES]).default('auto');
   program
     .command('train', { isDefault: true })
