@@ -126,6 +126,14 @@ test('box strip: stroke width measured in pixels is proportional to σ', async (
   assert.is(strokeWidth(0.01, strokePerSigma), 0.75);
 });
 
+test('narrow σ spreads are drawn affine in σ so that a small difference is still visible', () => {
+  // σ 1.00 → 1.5 px, 1.02 → 1.5 + 0.02 · 625 = 14 px (the run's spread mapped onto RANGE_BASE..MAX_STROKE).
+  assert.is(strokeWidth(1.0, 625, 1.0), 1.5);
+  assert.ok(Math.abs(strokeWidth(1.02, 625, 1.0) - 14) < 1e-9);
+  assert.is(strokeWidth(0.9, 625, 1.0), 0.75, 'never thinner than the minimum');
+  assert.is(strokeWidth(2, 4), 8, 'without strokeFrom: proportional');
+});
+
 test('visualizeCurriculum: per-box strip of a run shows a larger σ as a thicker box', async () => {
   const strip = det.figures.find((f) => f.png === 'boxes-1-a.png');
   assert.ok(strip, det.figures.map((f) => f.png).join(' '));

@@ -14,6 +14,7 @@ import {
   MIN_STROKE,
   resolveImage,
   strokeScaleFor,
+  RANGE_BASE_STROKE,
   type StripImage,
 } from './box-curriculum.js';
 import { linePlot, type PlotSeries, type ReferenceLine } from './line-plot.js';
@@ -119,8 +120,22 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
   if (groups.length === 0) return [];
   const snaps = pickSnapshots(run.sigma.length, Math.max(1, options.snapshots ?? 4)).map((i) => run.sigma[i]!);
   let maxSigma = 0;
-  for (const g of groups) for (const s of snaps) for (const i of g.members) maxSigma = Math.max(maxSigma, finiteOr(s.tracked[i]!, 0));
-  const strokePerSigma = strokeScaleFor(maxSigma);
+  let minSigma = Infinity;
+  for (const g of groups) {
+    for (const s of snaps) {
+      for (const i of g.members) {
+        const v = s.tracked[i]!;
+        if (!Number.isFinite(v)) continue;
+        maxSigma = Math.max(maxSigma, v);
+        minSigma = Math.min(minSigma, v);
+      }
+    }
+  }
+  // A narrow spread (largest σ under 1.5x the smallest, typical early in training or with a small σ lr) would give
+  // strokes that all look alike: then draw widths affine in σ so that the spread fills RANGE_BASE..MAX_STROKE.
+  const ranged = Number.isFinite(minSigma) && maxSigma > minSigma && maxSigma < 1.5 * minSigma;
+  const strokeFrom = ranged ? minSigma : undefined;
+  const strokePerSigma = ranged ? (MAX_STROKE - RANGE_BASE_STROKE) / (maxSigma - minSigma) : strokeScaleFor(maxSigma);
   const panelWidth = options.panelWidth ?? 620;
 
   const figures: Figure[] = [];
@@ -152,6 +167,7 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
       boxes,
       snapshots: snaps.map((s) => ({ epoch: s.epoch, sigma: g.members.map((i) => s.tracked[i]!) })),
       strokePerSigma,
+      ...(strokeFrom !== undefined ? { strokeFrom } : {}),
       panelWidth,
     });
     const name = `boxes-${k + 1}-${safeName(path.basename(g.image, path.extname(g.image)))}.png`;
@@ -170,8 +186,12 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
       png: name,
       title: `Per-box curriculum: ${path.basename(g.image)}`,
       caption:
-        `Ground-truth boxes of ${g.image} at epochs ${snaps.map((s) => s.epoch).join(', ')}. Stroke width is proportional to ` +
-        `the box's σ (${MAX_STROKE} px = σ ${fmtSigma(maxSigma)}, the largest shown; at least ${MIN_STROKE} px), colour is ` +
+        `Ground-truth boxes of ${g.image} at epochs ${snaps.map((s) => s.epoch).join(', ')}. ` +
+        (ranged
+          ? `σ spans only ${minSigma.toFixed(3)} to ${maxSigma.toFixed(3)} here, so stroke width is proportional to σ − ` +
+            `${minSigma.toFixed(3)} (${RANGE_BASE_STROKE} px at the smallest σ shown, ${MAX_STROKE} px at the largest), colour is `
+          : `Stroke width is proportional to the box's σ (${MAX_STROKE} px = σ ${fmtSigma(maxSigma)}, the largest shown; ` +
+            `at least ${MIN_STROKE} px), colour is `) +
         `the KITTI occlusion level. A thick box is one the model finds hard and learns later.${note}` +
         (image.png ? '' : ' The image file could not be found or read; a grey placeholder stands in for it.'),
     });
@@ -529,10 +549,6 @@ export function averageBuckets(points: readonly [number, number][], max: number)
 }
 
 // --- helpers -----------------------------------------------------------------------------------------------------------
-
-function finiteOr(v: number, fallback: number): number {
-  return Number.isFinite(v) ? v : fallback;
-}
 
 function fmtSigma(s: number): string {
   return s >= 10 ? s.toFixed(1) : s.toFixed(2);
