@@ -389,6 +389,22 @@ test('a 100-step loop leaves the tensor count flat', () => {
   dp.dispose();
 });
 
+test('creating and disposing data parameters leaves no tensor behind', () => {
+  const w = tf.variable(tf.ones([2, 3]), true, 'leak-w');
+  const x = tf.tensor2d([[1, 2]]);
+  const before = tf.memory().numTensors;
+  for (const mode of ['none', 'class', 'instance', 'joint'] as const) {
+    const dp = makeDp(mode, 3, 5);
+    const { value, grads } = tf.variableGrads(() => dp.loss(tf.matMul(x, w) as tf.Tensor2D, [1], [2]));
+    dp.applyGradients(grads);
+    tf.dispose(value);
+    tf.dispose(grads);
+    dp.dispose();
+  }
+  assert.is(tf.memory().numTensors, before);
+  tf.dispose([w, x]);
+});
+
 test('bad options and inputs give clear errors', () => {
   const base = { numClasses: 3, numInstances: 4 };
   assert.throws(() => new DataParameters({ ...base, mode: 'class', class: { init: -1 } }), /init must be a positive number/);

@@ -363,7 +363,9 @@ function makeKind(
   if (bounds && !(bounds.min > 0 && bounds.max > bounds.min && Number.isFinite(bounds.max))) {
     throw new Error(`${where}: clamp needs 0 < min < max, got [${bounds.min}, ${bounds.max}]`);
   }
-  const logSigma = tf.variable(tf.fill([size], Math.log(options.init)), true, `${prefix}/${kind}LogSigma`) as tf.Variable<tf.Rank.R1>;
+  const initial = tf.fill([size], Math.log(options.init));
+  const logSigma = tf.variable(initial, true, `${prefix}/${kind}LogSigma`) as tf.Variable<tf.Rank.R1>;
+  initial.dispose();
   return {
     kind,
     size,
