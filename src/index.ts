@@ -46,14 +46,52 @@ export type {
   ReadRunOptions,
   GroupableInstance,
 } from './records/run-records.js';
+// Classification (helper "cls"): readers, label noise, models, trainer.
+export { DatasetFormatError } from '../datasets/idx/dataset-format-error.js';
+export { parseIdx, readIdxFile, encodeIdxUint8 } from '../datasets/idx/idx-file.js';
+export type { IdxArray, IdxData } from '../datasets/idx/idx-file.js';
+export { loadMnistLike, FASHION_MNIST_CLASSES, DEBIAN_FASHION_MNIST_DIR } from '../datasets/idx/mnist-like.js';
+export type { GreyImageSet } from '../datasets/idx/mnist-like.js';
+export { parseCifarBatch, encodeCifarBatch, loadCifar } from '../datasets/cifar/cifar-binary.js';
+export type { CifarVariant, ColorImageSet } from '../datasets/cifar/cifar-binary.js';
+export { parseSynsetMapping, readSynsetMapping, synsetMapFromNames } from '../datasets/imagenet/synsets.js';
+export type { SynsetMap } from '../datasets/imagenet/synsets.js';
+export {
+  loadImageNetTrain,
+  loadImageNetVal,
+  imagenetSynsets,
+  readImageFolder,
+  parseVocClassLabel,
+  parseLocValSolution,
+  parseLabelList,
+} from '../datasets/imagenet/imagenet.js';
+export type { ImageFileSet, ImageNetOptions, ValidationLabels } from '../datasets/imagenet/imagenet.js';
+export { FileList, readFileLists, loadWebVisionList, webVisionImagePath } from '../datasets/webvision/file-list.js';
+export type { WebVisionOptions, WebVisionSource } from '../datasets/webvision/file-list.js';
+export { corruptLabels, corruptedFractionInTop, noisyRanking, parseNoiseModel, NOISE_MODELS } from '../datasets/noisy-labels/noisy-labels.js';
+export type { NoiseModel, NoisyLabels } from '../datasets/noisy-labels/noisy-labels.js';
+export { ParamStore as ClassifierParamStore } from '../classification/models/params.js';
+export { Conv2d, BatchNorm, Linear, Relu, MaxPool, GlobalAvgPool, Flatten, Sequential } from '../classification/models/layers.js';
+export type { Layer } from '../classification/models/layers.js';
+export { Classifier, BasicBlock, WideBlock, resnet, resnet18, wideResNet, smallCnn } from '../classification/models/models.js';
+export type { ClassifierModel, ResNetOptions, WideResNetOptions, SmallCnnOptions } from '../classification/models/models.js';
+export { InMemoryImageData, FileImageData, randomResizedCropBox, stratifiedSubset } from '../classification/input/image-data.js';
+export type { ClassificationData, PadCropFlip, RandomResizedCrop } from '../classification/input/image-data.js';
+export { SgdMomentum, scheduledLr } from '../classification/training/sgd.js';
+export type { StepSchedule, SgdOptions } from '../classification/training/sgd.js';
+export { topKCorrect, expectedCalibrationError, fitTemperature, nllAt } from '../classification/training/metrics.js';
+export { ClassifierTrainer, DEFAULT_TRAINER_CONFIG } from '../classification/training/trainer.js';
+export type { TrainerConfig, TrainerParts, EpochSummary, TrainResult, CalibrationResult } from '../classification/training/trainer.js';
+export { readConfig, validateConfig, applyOverrides, buildRun, dataParameterSettings, trainerConfig } from '../classification/config.js';
+export type { ClassifierRunConfig, ConfigOverrides } from '../classification/config.js';
 export { KittiDataset, KittiInputError, KITTI_CLASSES, KITTI_NEIGHBOUR_CLASSES } from '../datasets/kitti/dataset.js';
 export type { KittiBox, KittiRecord, KittiOpenOptions, KittiSplit } from '../datasets/kitti/dataset.js';
 export { parseKittiObjects, formatKittiObject, formatKittiDetection, kittiDifficulty, KittiFormatError } from '../datasets/kitti/label-file.js';
 export type { KittiObject, KittiDifficulty } from '../datasets/kitti/label-file.js';
 export { writeKittiResults } from '../datasets/kitti/result-writer.js';
 export type { KittiDetection } from '../datasets/kitti/result-writer.js';
-export { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
-export type { SyntheticKittiOptions, SyntheticKittiSummary } from '../datasets/synthetic-kitti/generate.js';
+export { generateSyntheticKitti, ensureSyntheticKitti, SYNTHETIC_KITTI_DEFAULT_SIZE } from '../datasets/synthetic-kitti/generate.js';
+export type { SyntheticKittiOptions, SyntheticKittiSummary, SyntheticKittiManifest } from '../datasets/synthetic-kitti/generate.js';
 export { DetectionLoader, kittiDetectionItems, prepareSample, SSD_AUGMENTATION } from '../datasets/pipeline/loader.js';
 export type { DetectionBatch, DetectionItem, DetectionLoaderOptions, LoaderState, AugmentOptions } from '../datasets/pipeline/loader.js';
 export type { DetectionTarget, RawImage, Affine } from '../datasets/pipeline/types.js';
@@ -63,7 +101,7 @@ export type { PhotometricOptions, NormaliseOptions } from '../datasets/pipeline/
 export { decodeImage, ImageDecodeError } from '../datasets/pipeline/decode.js';
 export { visualizeCurriculum, renderCurriculum, pickSnapshots } from './visualize/curriculum-report.js';
 export type { VisualizeOptions, VisualizeResult, Figure, FigureSection } from './visualize/curriculum-report.js';
-export { linePlot, niceTicks } from './visualize/line-plot.js';
+export { linePlot, niceTicks, niceScale } from './visualize/line-plot.js';
 export type { LinePlotSpec, PlotSeries, ReferenceLine } from './visualize/line-plot.js';
 export { boxStripSvg, layoutStrip, strokeWidth } from './visualize/box-curriculum.js';
 export type { StripSpec, StripBox, StripSnapshot, StripImage, StripLayout } from './visualize/box-curriculum.js';
@@ -92,3 +130,14 @@ export { sharpImageReader } from '../detection/train/data.js';
 export type { DetectionRecord, DetectionBox, ImageReader, Batch } from '../detection/train/data.js';
 export { trainDetector, trainStep, boxSigma, NonFiniteLossError } from '../detection/train/trainer.js';
 export type { DetectorConfig, TrainRunOptions, TrainRunResult } from '../detection/train/trainer.js';
+export {
+  evaluateKitti,
+  evaluateKittiDetailed,
+  evaluateKittiDirs,
+  readKittiDirs,
+  formatKittiJson,
+  formatKittiTable,
+  KITTI_EVAL_CLASSES,
+  parseKittiEvalClasses,
+} from '../detection/kitti-eval/index.js';
+export type { KittiApEntry, KittiApDetail, KittiEvalResult, KittiEvalInput, KittiEvalClass, KittiDirsOptions } from '../detection/kitti-eval/index.js';

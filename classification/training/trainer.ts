@@ -335,6 +335,7 @@ export class ClassifierTrainer {
       summary.noisyTopRecall = ranking.recall;
     }
     log(describeEpoch(summary, this.config.epochs));
+    if (this.parts.dp.mode === 'class' || this.parts.dp.mode === 'joint') log(describeClassSigma(this.parts.dp.classSigma(), train.classNames));
     if (this.recorder) {
       if (val) await this.recorder.appendMetrics({ kind: 'val', step: this.step, epoch: this.epoch, top1: val.top1, top5: val.top5, loss: val.loss });
       const numbers: Record<string, number> = {};
@@ -520,4 +521,12 @@ export function describeEpoch(s: EpochSummary, total: number): string {
   line += ` | ${s.imagesPerSecond.toFixed(1)} img/s, ${s.seconds.toFixed(1)} s`;
   if (s.skippedNonFinite > 0) line += ` | ${s.skippedNonFinite} non-finite steps skipped`;
   return line;
+}
+
+/** The classes with the highest and lowest σ (all of them when there are at most 8). */
+export function describeClassSigma(sigma: Float32Array, names: string[]): string {
+  const order = Array.from(sigma.keys()).sort((a, b) => sigma[b]! - sigma[a]! || a - b);
+  const show = order.length <= 8 ? order : [...order.slice(0, 4), ...order.slice(-4)];
+  const parts = show.map((i) => `${names[i] ?? i} ${sigma[i]!.toFixed(3)}`);
+  return `class σ (${order.length <= 8 ? 'all' : '4 highest, 4 lowest'}): ${parts.join(', ')}`;
 }
