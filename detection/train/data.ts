@@ -79,6 +79,14 @@ export interface Batch {
   originalSizes: { width: number; height: number }[];
 }
 
+/** Where training batches come from: this file's loader, or the input pipeline with SSD's augmentation. */
+export interface BatchSource {
+  readonly stepsPerEpoch: number;
+  /** Batch `index` of `epoch` (both 0-based); a pure function of the seed and the position. */
+  batch(epoch: number, index: number): Promise<Batch>;
+  close?(): Promise<void>;
+}
+
 export interface LoaderOptions {
   records: DetectionRecord[];
   inputSize: InputSize;
@@ -102,7 +110,7 @@ function mix(...xs: number[]): number {
   return h >>> 0;
 }
 
-export class DetectionLoader {
+export class DetectionLoader implements BatchSource {
   readonly records: DetectionRecord[];
   readonly inputSize: InputSize;
   readonly batchSize: number;

@@ -21,7 +21,8 @@ import { buildSSD, type SSDSpec } from '../model/build.js';
 import { saveSSD } from '../model/io.js';
 import type { SSD } from '../model/ssd.js';
 import type { Detection } from '../postprocess.js';
-import { DetectionLoader, type AugmentOptions, type Batch, type DetectionRecord, type ImageReader } from './data.js';
+import { DetectionLoader, type AugmentOptions, type Batch, type BatchSource, type DetectionRecord, type ImageReader } from './data.js';
+import { SsdPipelineSource } from './ssd-pipeline-source.js';
 import { ModelOptimizer, learningRate, type OptimizerOptions } from './optimizer.js';
 
 export type DetectorCurriculum = 'none' | 'instance';
@@ -36,6 +37,9 @@ export interface DetectorConfig {
     /** Validate on at most this many images (0 = all). */
     valLimit?: number;
     cacheImages?: boolean;
+    /** Training augmentation: 'simple' (flip, brightness, contrast; this module's loader) or 'ssd' (the input
+     * pipeline: photometric + channel swap, expand, min-IoU crop, flip). Default 'simple'. */
+    pipeline?: 'simple' | 'ssd';
     /** When `root` has no data: generate a synthetic KITTI set there with these settings (the embedded default). */
     synthetic?: { images: number; seed: number; width?: number; height?: number };
   };
@@ -251,15 +255,18 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
           clamp: config.curriculum.clamp === undefined ? { min: 0.05, max: 20 } : config.curriculum.clamp,
         })
       : null;
-  const loader = new DetectionLoader({
-    records: o.train,
-    inputSize: spec.inputSize,
-    batchSize: t.batchSize,
-    seed: t.seed,
-    augment: t.augment ?? { flip: true, brightness: 32, contrast: 0.5 },
-    read: o.read,
-    cache: config.data.cacheImages,
-  });
+  const loader: BatchSource =
+    config.data.pipeline === 'ssd'
+      ? new SsdPipelineSource(o.train, { inputSize: spec.inputSize, batchSize: t.batchSize, seed: t.seed, cache: config.data.cacheImages })
+      : new DetectionLoader({
+          records: o.train,
+          inputSize: spec.inputSize,
+          batchSize: t.batchSize,
+          seed: t.seed,
+          augment: t.augment ?? { flip: true, brightness: 32, contrast: 0.5 },
+          read: o.read,
+          cache: config.data.cacheImages,
+        });
   const valRecords = config.data.valLimit ? o.val.slice(0, config.data.valLimit) : o.val;
   const valLoader =
     valRecords.length > 0
@@ -442,6 +449,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
     if (!stoppedEarly) await saveSSD(model, spec, path.join(o.out, 'model'), { steps: step, curriculum: config.curriculum.mode });
   } finally {
     opt.dispose();
+    await loader.close?.();
   }
   return { steps: step, epochs: epoch, finalAp, initialAp, model, dp, stoppedEarly };
 }
