@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- --only train-step [--backend NAME] [--steps N] [--include-cpu] [--profile]`
+ * `npm run bench -- --only train-step [--backend NAME] [--steps N] [--include-cpu] [--cpu-full-step] [--profile]`
+ * (wasm threads: DATA_PARAMS_WASM_THREADS, default one per core)
  *
  * Median milliseconds per training step of the reference network of issue 3 (so the same work can be timed in other
  * frameworks): batch 8 of 128x384x3 NHWC; conv3x3 (no bias) + batch-norm (batch statistics, eps 1e-3) + ReLU with
@@ -15,6 +16,7 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackendName } from '../src/runtime/backend.js';
 import { Rng } from '../src/util/rng.js';
+import { wasmThreadsState } from '../src/runtime/wasm-training/index.js';
 import type { BenchContext } from './run.js';
 
 export const names = ['train-step'];
@@ -177,6 +179,7 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
     pytorchReferenceMs: PYTORCH_REFERENCE_MS,
     pytorchReferenceNote: 'PyTorch 1.13 CPU, 2 threads, from shared/notes/wasm-training.md; not measured in this run',
     loadAverage1m: Number(os.loadavg()[0]!.toFixed(2)),
+    ...(choice.name === 'wasm' ? { threads: wasmThreadsState().threads, threadsFallback: wasmThreadsState().fallback } : {}),
   };
   try {
     if (choice.name === 'cpu' && ctx.options['cpu-full-step'] !== 'true') {

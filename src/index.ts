@@ -90,8 +90,8 @@ export { parseKittiObjects, formatKittiObject, formatKittiDetection, kittiDiffic
 export type { KittiObject, KittiDifficulty } from '../datasets/kitti/label-file.js';
 export { writeKittiResults } from '../datasets/kitti/result-writer.js';
 export type { KittiDetection } from '../datasets/kitti/result-writer.js';
-export { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
-export type { SyntheticKittiOptions, SyntheticKittiSummary } from '../datasets/synthetic-kitti/generate.js';
+export { generateSyntheticKitti, ensureSyntheticKitti, SYNTHETIC_KITTI_DEFAULT_SIZE } from '../datasets/synthetic-kitti/generate.js';
+export type { SyntheticKittiOptions, SyntheticKittiSummary, SyntheticKittiManifest } from '../datasets/synthetic-kitti/generate.js';
 export { DetectionLoader, kittiDetectionItems, prepareSample, SSD_AUGMENTATION } from '../datasets/pipeline/loader.js';
 export type { DetectionBatch, DetectionItem, DetectionLoaderOptions, LoaderState, AugmentOptions } from '../datasets/pipeline/loader.js';
 export type { DetectionTarget, RawImage, Affine } from '../datasets/pipeline/types.js';
@@ -101,7 +101,7 @@ export type { PhotometricOptions, NormaliseOptions } from '../datasets/pipeline/
 export { decodeImage, ImageDecodeError } from '../datasets/pipeline/decode.js';
 export { visualizeCurriculum, renderCurriculum, pickSnapshots } from './visualize/curriculum-report.js';
 export type { VisualizeOptions, VisualizeResult, Figure, FigureSection } from './visualize/curriculum-report.js';
-export { linePlot, niceTicks } from './visualize/line-plot.js';
+export { linePlot, niceTicks, niceScale } from './visualize/line-plot.js';
 export type { LinePlotSpec, PlotSeries, ReferenceLine } from './visualize/line-plot.js';
 export { boxStripSvg, layoutStrip, strokeWidth } from './visualize/box-curriculum.js';
 export type { StripSpec, StripBox, StripSnapshot, StripImage, StripLayout } from './visualize/box-curriculum.js';
@@ -130,3 +130,14 @@ export { sharpImageReader } from '../detection/train/data.js';
 export type { DetectionRecord, DetectionBox, ImageReader, Batch } from '../detection/train/data.js';
 export { trainDetector, trainStep, boxSigma, NonFiniteLossError } from '../detection/train/trainer.js';
 export type { DetectorConfig, TrainRunOptions, TrainRunResult } from '../detection/train/trainer.js';
+export {
+  evaluateKitti,
+  evaluateKittiDetailed,
+  evaluateKittiDirs,
+  readKittiDirs,
+  formatKittiJson,
+  formatKittiTable,
+  KITTI_EVAL_CLASSES,
+  parseKittiEvalClasses,
+} from '../detection/kitti-eval/index.js';
+export type { KittiApEntry, KittiApDetail, KittiEvalResult, KittiEvalInput, KittiEvalClass, KittiDirsOptions } from '../detection/kitti-eval/index.js';

@@ -1,6 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rejects } from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/util/rng.js';
@@ -9,6 +11,7 @@ import { hueMap, renderSample, saturationMap, samplePhotometric } from '../datas
 import { DetectionLoader, kittiDetectionItems, prepareSample, SSD_AUGMENTATION, type DetectionItem } from '../datasets/pipeline/loader.js';
 import type { DetectionTarget, RawImage } from '../datasets/pipeline/types.js';
 import { KittiDataset } from '../datasets/kitti/dataset.js';
+import { decodeImage, ImageDecodeError } from '../datasets/pipeline/decode.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test/fixtures/kitti');
 
@@ -228,6 +231,16 @@ test('loader on the KITTI fixture with sharp decoding; a bad image fails naming 
   const bad = new DetectionLoader([{ ...items[0]!, imagePath: '/nonexistent/000000.png' }], { batchSize: 1, width: 8, height: 8, seed: 0, prefetch: 3 });
   await rejects(() => bad.next(), /\/nonexistent\/000000\.png: cannot decode image/);
   bad.close();
+  // A truncated PNG (header intact, data cut) fails at decode rather than giving a partly grey image.
+  const dir = mkdtempSync(path.join(tmpdir(), 'kitti-truncated-'));
+  const truncated = path.join(dir, '000000.png');
+  const full = readFileSync(items[0]!.imagePath);
+  writeFileSync(truncated, full.subarray(0, Math.floor(full.length * 0.6)));
+  try {
+    await rejects(() => decodeImage(truncated), (e: Error) => e instanceof ImageDecodeError && e.message.startsWith(`${truncated}: cannot decode image`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('worker threads give bit-identical batches and report bad files by name', async () => {

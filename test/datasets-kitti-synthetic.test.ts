@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { camera, occlusionLevel, projectBox, renderScene, type SceneObject, type SceneSpec } from '../datasets/synthetic-kitti/scene.js';
-import { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
+import { ensureSyntheticKitti, generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
 import { KittiDataset } from '../datasets/kitti/dataset.js';
 
 const W = 480;
@@ -97,6 +97,13 @@ test('truncation is the share of the projected box outside the image', () => {
   const c2 = car((-cam.cx * 9) / cam.f + 0.5, 9);
   const [u1, , u2] = projectBox({ width: W, height: H }, c2);
   assert.is(renderScene(scene([c2])).labels[0]!.object.truncated, Math.round((100 * -u1) / (u2 - u1)) / 100);
+  // A car whose box starts 0.93 px before the right border shows one pixel column: no label, never a box with
+  // right < left (a regression: 479.07 .. 479 was written once).
+  const half = (cam.f * 1.7) / (2 * 9);
+  const sliver = car(((W - 0.93 + half - cam.cx) * 9) / cam.f, 9);
+  const [s1] = projectBox({ width: W, height: H }, sliver);
+  assert.ok(Math.abs(s1 - (W - 0.93)) < 1e-9);
+  assert.equal(renderScene(scene([sliver])).labels, []);
 });
 
 test('far cars and almost hidden cars become DontCare regions', () => {
@@ -123,7 +130,7 @@ test('generator: same seed gives identical files, another seed differs; labels r
   const files = (d: string): string[] =>
     ['training/image_2', 'training/label_2', 'ImageSets'].flatMap((s) => readdirSync(path.join(d, s)).map((f) => path.join(s, f)));
   assert.equal(files(a), files(b));
-  assert.is(files(a).length, 51);
+  assert.is(files(a).length, 51); // 24 images, 24 labels, 3 ImageSets files
   for (const f of files(a)) assert.ok(readFileSync(path.join(a, f)).equals(readFileSync(path.join(b, f))), f);
   assert.not.ok(readFileSync(path.join(a, 'training/image_2/000000.png')).equals(readFileSync(path.join(c, 'training/image_2/000000.png'))));
 
@@ -142,6 +149,15 @@ test('generator: same seed gives identical files, another seed differs; labels r
   assert.is(train.records[0]!.height, H);
   assert.is(train.numBoxes + val.numBoxes, sa.byType['Car']);
   assert.is(train.numInstances, sa.byType['Car']);
+
+  // ensure: a complete set with the same parameters is reused, other parameters regenerate.
+  const again = await ensureSyntheticKitti({ out: a, images: 24, seed: 3 });
+  assert.is(again.generated, false);
+  assert.equal(again.summary.carsByOcclusion, sa.carsByOcclusion);
+  const other = await ensureSyntheticKitti({ out: a, images: 5, seed: 4 });
+  assert.is(other.generated, true);
+  // Regenerating a smaller set in place removes the earlier run's extra images and labels.
+  assert.equal(files(a).filter((f) => f.startsWith('training')).length, 10);
 });
 
 test.run();

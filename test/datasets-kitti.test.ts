@@ -57,6 +57,12 @@ test('reads the train split from ImageSets with all fields, sizes from the image
     [null, null, null, null],
   );
   assert.is(ds.numBoxes, 2);
+  const inst = ds.instances();
+  assert.is(inst.length, 5);
+  assert.equal(
+    inst.map((x) => (x ? `${x.record.imageId}:${x.box.line}` : null)),
+    [null, '000002:2', '000002:5', null, null],
+  );
 });
 
 test('instance ids are dataset-wide: val continues where train left off, never colliding, same on rerun', async () => {
@@ -182,6 +188,14 @@ test('a label without image, a split id without label, a truncated image, an emp
     (e: Error) => e instanceof KittiFormatError && e.message.includes(`val.txt:2: image id '000009' has no label file`),
   );
 
+  writeFileSync(path.join(dir2, 'ImageSets', 'val.txt'), '000001\n000003\n000001\n');
+  await rejects(
+    () => KittiDataset.open(dir2, { split: 'val', ...quiet }),
+    (e: Error) => e instanceof KittiFormatError && /val\.txt:3: image id '000001' listed twice \(first at .*val\.txt:1\)/.test(e.message),
+  );
+  writeFileSync(path.join(dir2, 'ImageSets', 'train.txt'), '000000\n000001\n');
+  await rejects(() => KittiDataset.open(dir2, { split: 'trainval', ...quiet }), /val\.txt:1: image id '000001' listed twice/);
+
   const dir3 = copyOfStandard();
   const png = path.join(dir3, 'training', 'image_2', '000003.png');
   writeFileSync(png, readFileSync(png).subarray(0, 80));
@@ -196,6 +210,13 @@ test('a label without image, a split id without label, a truncated image, an emp
   );
   writeFileSync(png, 'not a png');
   await rejects(() => KittiDataset.open(dir3, { split: 'val', ...quiet }), /000003\.png: unreadable image/);
+
+  const dir5 = copyOfStandard();
+  cpSync(path.join(dir5, 'training', 'image_2', '000000.png'), path.join(dir5, 'training', 'image_2', '000004.png'));
+  const logs: string[] = [];
+  const withExtra = await KittiDataset.open(dir5, { split: 'all', log: (m) => logs.push(m) });
+  assert.is(withExtra.records.length, 4);
+  assert.ok(logs.some((l) => l.includes('1 image(s)') && l.includes('have no label file')), logs.join('\n'));
 
   const dir4 = copyOfStandard();
   writeFileSync(path.join(dir4, 'ImageSets', 'train.txt'), '\n');

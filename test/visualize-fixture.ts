@@ -84,13 +84,30 @@ export async function makeDetectionRun(options: DetectionRunOptions = {}): Promi
   return path.join(dir, 'run');
 }
 
-/** A classification run with corrupted labels: 40 samples, 10 classes, 25% noisy; noisy samples' σ rises. */
-export async function makeClassificationRun(epochs = 4): Promise<string> {
+/** The colour of tracked sample i's image in a classification run made `withImages`. */
+export function sampleColor(i: number): { r: number; g: number; b: number } {
+  return { r: 20 * i, g: 255 - 20 * i, b: 128 };
+}
+
+/**
+ * A classification run with corrupted labels: 40 samples, 10 classes, 25% noisy (every 4th); noisy samples' σ rises
+ * to 3 + 0.01·(i mod 3), clean ones fall to 0.7 + 0.01·(i mod 3). The first 12 are tracked; `withImages` gives each a
+ * 24×16 PNG of colour `sampleColor(i)`.
+ */
+export async function makeClassificationRun(epochs = 4, options: { withImages?: boolean } = {}): Promise<string> {
   const dir = mkdtempSync(path.join(tmpdir(), 'dp-vis-cls-'));
   const n = 40;
   const k = 10;
   const noisy = Array.from({ length: n }, (_, i) => i % 4 === 0);
   const tracked: TrackedInstance[] = Array.from({ length: 12 }, (_, i) => ({ id: i, classIndex: i % k, noisy: noisy[i]! }));
+  if (options.withImages) {
+    for (const t of tracked) {
+      const file = path.join(dir, 'samples', `${t.id}.png`);
+      await mkdir(path.dirname(file), { recursive: true });
+      await sharp({ create: { width: 24, height: 16, channels: 3, background: sampleColor(Number(t.id)) } }).png().toFile(file);
+      t.image = `samples/${t.id}.png`;
+    }
+  }
   const rec = new RunRecorder(dir);
   await rec.writeManifest({
     task: 'classification',

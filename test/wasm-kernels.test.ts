@@ -164,6 +164,15 @@ test('fast paths (leading-axis Sum/Mean, per-channel broadcasts, Slice of any ra
   assertClose(await runOn('wasm', inputs, f), await runOn('cpu', inputs, f), 1e-6, 'fast paths');
 });
 
+test('Sum and Mean gradients (broadcast on wasm) match cpu for any axes and keepDims', async () => {
+  const x = randomInput(new Rng(41), [2, 3, 4, 5]);
+  for (const [axis, keep] of [[[0, 1, 2], false], [[0, 1, 2], true], [1, false], [[1, 3], true], [[0, 1, 2, 3], false]] as [number | number[], boolean][]) {
+    const out = tf.tidy(() => tf.sum(tf.zeros([2, 3, 4, 5]), axis, keep).shape.slice());
+    await compareGrads(`sum grad axis ${axis} keep ${keep}`, [x], out, (t) => tf.sum(t, axis, keep));
+    await compareGrads(`mean grad axis ${axis} keep ${keep}`, [x], out, (t) => tf.mean(t, axis, keep));
+  }
+});
+
 test('a shared clone or cast stays valid after the original is disposed', async () => {
   await tf.setBackend('wasm');
   const a = tf.tensor1d([1, 2, 3]);

@@ -5,6 +5,10 @@ import { initBackend } from '../src/runtime/backend.js';
 import { Rng } from '../src/util/rng.js';
 import { ReferenceNetwork } from '../bench/train-step.bench.js';
 import { assertClose } from './wasm-compare.js';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { requestedWasmThreads, wasmThreadsState } from '../src/runtime/wasm-training/index.js';
 
 test.before(async () => {
   await initBackend('wasm', { log: null });
@@ -120,6 +124,45 @@ test('a tf.layers model (conv, batch norm, max-pool, depthwise, dense) fits on w
   tf.dispose([x, y]);
   // Nothing of the fit is left behind.
   assert.ok(tf.memory().numTensors <= before, `${tf.memory().numTensors} tensors after fit vs ${before} before`);
+});
+
+test('the wasm backend runs on the threads asked for (or says why not)', () => {
+  const state = wasmThreadsState();
+  assert.is(state.requested, requestedWasmThreads());
+  if (state.fallback === null) assert.is(state.threads, state.requested);
+  else assert.is(state.threads, 1);
+});
+
+test('a child process that trains on (threaded) wasm exits on its own', () => {
+  const backendUrl = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/runtime/backend.js')).href;
+  const indexUrl = backendUrl.replace('backend.js', 'wasm-training/index.js');
+  const script = `
+    import * as tf from '@tensorflow/tfjs';
+    const { initBackend } = await import(${JSON.stringify(backendUrl)});
+    const { wasmThreadsState } = await import(${JSON.stringify(indexUrl)});
+    await initBackend('wasm', { log: null });
+    const w = tf.variable(tf.randomNormal([3, 3, 2, 4], 0, 0.3, 'float32', 1));
+    const x = tf.randomNormal([2, 8, 8, 2], 0, 1, 'float32', 2);
+    const opt = tf.train.sgd(0.1);
+    const losses = [];
+    for (let i = 0; i < 3; i++) {
+      const loss = opt.minimize(() => tf.mean(tf.square(tf.sub(tf.conv2d(x, w, 2, 'same'), 1))), true);
+      losses.push(loss.dataSync()[0]);
+      loss.dispose();
+    }
+    process.stdout.write(JSON.stringify({ threads: wasmThreadsState().threads, losses }));
+  `;
+  const t0 = Date.now();
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: path.dirname(fileURLToPath(import.meta.url)),
+    encoding: 'utf8',
+    timeout: 90_000,
+  });
+  assert.is(child.signal, null, `child was killed after ${Date.now() - t0} ms (it did not exit on its own)`);
+  assert.is(child.status, 0, child.stderr);
+  const out = JSON.parse(child.stdout) as { threads: number; losses: number[] };
+  assert.is(out.threads, wasmThreadsState().threads);
+  assert.ok(out.losses[2]! < out.losses[0]!, `losses ${out.losses}`);
 });
 
 test.run();

@@ -19,7 +19,8 @@
  * - Unknown class names (not one of KITTI's nine, case-insensitively, nor in `extraClasses`) are bad input.
  * - Split: ImageSets/<split>.txt when present (trainval falls back to train ∪ val); otherwise a deterministic split of
  *   the sorted labelled ids shuffled by Rng(splitSeed) with the 3DOP proportion 3712/7481 to train, logged.
- * - Bad input (malformed line, unknown class, box with right < left, label without image, split id without label,
+ * - Bad input (malformed line, unknown class, box with right < left, label without image, split id without label or
+ *   listed twice,
  *   unreadable image, empty split): KittiFormatError / Error naming the file (and line), or with onBadInput 'skip'
  *   the image is left out, one log line per skip and a count at the end.
  */
@@ -165,6 +166,9 @@ export class KittiDataset {
       .map((f) => f.slice(0, -4))
       .sort();
     if (labelIds.length === 0) throw new KittiInputError(labelDir, 'no label files (*.txt)');
+    const labelled = new Set(labelIds);
+    const unlabelled = [...imageById.keys()].filter((id) => !labelled.has(id)).length;
+    if (unlabelled > 0) log(`kitti: ${unlabelled} image(s) in ${imageDir} have no label file and are not used`);
 
     const skipped: KittiSkip[] = [];
     const bad = (err: Error, file: string): void => {
@@ -208,12 +212,18 @@ export class KittiDataset {
       const fromFiles = await readImageSet(root, split);
       if (fromFiles !== null) {
         ids = [];
-        const labelled = new Set(labelIds);
+        const listed = new Map<string, string>();
         for (const entry of fromFiles) {
           if (!labelled.has(entry.id)) {
             bad(new KittiFormatError(entry.file, entry.line, `image id '${entry.id}' has no label file in ${labelDir}`), entry.file);
             continue;
           }
+          const first = listed.get(entry.id);
+          if (first !== undefined) {
+            bad(new KittiFormatError(entry.file, entry.line, `image id '${entry.id}' listed twice (first at ${first})`), entry.file);
+            continue;
+          }
+          listed.set(entry.id, `${entry.file}:${entry.line}`);
           ids.push(entry.id);
         }
         splitSource = 'imagesets';
@@ -256,6 +266,16 @@ export class KittiDataset {
       throw new KittiInputError(root, `split '${split}' is empty (${ids.length} listed, ${skipped.length} skipped)`);
     }
     return new KittiDataset(root, split, classNames, records, nextInstance, skipped, splitSource);
+  }
+
+  /**
+   * The split's trained boxes indexed by instance id (length numInstances; undefined for ids of other splits or
+   * skipped images): for run records (tracked instances) and for grouping σ by occlusion/difficulty.
+   */
+  instances(): ({ box: KittiBox; record: KittiRecord } | undefined)[] {
+    const out = new Array<{ box: KittiBox; record: KittiRecord } | undefined>(this.numInstances).fill(undefined);
+    for (const record of this.records) for (const box of record.objects) if (box.instanceId >= 0) out[box.instanceId] = { box, record };
+    return out;
   }
 
   /** Number of boxes of trained classes in this split. */

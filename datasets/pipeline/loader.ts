@@ -3,13 +3,13 @@
  *
  *   const ds = await KittiDataset.open(root, { split: 'train', classes: ['car'] });
  *   const loader = new DetectionLoader(kittiDetectionItems(ds.records), {
- *     batchSize: 8, width: 384, height: 128, seed: 1, augment: SSD_AUGMENTATION, prefetch: 2 });
+ *     batchSize: 8, width: 384, height: 128, seed: 1, augment: SSD_AUGMENTATION, prefetch: 2, workers: 1 });
  *   loader.setState(checkpoint.loader);                 // optional: resume
  *   for await (const batch of loader.epochBatches()) {  // the rest of the current epoch
  *     train(batch);                                     // batch.images: Float32Array NHWC
  *     checkpoint.loader = loader.getState();            // position after this batch
  *   }
- *   loader.close();
+ *   await loader.close();                               // ends the worker threads
  *
  * Batch targets are in NORMALISED output coordinates ([0, 1] of width/height, [x1, y1, x2, y2]); `transforms[i]` maps
  * original image pixels to output pixels (u = sx·x + tx, v = sy·y + ty; sx < 0 when flipped), so that detections can
@@ -18,7 +18,8 @@
  * Determinism: epoch e's order is a permutation drawn from a Rng seeded by (seed, e); the sample at position p of
  * epoch e is augmented with a Rng seeded by (seed, e, p). Nothing depends on timing or on how far ahead the queue
  * reads, so the state { seed, epoch, batch } resumes exactly: a resumed run sees the very same batches.
- * While the trainer works on batch k, batches k+1 .. k+prefetch are being prepared (decoding runs in sharp's threads).
+ * While the trainer works on batch k, batches k+1 .. k+prefetch are being prepared: decoding in sharp's threads, and
+ * with `workers > 0` the augmentation too, in worker threads (the same results bit for bit).
  */
 import { Rng } from '../../src/util/rng.js';
 import type { KittiRecord } from '../kitti/dataset.js';

@@ -28,7 +28,8 @@ export interface SampleResult {
 
 interface Slot {
   worker: Worker;
-  busy: boolean;
+  /** Jobs posted to this worker and not answered yet. */
+  pending: number;
 }
 
 interface Waiting {
@@ -40,21 +41,27 @@ interface Waiting {
 
 export class SampleWorkerPool {
   private readonly slots: Slot[] = [];
-  private readonly queue: Waiting[] = [];
-  private readonly inFlight = new Map<number, Waiting & { slot: Slot }>();
+  private readonly inFlight = new Map<number, Waiting>();
   private nextId = 0;
   private closed = false;
+  /** Set when a worker failed: the pool is unusable from then on (its jobs would never be answered). */
+  private broken: Error | null = null;
 
   constructor(size: number) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`SampleWorkerPool: size must be a positive integer, got ${size}`);
     for (let i = 0; i < size; i++) {
       const worker = new Worker(new URL('./sample-worker.js', import.meta.url));
-      const slot: Slot = { worker, busy: false };
-      worker.unref(); // an idle pool never keeps the process alive; a busy worker is ref'd (see dispatch)
+      const slot: Slot = { worker, pending: 0 };
+      worker.unref(); // an idle pool never keeps the process alive; a busy worker is ref'd (see run)
       worker.on('message', (reply: SampleReply) => this.onReply(slot, reply));
-      worker.on('error', (err) => this.failAll(err));
+      worker.on('error', (err) => {
+        this.broken ??= err;
+        this.failAll(err);
+      });
       worker.on('exit', (code) => {
-        if (!this.closed) this.failAll(new Error(`SampleWorkerPool: a worker exited unexpectedly (code ${code})`));
+        if (this.closed) return;
+        this.broken ??= new Error(`SampleWorkerPool: a worker exited unexpectedly (code ${code})`);
+        this.failAll(this.broken);
       });
       this.slots.push(slot);
     }
@@ -62,9 +69,16 @@ export class SampleWorkerPool {
 
   run(job: SampleJob): Promise<SampleResult> {
     if (this.closed) return Promise.reject(new Error('SampleWorkerPool: closed'));
+    if (this.broken) return Promise.reject(this.broken);
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, job, resolve, reject });
-      this.dispatch();
+      // Posted at once to the least loaded worker: its own message queue holds the backlog, so it keeps working
+      // while the main thread is blocked in a training step (dispatching on replies would idle it until then).
+      const slot = this.slots.reduce((a, b) => (b.pending < a.pending ? b : a));
+      const w: Waiting = { id: this.nextId++, job, resolve, reject };
+      slot.pending++;
+      slot.worker.ref(); // busy workers keep the process alive; idle ones do not
+      this.inFlight.set(w.id, w);
+      slot.worker.postMessage({ id: w.id, job });
     });
   }
 
@@ -81,36 +95,20 @@ export class SampleWorkerPool {
     }
   }
 
-  private dispatch(): void {
-    for (const slot of this.slots) {
-      if (slot.busy) continue;
-      const w = this.queue.shift();
-      if (!w) return;
-      slot.busy = true;
-      slot.worker.ref();
-      this.inFlight.set(w.id, { ...w, slot });
-      slot.worker.postMessage({ id: w.id, job: w.job });
-    }
-  }
-
   private onReply(slot: Slot, reply: SampleReply): void {
     const w = this.inFlight.get(reply.id);
-    slot.busy = false;
-    slot.worker.unref();
-    if (w) {
-      this.inFlight.delete(reply.id);
-      if (reply.error !== undefined) w.reject(new Error(reply.error));
-      else w.resolve({ pixels: reply.pixels, target: reply.target, affine: reply.affine });
-    }
-    this.dispatch();
+    if (!w) return; // failed already (close or worker error)
+    this.inFlight.delete(reply.id);
+    if (--slot.pending === 0) slot.worker.unref();
+    if (reply.error !== undefined) w.reject(new Error(reply.error));
+    else w.resolve({ pixels: reply.pixels, target: reply.target, affine: reply.affine });
   }
 
   private failAll(err: Error): void {
     for (const w of this.inFlight.values()) w.reject(err);
     this.inFlight.clear();
-    for (const w of this.queue.splice(0)) w.reject(err);
     for (const s of this.slots) {
-      s.busy = false;
+      s.pending = 0;
       s.worker.unref();
     }
   }

@@ -5,6 +5,7 @@
  *   DIR/ImageSets/train.txt, val.txt, trainval.txt
  *
  *   const summary = await generateSyntheticKitti({ out, images: 200, seed: 1 });   // default 480x145
+ *   const { generated } = await ensureSyntheticKitti({ out, images: 200, seed: 1 }); // only if not there yet
  *
  * Deterministic for (seed, images, width, height, valFraction): image k is rendered from Rng(seed) stream k, so
  * the files are byte-identical across runs.
@@ -13,6 +14,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { Rng } from '../../src/util/rng.js';
+import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { formatKittiObject, kittiDifficulty } from '../kitti/label-file.js';
 import { renderScene, sampleScene } from './scene.js';
 
@@ -64,6 +66,18 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
   const labelDir = path.join(options.out, 'training', 'label_2');
   const setDir = path.join(options.out, 'ImageSets');
   await Promise.all([imageDir, labelDir, setDir].map((d) => fs.mkdir(d, { recursive: true })));
+  // Regenerating in place: the old manifest goes first (an interrupted run must not look complete), and images and
+  // labels of an earlier, larger run are removed so that split 'all' does not pick them up.
+  await fs.rm(path.join(options.out, MANIFEST_FILE), { force: true });
+  for (const [dir, ext] of [
+    [imageDir, '.png'],
+    [labelDir, '.txt'],
+  ] as const) {
+    for (const f of await fs.readdir(dir)) {
+      const m = /^(\d{6})\.(png|txt)$/.exec(f);
+      if (m && `.${m[2]}` === ext && Number(m[1]) >= n) await fs.rm(path.join(dir, f));
+    }
+  }
 
   const summary: SyntheticKittiSummary = {
     images: n,
@@ -121,5 +135,44 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
   summary.val = val.length;
   summary.seconds = (performance.now() - start) / 1000;
   summary.imagesPerSecond = n / summary.seconds;
+  // Written last (atomically): its presence means the set is complete.
+  const manifest: SyntheticKittiManifest = { generator: GENERATOR_VERSION, images: n, seed: options.seed, width, height, valFraction, summary };
+  await writeFileAtomic(path.join(options.out, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
   return summary;
+}
+
+/** Bumped whenever the rendering changes, so that `ensureSyntheticKitti` regenerates old sets. */
+export const GENERATOR_VERSION = 2;
+const MANIFEST_FILE = 'synthetic-kitti.json';
+
+export interface SyntheticKittiManifest {
+  generator: number;
+  images: number;
+  seed: number;
+  width: number;
+  height: number;
+  valFraction: number;
+  summary: SyntheticKittiSummary;
+}
+
+/**
+ * Generates the set unless `out` already holds a complete one made with the same parameters (its
+ * synthetic-kitti.json manifest matches); for `npm start` and tests that need the data once.
+ */
+export async function ensureSyntheticKitti(options: SyntheticKittiOptions): Promise<{ generated: boolean; summary: SyntheticKittiSummary }> {
+  const want = {
+    generator: GENERATOR_VERSION,
+    images: options.images,
+    seed: options.seed,
+    width: options.width ?? SYNTHETIC_KITTI_DEFAULT_SIZE.width,
+    height: options.height ?? SYNTHETIC_KITTI_DEFAULT_SIZE.height,
+    valFraction: options.valFraction ?? 0.5,
+  };
+  try {
+    const have = JSON.parse(await fs.readFile(path.join(options.out, MANIFEST_FILE), 'utf8')) as SyntheticKittiManifest;
+    if ((Object.keys(want) as (keyof typeof want)[]).every((k) => have[k] === want[k])) return { generated: false, summary: have.summary };
+  } catch {
+    // No manifest (or an unreadable one): generate.
+  }
+  return { generated: true, summary: await generateSyntheticKitti(options) };
 }

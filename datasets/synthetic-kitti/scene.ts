@@ -10,7 +10,8 @@
  * fraction is (its pixels still showing at the end) / (its silhouette pixels inside the image right after it was
  * drawn); occlusion = 0 if visible >= 0.9, 1 if >= 0.5, else 2. Truncation = share of the object's unclipped 2D box
  * lying outside the image. The 2D box is the full (amodal) silhouette extent clipped to the image, as in KITTI.
- * Objects less than 10% visible, and cars whose box is under `dontCareHeight` pixels tall, become DontCare regions.
+ * Objects less than 10% visible, and cars whose box is under `dontCareHeight` pixels tall, become DontCare regions;
+ * slivers at the border (clipped box under 2 px wide or tall) get no label.
  */
 import type { Rng } from '../../src/util/rng.js';
 import type { KittiObject } from '../kitti/label-file.js';
@@ -264,7 +265,8 @@ function drawOccluder(cv: Canvas, o: SceneObject, box: readonly number[], id: nu
 }
 
 export interface RenderOptions {
-  /** Cars/vans whose 2D box is at most this many pixels tall become DontCare regions (default 0.11 × image height). */
+  /** Cars/vans whose 2D box is at most this many pixels tall become DontCare regions (default 16: KITTI's difficulty
+   * thresholds are absolute pixels, so this stays fixed whatever the image size). */
   dontCareHeight?: number;
 }
 
@@ -273,7 +275,7 @@ export function renderScene(spec: SceneSpec, options: RenderOptions = {}): Rende
   const cv = new Canvas(spec.width, spec.height);
   drawBackground(cv, spec);
   const cam = camera(spec.width, spec.height);
-  const dontCareHeight = options.dontCareHeight ?? 0.11 * spec.height;
+  const dontCareHeight = options.dontCareHeight ?? 16;
   const order = spec.objects.map((_, i) => i).sort((a, b) => spec.objects[b]!.z - spec.objects[a]!.z || a - b);
   const full = new Map<number, { box: [number, number, number, number]; own: number }>();
   if (spec.objects.length >= MAX_OWNER - 1) throw new Error('renderScene: too many objects');
@@ -301,12 +303,11 @@ export function renderScene(spec: SceneSpec, options: RenderOptions = {}): Rende
     if (!info || info.own === 0) continue;
     const o = spec.objects[i]!;
     const [u1, v1, u2, v2] = info.box;
-    const clipped: [number, number, number, number] = [
-      Math.max(0, u1),
-      Math.max(0, v1),
-      Math.min(spec.width - 1, u2),
-      Math.min(spec.height - 1, v2),
-    ];
+    // KITTI boxes lie in [0, W-1] x [0, H-1]; a sliver at the border narrower than 2 px gets no label at all.
+    const cx = (v: number): number => Math.min(Math.max(v, 0), spec.width - 1);
+    const cy = (v: number): number => Math.min(Math.max(v, 0), spec.height - 1);
+    const clipped: [number, number, number, number] = [cx(u1), cy(v1), cx(u2), cy(v2)];
+    if (clipped[2] - clipped[0] < 2 || clipped[3] - clipped[1] < 2) continue;
     const fullArea = (u2 - u1) * (v2 - v1);
     const inArea = Math.max(0, clipped[2] - clipped[0]) * Math.max(0, clipped[3] - clipped[1]);
     const truncated = fullArea > 0 ? Math.min(1, Math.max(0, 1 - inArea / fullArea)) : 1;

@@ -19,7 +19,7 @@ score; 2D-only detections write -1 -1 -1 -1000 -1000 -1000 -10 for the 3D fields
 has no detections (a warning gives their number). AP11 and AP|R40 are in percent; GT is the number of valid
 ground-truth boxes at that difficulty.`;
 
-function main(argv: string[]): void {
+async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('evaluate-kitti')
     .description('Score 2D detections with the official KITTI object devkit rules: AP11 and AP|R40 per class and difficulty.')
@@ -33,7 +33,7 @@ function main(argv: string[]): void {
     .parse(argv);
   const opts = program.opts<{ labels: string; results: string; ids?: string; classes: string; format: 'table' | 'json' }>();
   const classes = parseKittiEvalClasses(opts.classes);
-  const result = evaluateKittiDirs({
+  const result = await evaluateKittiDirs({
     labels: opts.labels,
     results: opts.results,
     ids: opts.ids,
@@ -48,9 +48,7 @@ function main(argv: string[]): void {
   process.stdout.write((opts.format === 'json' ? formatKittiJson(result) : formatKittiTable(result)) + '\n');
 }
 
-try {
-  main(process.argv);
-} catch (e) {
+main(process.argv).catch((e: unknown) => {
   process.stderr.write(`evaluate-kitti: error: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exitCode = 1;
-}
+});

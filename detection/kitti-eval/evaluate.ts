@@ -3,9 +3,11 @@
  * (post-2019) rule for rule; see README "evaluate-kitti" and shared/notes/kitti-evaluation.md. All arithmetic is in
  * doubles with the devkit's expressions in the devkit's order, so results agree with it to the last bit.
  *
- * Speed: boxes are packed per class into typed arrays once; overlaps are computed once per (ground truth, detection)
- * pair and shared by the three difficulties and the 41 score thresholds; an image is only re-matched for a threshold
- * when the set of its detections above the threshold changed (the sets are nested, so equal counts mean equal sets).
+ * Speed, without changing any result: boxes are packed per class into typed arrays once; each ground truth keeps only
+ * its candidate detections (IoU above the threshold, computed once and shared by the three difficulties and all score
+ * thresholds); in pass 2 a detection that is no ground truth's candidate only ever adds a false positive, and an image
+ * is matched again only at the thresholds where one of its candidates joins (the detection sets above successive
+ * thresholds are nested, so between two such thresholds nothing changes).
  */
 import type { KittiObject } from '../../datasets/kitti/label-file.js';
 import { KITTI_DIFFICULTIES, type KittiDifficulty } from '../../datasets/kitti/label-file.js';
@@ -336,7 +338,7 @@ interface Difficulty {
 }
 
 function evaluateDifficulty(p: PackedClass, diff: Difficulty): KittiApDetail {
-  const { gtStart, detStart, candStart, candDet, candIou, detScore, detInDontCare, detConnected } = p;
+  const { gtStart, detStart, candStart, candDet, detScore } = p;
   const nGtTotal = gtStart[p.nImages]!;
   const nDetTotal = detStart[p.nImages]!;
 
@@ -384,92 +386,23 @@ function evaluateDifficulty(p: PackedClass, diff: Difficulty): KittiApDetail {
     }
   }
   const thresholds = selectThresholds(v.subarray(0, nv), nGt);
-  const nThr = thresholds.length;
 
-  // Pass 2 (compute_fp = true) per threshold. A detection takes part from the first threshold at or below its score
-  // on (thresholds descend). A detection that is no ground truth's candidate is never assigned: it is a false positive
-  // from then on unless ignored or inside DontCare. The others can change the matching, so an image is matched again
-  // at each threshold where one of them joins, and its counts hold until the next (kept as differences).
-  const dTp = new Float64Array(nThr + 1);
-  const dFp = new Float64Array(nThr + 1);
-  const joinsAt = new Int32Array(p.maxDetsPerImage);
-  const events = new Int32Array(p.maxDetsPerImage);
-  for (let i = 0; i < p.nImages; i++) {
-    const d0 = detStart[i]!;
-    const nd = detStart[i + 1]! - d0;
-    if (nd === 0 || nThr === 0) continue;
-    let nEvents = 0;
-    for (let j = 0; j < nd; j++) {
-      const ign = ignDet[d0 + j]!;
-      if (ign === -1) {
-        joinsAt[j] = nThr;
-        continue;
-      }
-      // First t with thresholds[t] <= score (binary search on the descending thresholds).
-      const score = detScore[d0 + j]!;
-      let lo = 0;
-      let hi = nThr;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (thresholds[mid]! <= score) hi = mid;
-        else lo = mid + 1;
-      }
-      joinsAt[j] = lo;
-      if (lo === nThr) continue;
-      if (detConnected[d0 + j] === 0) {
-        if (ign === 0 && detInDontCare[d0 + j] === 0) dFp[lo]++;
-        continue;
-      }
-      // Insert into the sorted, distinct event list.
-      let k = nEvents;
-      while (k > 0 && events[k - 1]! > lo) k--;
-      if (k === 0 || events[k - 1] !== lo) {
-        events.copyWithin(k + 1, k, nEvents);
-        events[k] = lo;
-        nEvents++;
-      }
-    }
-    let prevTp = 0;
-    let prevFp = 0;
-    for (let e = 0; e < nEvents; e++) {
-      const t = events[e]!;
-      assigned.fill(0, 0, nd);
-      let imgTp = 0;
-      for (let g = gtStart[i]!; g < gtStart[i + 1]!; g++) {
-        let detIdx = -1;
-        let maxOverlap = 0;
-        let assignedIgnoredDet = false;
-        for (let c = candStart[g]!; c < candStart[g + 1]!; c++) {
-          const j = candDet[c]!;
-          if (joinsAt[j]! > t || assigned[j] === 1) continue; // skipped class, below the threshold, or taken
-          const ign = ignDet[d0 + j]!;
-          const overlap = candIou[c]!;
-          if ((overlap > maxOverlap || assignedIgnoredDet) && ign === 0) {
-            maxOverlap = overlap;
-            detIdx = j;
-            assignedIgnoredDet = false;
-          } else if (detIdx < 0 && ign === 1) {
-            detIdx = j;
-            assignedIgnoredDet = true;
-          }
-        }
-        if (detIdx < 0) continue; // a false negative when the ground truth is valid; not needed for AP
-        assigned[detIdx] = 1;
-        if (ignGt[g] === 0 && ignDet[d0 + detIdx] === 0) imgTp++;
-      }
-      // False positives among candidates: valid, unassigned, above the threshold and not absorbed by DontCare.
-      let imgFp = 0;
-      for (let j = 0; j < nd; j++) {
-        if (detConnected[d0 + j] === 1 && ignDet[d0 + j] === 0 && assigned[j] === 0 && joinsAt[j]! <= t && detInDontCare[d0 + j] === 0) {
-          imgFp++;
-        }
-      }
-      dTp[t] += imgTp - prevTp;
-      dFp[t] += imgFp - prevFp;
-      prevTp = imgTp;
-      prevFp = imgFp;
-    }
-  }
+  // Pass 2 (compute_fp = true) per threshold, image by image (a small function, so that V8 optimises it early).
+  const nThr = thresholds.length;
+  const ctx: Pass2Context = {
+    p,
+    ignGt,
+    ignDet,
+    thresholds: Float64Array.from(thresholds),
+    nThr,
+    dTp: new Float64Array(nThr + 1),
+    dFp: new Float64Array(nThr + 1),
+    assigned,
+    joinsAt: new Int32Array(p.maxDetsPerImage),
+    events: new Int32Array(p.maxDetsPerImage),
+  };
+  if (nThr > 0) for (let i = 0; i < p.nImages; i++) pass2Image(ctx, i);
+  const { dTp, dFp } = ctx;
   const tp = new Array<number>(nThr);
   const fp = new Array<number>(nThr);
   let runTp = 0;
@@ -491,4 +424,103 @@ function evaluateDifficulty(p: PackedClass, diff: Difficulty): KittiApDetail {
     tp,
     fp,
   };
+}
+
+interface Pass2Context {
+  p: PackedClass;
+  ignGt: Int8Array;
+  ignDet: Int8Array;
+  /** Descending. */
+  thresholds: Float64Array;
+  nThr: number;
+  /** TP and FP changes at each threshold index, summed afterwards. */
+  dTp: Float64Array;
+  dFp: Float64Array;
+  assigned: Uint8Array;
+  joinsAt: Int32Array;
+  events: Int32Array;
+}
+
+/**
+ * Pass 2 of one image for every threshold. A detection takes part from the first threshold at or below its score on
+ * (thresholds descend). A detection that is no ground truth's candidate is never assigned: it is a false positive from
+ * then on unless ignored or inside DontCare. The others can change the matching, so the image is matched again at
+ * each threshold where one of them joins, and its counts hold until the next (kept as differences).
+ */
+function pass2Image(ctx: Pass2Context, i: number): void {
+  const { p, ignGt, ignDet, thresholds, nThr, dTp, dFp, assigned, joinsAt, events } = ctx;
+  const { gtStart, detStart, candStart, candDet, candIou, detScore, detInDontCare, detConnected } = p;
+  const d0 = detStart[i]!;
+  const nd = detStart[i + 1]! - d0;
+  let nEvents = 0;
+  for (let j = 0; j < nd; j++) {
+    const ign = ignDet[d0 + j]!;
+    if (ign === -1) {
+      joinsAt[j] = nThr;
+      continue;
+    }
+    // First t with thresholds[t] <= score (binary search on the descending thresholds).
+    const score = detScore[d0 + j]!;
+    let lo = 0;
+    let hi = nThr;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (thresholds[mid]! <= score) hi = mid;
+      else lo = mid + 1;
+    }
+    joinsAt[j] = lo;
+    if (lo === nThr) continue;
+    if (detConnected[d0 + j] === 0) {
+      if (ign === 0 && detInDontCare[d0 + j] === 0) dFp[lo]++;
+      continue;
+    }
+    // Insert into the sorted, distinct event list.
+    let k = nEvents;
+    while (k > 0 && events[k - 1]! > lo) k--;
+    if (k === 0 || events[k - 1] !== lo) {
+      events.copyWithin(k + 1, k, nEvents);
+      events[k] = lo;
+      nEvents++;
+    }
+  }
+  let prevTp = 0;
+  let prevFp = 0;
+  for (let e = 0; e < nEvents; e++) {
+    const t = events[e]!;
+    assigned.fill(0, 0, nd);
+    let imgTp = 0;
+    for (let g = gtStart[i]!; g < gtStart[i + 1]!; g++) {
+      let detIdx = -1;
+      let maxOverlap = 0;
+      let assignedIgnoredDet = false;
+      for (let c = candStart[g]!; c < candStart[g + 1]!; c++) {
+        const j = candDet[c]!;
+        if (joinsAt[j]! > t || assigned[j] === 1) continue; // skipped class, below the threshold, or taken
+        const ign = ignDet[d0 + j]!;
+        const overlap = candIou[c]!;
+        if ((overlap > maxOverlap || assignedIgnoredDet) && ign === 0) {
+          maxOverlap = overlap;
+          detIdx = j;
+          assignedIgnoredDet = false;
+        } else if (detIdx < 0 && ign === 1) {
+          detIdx = j;
+          assignedIgnoredDet = true;
+        }
+      }
+      if (detIdx < 0) continue; // a false negative when the ground truth is valid; not needed for AP
+      assigned[detIdx] = 1;
+      if (ignGt[g] === 0 && ignDet[d0 + detIdx] === 0) imgTp++;
+    }
+    // False positives among candidates: valid, unassigned, above the threshold and not absorbed by DontCare.
+    let imgFp = 0;
+    for (let j = 0; j < nd; j++) {
+      if (detConnected[d0 + j] === 1 && ignDet[d0 + j] === 0 && assigned[j] === 0 && joinsAt[j]! <= t && detInDontCare[d0 + j] === 0) {
+        imgFp++;
+      }
+    }
+    dTp[t] += imgTp - prevTp;
+    dFp[t] += imgFp - prevFp;
+    prevTp = imgTp;
+    prevFp = imgFp;
+  }
 }

@@ -18,19 +18,22 @@ function pct(v: number): string {
   return Number.isNaN(v) ? 'nan' : v.toFixed(2);
 }
 
-/** A fixed-width table: one row per class, AP11 / AP|R40 (percent) and ground-truth count per difficulty. */
+/** A fixed-width table: one row per class; AP11, AP|R40 (percent) and the ground-truth count per difficulty. */
 export function formatKittiTable(result: KittiEvalResult): string {
-  const head1 = ['', ...KITTI_DIFFICULTIES.map((d) => d.name)];
-  const rows: string[][] = [];
-  for (const [cls, r] of Object.entries(result) as [KittiEvalClass, KittiClassResult][]) {
-    rows.push([
-      `${cls} (IoU > ${KITTI_CLASS_PARAMS[cls].minOverlap})`,
-      ...KITTI_DIFFICULTIES.map((d) => `${pct(r[d.name].ap11)}  ${pct(r[d.name].ap40)}  ${r[d.name].gt}`),
-    ]);
-  }
-  const sub = ['', ...KITTI_DIFFICULTIES.map(() => 'AP11  AP|R40  GT')];
-  const widths = head1.map((_, c) => Math.max(head1[c]!.length, sub[c]!.length, ...rows.map((row) => row[c]!.length)));
-  const line = (cells: string[]): string =>
-    cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('   ').trimEnd();
-  return ['KITTI 2D detection AP (%), official devkit rules', line(head1), line(sub), ...rows.map(line)].join('\n');
+  const header = ['class', 'IoU >', ...KITTI_DIFFICULTIES.flatMap(() => ['AP11', 'AP|R40', 'GT'])];
+  const rows = (Object.entries(result) as [KittiEvalClass, KittiClassResult][]).map(([cls, r]) => [
+    cls,
+    String(KITTI_CLASS_PARAMS[cls].minOverlap),
+    ...KITTI_DIFFICULTIES.flatMap((d) => [pct(r[d.name].ap11), pct(r[d.name].ap40), String(r[d.name].gt)]),
+  ]);
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  const sep = '  ';
+  const line = (cells: string[]): string => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(sep);
+  // Difficulty names over their three columns.
+  let groups = ' '.repeat(widths[0]! + sep.length + widths[1]!);
+  KITTI_DIFFICULTIES.forEach((d, k) => {
+    const span = widths.slice(2 + 3 * k, 5 + 3 * k).reduce((a, w) => a + w, 0) + 2 * sep.length;
+    groups += sep + d.name.padStart(Math.floor((span + d.name.length) / 2)).padEnd(span);
+  });
+  return ['KITTI 2D object detection, official devkit rules (AP in %)', groups.trimEnd(), line(header), ...rows.map(line)].join('\n');
 }

@@ -11,6 +11,6 @@ export {
   N_SAMPLE_PTS,
 } from './evaluate.js';
 export type { KittiApEntry, KittiApDetail, KittiClassResult, KittiEvalResult, KittiEvalInput } from './evaluate.js';
-export { readKittiDirs, readIdsFile, evaluateKittiDirs } from './read-dirs.js';
+export { readKittiDirs, readKittiDirsAsync, readIdsFile, evaluateKittiDirs, PARALLEL_MIN_IMAGES } from './read-dirs.js';
 export type { KittiDirsOptions, KittiDirsData } from './read-dirs.js';
 export { formatKittiJson, formatKittiTable } from './format.js';

@@ -1,10 +1,13 @@
 /** Reads KITTI label and result directories (the object benchmark's layout) for `evaluateKitti`. */
-import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { evaluateKittiTables, summarise, type KittiEvalResult } from './evaluate.js';
 import type { KittiEvalClass } from './classes.js';
-import { BoxTableBuilder, type KittiBoxTable } from './box-table.js';
-import { scanKittiFile } from './scan.js';
+import type { KittiBoxTable } from './box-table.js';
+import { deserialiseError, scanFiles, type SerialisedError } from './read-files.js';
+import type { ReadWorkerData } from './read-worker.js';
 
 export interface KittiDirsOptions {
   /** Directory of label files `<id>.txt` (e.g. training/label_2). */
@@ -13,7 +16,14 @@ export interface KittiDirsOptions {
   results: string;
   /** File listing the image ids to evaluate, one per line (e.g. ImageSets/val.txt); default: every label file. */
   ids?: string;
+  /** Read the label files in a worker thread while this thread reads the results. Default: when there are at least
+   * PARALLEL_MIN_IMAGES images and a CPU to spare (more than one, and a load average below their number minus one:
+   * on a saturated machine the worker only adds its start-up). Only `readKittiDirsAsync` / `evaluateKittiDirs` use it. */
+  parallel?: boolean;
 }
+
+/** Below this many images a worker costs more than it saves. */
+export const PARALLEL_MIN_IMAGES = 1000;
 
 export interface KittiDirsData {
   ids: string[];
@@ -59,8 +69,14 @@ export function readIdsFile(file: string): { id: string; line: number }[] {
   return out;
 }
 
-/** Reads ground truth and detections. A malformed line throws a KittiFormatError naming the file and the line. */
-export function readKittiDirs(options: KittiDirsOptions): KittiDirsData {
+interface ImageSet {
+  ids: string[];
+  resultsDir: string;
+  resultNames: Set<string>;
+}
+
+/** The image ids (label files or --ids) and where the results are. */
+function listImages(options: KittiDirsOptions): ImageSet {
   const labelNames = listTxt(options.labels, 'labels');
   const resultsDir = isDirectory(path.join(options.results, 'data')) ? path.join(options.results, 'data') : options.results;
   const resultNames = listTxt(resultsDir, 'results');
@@ -75,54 +91,70 @@ export function readKittiDirs(options: KittiDirsOptions): KittiDirsData {
     ids = [...labelNames].sort();
   }
   if (ids.length === 0) throw new Error(`no images to evaluate: no label files (*.txt) in ${options.labels}`);
-  const groundTruth = new BoxTableBuilder(16 * ids.length);
-  const detections = new BoxTableBuilder(16 * ids.length);
-  const missingResults: string[] = [];
-  const reader = new FileReader();
-  for (const id of ids) {
-    const labelFile = path.join(options.labels, id + '.txt');
-    scanKittiFile(reader.buffer, reader.read(labelFile), labelFile, 'label', groundTruth);
-    groundTruth.endImage();
-    if (resultNames.has(id)) {
-      const resultFile = path.join(resultsDir, id + '.txt');
-      scanKittiFile(reader.buffer, reader.read(resultFile), resultFile, 'result', detections);
-    } else {
-      missingResults.push(id);
-    }
-    detections.endImage();
-  }
-  return { ids, groundTruth: groundTruth.finish(), detections: detections.finish(), resultsDir, missingResults };
+  return { ids, resultsDir, resultNames };
 }
 
-/** Reads whole files into one reused buffer: open, read, close, and no allocation per file. */
-class FileReader {
-  buffer = new Uint8Array(1 << 16);
+/**
+ * Reads ground truth and detections. A malformed line throws a KittiFormatError naming the file and the line (label
+ * files are checked before result files).
+ */
+export function readKittiDirs(options: KittiDirsOptions): KittiDirsData {
+  const { ids, resultsDir, resultNames } = listImages(options);
+  const groundTruth = scanFiles(options.labels, ids, 'label', null).table;
+  const { table: detections, missing } = scanFiles(resultsDir, ids, 'result', resultNames);
+  return { ids, groundTruth, detections, resultsDir, missingResults: missing };
+}
 
-  /** Reads the file; its bytes are buffer[0 .. returned length). */
-  read(file: string): number {
-    const fd = openSync(file, 'r');
-    try {
-      let n = 0;
-      while (true) {
-        const got = readSync(fd, this.buffer, n, this.buffer.length - n, null);
-        n += got;
-        // A short read of a regular file is its end.
-        if (got === 0 || n < this.buffer.length) return n;
-        const bigger = new Uint8Array(this.buffer.length * 2);
-        bigger.set(this.buffer);
-        this.buffer = bigger;
+/** Like readKittiDirs; with many images the label files are read by a worker thread in parallel with the results. */
+export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<KittiDirsData> {
+  const set = listImages(options);
+  const cpus = availableParallelism();
+  const parallel = options.parallel ?? (set.ids.length >= PARALLEL_MIN_IMAGES && cpus > 1 && loadavg()[0]! < cpus - 1);
+  if (!parallel) return readKittiDirs(options);
+  const workerData: ReadWorkerData = { dir: options.labels, ids: set.ids, kind: 'label' };
+  const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData });
+  // A format error found by the worker is the answer; a worker that fails to run at all is replaced by this thread.
+  const labels = new Promise<KittiBoxTable>((resolve, reject) => {
+    let settled = false;
+    const fallback = (): void => {
+      if (settled) return;
+      settled = true;
+      try {
+        resolve(scanFiles(options.labels, set.ids, 'label', null).table);
+      } catch (e) {
+        reject(e);
       }
-    } finally {
-      closeSync(fd);
-    }
+    };
+    worker.once('message', (m: { table?: KittiBoxTable; error?: SerialisedError }) => {
+      settled = true;
+      if (m.error !== undefined) reject(deserialiseError(m.error));
+      else resolve(m.table!);
+    });
+    worker.once('error', fallback);
+    worker.once('exit', fallback);
+  });
+  let results: { table: KittiBoxTable; missing: string[] } | undefined;
+  let resultsError: unknown;
+  try {
+    results = scanFiles(set.resultsDir, set.ids, 'result', set.resultNames);
+  } catch (e) {
+    resultsError = e;
+  }
+  try {
+    // Label errors first, as in the sequential reader.
+    const groundTruth = await labels;
+    if (results === undefined) throw resultsError;
+    return { ids: set.ids, groundTruth, detections: results.table, resultsDir: set.resultsDir, missingResults: results.missing };
+  } finally {
+    await worker.terminate();
   }
 }
 
 /** Reads the directories and evaluates them; `onMissingResults` hears about images without a result file. */
-export function evaluateKittiDirs(
+export async function evaluateKittiDirs(
   options: KittiDirsOptions & { classes?: readonly KittiEvalClass[]; onMissingResults?: (ids: string[], resultsDir: string) => void },
-): KittiEvalResult {
-  const data = readKittiDirs(options);
+): Promise<KittiEvalResult> {
+  const data = await readKittiDirsAsync(options);
   if (data.missingResults.length > 0) options.onMissingResults?.(data.missingResults, data.resultsDir);
   return summarise(evaluateKittiTables({ groundTruth: data.groundTruth, detections: data.detections, classes: options.classes }));
 }

@@ -46,8 +46,9 @@ function typeOfBytes(buf: Uint8Array, s: number, e: number): number {
 }
 
 const MAX_FIELDS = 16;
-/** Values of the current line's fields 1..15 (field 0 is the type). */
+/** Values of the current line's fields 1..15 (field 0 is the type); only the USED ones are filled. */
 const vals = new Float64Array(MAX_FIELDS);
+const USED = Uint8Array.from({ length: MAX_FIELDS }, (_, k) => (k === 1 || k === 2 || (k >= 4 && k <= 7) || k === 15 ? 1 : 0));
 
 /**
  * Appends the objects of one file (bytes [0, length) of buf) as rows of the builder's current image. Blank lines
@@ -97,8 +98,12 @@ function scanFast(buf: Uint8Array, length: number, kind: 'label' | 'result', out
         c = ++i < length ? buf[i]! : 32;
       }
       if (digits === 0 || digits > 15 || !isSpace(c)) return false;
-      const v = frac <= 0 ? m : m / POW10[frac]!;
-      vals[n++] = neg ? -v : v;
+      // Only the columns the evaluation uses are converted (truncated, occluded, the box, the score).
+      if (USED[n] === 1) {
+        const v = frac <= 0 ? m : m / POW10[frac]!;
+        vals[n] = neg ? -v : v;
+      }
+      n++;
     }
     i++; // past '\n'
     if (n === 0) continue;

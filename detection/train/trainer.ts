@@ -121,9 +121,10 @@ export class NonFiniteLossError extends Error {
 export const DETECTION_INSTANCE_DEFAULTS: KindOptions = { init: 1, lr: 0.1, momentum: 0, weightDecay: 0 };
 
 /** σ of the batch's boxes. dp.instanceSigma gathers; the gather's gradient needs UnsortedSegmentSum, which plain wasm
- * lacks: there a one-hot [boxes × instances] matmul gives the same values and gradients. */
-export function boxSigma(dp: DataParameters, ids: Int32Array): tf.Tensor1D {
-  if (tf.getBackend() !== 'wasm' || tf.getKernel('UnsortedSegmentSum', 'wasm') !== undefined) return dp.instanceSigma(ids);
+ * lacks: there (or with lookup 'onehot') a one-hot [boxes × instances] matmul gives the same values and gradients. */
+export function boxSigma(dp: DataParameters, ids: Int32Array, lookup: 'auto' | 'gather' | 'onehot' = 'auto'): tf.Tensor1D {
+  const gather = lookup === 'gather' || (lookup === 'auto' && tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined);
+  if (gather) return dp.instanceSigma(ids);
   const name = dp.variableNames[dp.variableNames.length - 1]!;
   const table = tf.engine().registeredVariables[name]!;
   const N = table.shape[0]!;

@@ -36,6 +36,12 @@ export interface StripSpec {
   snapshots: readonly StripSnapshot[];
   /** Display pixels of stroke per unit σ (shared across a run's strips so that they compare). */
   strokePerSigma: number;
+  /**
+   * When set, widths are affine in σ: this σ gets RANGE_BASE_STROKE pixels and each unit above it `strokePerSigma`
+   * more. Used when a run's σ spread is narrow (e.g. 1.00 to 1.02), where strictly proportional strokes would all look
+   * alike. Unset: width = σ · strokePerSigma.
+   */
+  strokeFrom?: number;
   /** Panel width in display pixels (the image is scaled to it). */
   panelWidth: number;
 }
@@ -56,8 +62,13 @@ export const MIN_STROKE = 0.75;
 /** Default stroke of the largest σ in a run, in display pixels. */
 export const MAX_STROKE = 14;
 
-export function strokeWidth(sigma: number, strokePerSigma: number): number {
-  return Number.isFinite(sigma) ? Math.max(MIN_STROKE, sigma * strokePerSigma) : MIN_STROKE;
+/** Stroke of the smallest σ shown in range mode (see StripSpec.strokeFrom). */
+export const RANGE_BASE_STROKE = 1.5;
+
+export function strokeWidth(sigma: number, strokePerSigma: number, strokeFrom?: number): number {
+  if (!Number.isFinite(sigma)) return MIN_STROKE;
+  const w = strokeFrom === undefined ? sigma * strokePerSigma : RANGE_BASE_STROKE + (sigma - strokeFrom) * strokePerSigma;
+  return Math.max(MIN_STROKE, w);
 }
 
 const HEADER = 92;
@@ -90,7 +101,7 @@ export function boxStripSvg(spec: StripSpec): { svg: string; layout: StripLayout
   body.push(text(SIDE, 24, spec.title, { 'font-size': 16, 'font-weight': 'bold' }));
   const extraLevels = spec.boxes.some((b) => b.occlusion === 3) ? [3] : [];
   const unknown = spec.boxes.some((b) => b.occlusion === undefined || OCCLUSION_STYLES[b.occlusion] === undefined);
-  body.push(...legend(SIDE, 44, spec.strokePerSigma, [0, 1, 2, ...extraLevels], unknown));
+  body.push(...legend(SIDE, 44, spec.strokePerSigma, spec.strokeFrom, [0, 1, 2, ...extraLevels], unknown));
 
   if (spec.image.png) {
     body.push(el('defs', {}, el('image', {
@@ -114,7 +125,7 @@ export function boxStripSvg(spec: StripSpec): { svg: string; layout: StripLayout
     for (const b of order) {
       const [x1, y1, x2, y2] = spec.boxes[b]!.box;
       const sigma = snap.sigma[b]!;
-      const w = strokeWidth(sigma, spec.strokePerSigma);
+      const w = strokeWidth(sigma, spec.strokePerSigma, spec.strokeFrom);
       const style = occlusionStyle(spec.boxes[b]!.occlusion);
       const r = { x: x1 * scale, y: y1 * scale, width: (x2 - x1) * scale, height: (y2 - y1) * scale };
       // A dark halo keeps bright strokes readable on bright road and sky.
@@ -123,9 +134,9 @@ export function boxStripSvg(spec: StripSpec): { svg: string; layout: StripLayout
     }
     for (const b of order) {
       const [x1, y1] = spec.boxes[b]!.box;
-      const label = `σ ${formatSigma(snap.sigma[b]!)}`;
+      const label = `σ ${formatSigma(snap.sigma[b]!, spec.strokeFrom !== undefined)}`;
       const tx = Math.min(Math.max(0, x1 * scale), pw - 48);
-      const half = strokeWidth(snap.sigma[b]!, spec.strokePerSigma) / 2;
+      const half = strokeWidth(snap.sigma[b]!, spec.strokePerSigma, spec.strokeFrom) / 2;
       // Above the box, or just inside its top edge when there is no room above.
       const above = y1 * scale - half - 3;
       const ty = above >= 12 ? above : y1 * scale + half + 13;
@@ -137,12 +148,12 @@ export function boxStripSvg(spec: StripSpec): { svg: string; layout: StripLayout
   return { svg: svgDocument(layout.width, layout.height, body), layout };
 }
 
-function formatSigma(s: number): string {
+function formatSigma(s: number, fine = false): string {
   if (!Number.isFinite(s)) return '?';
-  return s >= 10 ? s.toFixed(1) : s.toFixed(2);
+  return s >= 10 ? s.toFixed(1) : s.toFixed(fine ? 3 : 2);
 }
 
-function legend(x: number, y: number, strokePerSigma: number, levels: number[], unknown: boolean): string[] {
+function legend(x: number, y: number, strokePerSigma: number, strokeFrom: number | undefined, levels: number[], unknown: boolean): string[] {
   const out: string[] = [];
   out.push(text(x, y + 4, 'colour: occlusion', { 'font-size': 12, fill: '#444' }));
   let cx = x + 118;
@@ -154,15 +165,19 @@ function legend(x: number, y: number, strokePerSigma: number, levels: number[], 
     cx += 40 + label.length * 7;
   }
   const y2 = y + 30;
-  out.push(text(x, y2 + 4, 'stroke width ∝ σ', { 'font-size': 12, fill: '#444' }));
-  let sx = x + 118;
-  for (const s of sigmaLegendValues(strokePerSigma)) {
-    const w = strokeWidth(s, strokePerSigma);
+  const ranged = strokeFrom !== undefined;
+  out.push(text(x, y2 + 4, ranged ? 'stroke width ∝ σ − σmin' : 'stroke width ∝ σ', { 'font-size': 12, fill: '#444' }));
+  let sx = x + (ranged ? 150 : 118);
+  const values = ranged
+    ? [strokeFrom, strokeFrom + (MAX_STROKE - RANGE_BASE_STROKE) / strokePerSigma / 2, strokeFrom + (MAX_STROKE - RANGE_BASE_STROKE) / strokePerSigma]
+    : sigmaLegendValues(strokePerSigma);
+  for (const s of values) {
+    const w = strokeWidth(s, strokePerSigma, strokeFrom);
     out.push(el('line', { x1: sx, x2: sx + 34, y1: y2, y2, stroke: '#333', 'stroke-width': w }));
-    out.push(text(sx + 40, y2 + 4, `σ = ${s}`, { 'font-size': 12 }));
-    sx += 100;
+    out.push(text(sx + 40, y2 + 4, `σ = ${ranged ? formatSigma(s, true) : s}`, { 'font-size': 12 }));
+    sx += ranged ? 112 : 100;
   }
-  out.push(text(sx + 6, y2 + 4, `(high σ: learnt later; min ${MIN_STROKE} px)`, { 'font-size': 11, fill: '#666' }));
+  out.push(text(sx + 6, y2 + 4, `(high σ: learnt later; min ${ranged ? RANGE_BASE_STROKE : MIN_STROKE} px)`, { 'font-size': 11, fill: '#666' }));
   return out;
 }
 

@@ -14,12 +14,14 @@ import {
   MIN_STROKE,
   resolveImage,
   strokeScaleFor,
+  RANGE_BASE_STROKE,
   type StripImage,
 } from './box-curriculum.js';
 import { linePlot, type PlotSeries, type ReferenceLine } from './line-plot.js';
 import { CLEAN_COLOR, DIFFICULTY_COLORS, NOISY_COLOR, occlusionStyle, SERIES_COLORS } from './palette.js';
 import { svgToPng } from './svg.js';
 import { indexHtml } from './index-page.js';
+import { gallerySvg, thumbnail, type GallerySample } from './sample-gallery.js';
 
 export interface VisualizeOptions {
   /** Output folder (created). */
@@ -73,6 +75,7 @@ export async function renderCurriculum(run: RunRecords, options: VisualizeOption
   const figures: Figure[] = [];
 
   figures.push(...(await renderBoxStrips(run, options, warn)));
+  figures.push(...(await renderGallery(run, options, warn)));
   for (const plot of [...sigmaPlots(run), ...trainingPlots(run)]) {
     const { svg } = linePlot(plot.spec);
     await writeFileAtomic(path.join(outDir, plot.name + '.svg'), svg);
@@ -117,22 +120,46 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
   if (groups.length === 0) return [];
   const snaps = pickSnapshots(run.sigma.length, Math.max(1, options.snapshots ?? 4)).map((i) => run.sigma[i]!);
   let maxSigma = 0;
-  for (const g of groups) for (const s of snaps) for (const i of g.members) maxSigma = Math.max(maxSigma, finiteOr(s.tracked[i]!, 0));
-  const strokePerSigma = strokeScaleFor(maxSigma);
+  let minSigma = Infinity;
+  for (const g of groups) {
+    for (const s of snaps) {
+      for (const i of g.members) {
+        const v = s.tracked[i]!;
+        if (!Number.isFinite(v)) continue;
+        maxSigma = Math.max(maxSigma, v);
+        minSigma = Math.min(minSigma, v);
+      }
+    }
+  }
+  // A narrow spread (largest σ under 1.5x the smallest, typical early in training or with a small σ lr) would give
+  // strokes that all look alike: then draw widths affine in σ so that the spread fills RANGE_BASE..MAX_STROKE.
+  const ranged = Number.isFinite(minSigma) && maxSigma > minSigma && maxSigma < 1.5 * minSigma;
+  const strokeFrom = ranged ? minSigma : undefined;
+  const strokePerSigma = ranged ? (MAX_STROKE - RANGE_BASE_STROKE) / (maxSigma - minSigma) : strokeScaleFor(maxSigma);
   const panelWidth = options.panelWidth ?? 620;
 
   const figures: Figure[] = [];
   for (const [k, g] of groups.entries()) {
     const boxes = g.members.map((i) => ({ box: run.manifest.tracked[i]!.box!, occlusion: run.manifest.tracked[i]!.occlusion }));
     const file = await resolveImage(g.image, run.dir);
-    let image: StripImage;
+    let image: StripImage | null = null;
+    let problem: string;
     if (file) {
-      image = await loadStripImage(file, panelWidth);
+      try {
+        image = await loadStripImage(file, panelWidth);
+      } catch (err) {
+        problem = `image ${file} could not be read (${(err as Error).message})`;
+      }
     } else {
-      warn(`image ${g.image} not found (looked beside ${run.dir} and in ${process.cwd()}): drew its boxes on a grey placeholder`);
+      problem = path.isAbsolute(g.image)
+        ? `image ${g.image} not found`
+        : `image ${g.image} not found (looked in ${run.dir} and in ${process.cwd()})`;
+    }
+    if (!image) {
+      warn(`${problem!}: drew its boxes on a grey placeholder`);
       const w = Math.max(...boxes.map((b) => b.box[2])) * 1.05 + 10;
       const h = Math.max(...boxes.map((b) => b.box[3])) * 1.05 + 10;
-      image = { png: null, width: w, height: h, missingNote: `image not found: ${g.image}` };
+      image = { png: null, width: w, height: h, missingNote: `${file ? 'unreadable' : 'not found'}: ${g.image}` };
     }
     const { svg } = boxStripSvg({
       title: `${path.basename(g.image)}: ${g.members.length} box${g.members.length === 1 ? '' : 'es'}, σ at ${snaps.length} epoch${snaps.length === 1 ? '' : 's'}`,
@@ -140,6 +167,7 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
       boxes,
       snapshots: snaps.map((s) => ({ epoch: s.epoch, sigma: g.members.map((i) => s.tracked[i]!) })),
       strokePerSigma,
+      ...(strokeFrom !== undefined ? { strokeFrom } : {}),
       panelWidth,
     });
     const name = `boxes-${k + 1}-${safeName(path.basename(g.image, path.extname(g.image)))}.png`;
@@ -158,13 +186,66 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
       png: name,
       title: `Per-box curriculum: ${path.basename(g.image)}`,
       caption:
-        `Ground-truth boxes of ${g.image} at epochs ${snaps.map((s) => s.epoch).join(', ')}. Stroke width is proportional to ` +
-        `the box's σ (${MAX_STROKE} px = σ ${fmtSigma(maxSigma)}, the largest shown; at least ${MIN_STROKE} px), colour is ` +
+        `Ground-truth boxes of ${g.image} at epochs ${snaps.map((s) => s.epoch).join(', ')}. ` +
+        (ranged
+          ? `σ spans only ${minSigma.toFixed(3)} to ${maxSigma.toFixed(3)} here, so stroke width is proportional to σ − ` +
+            `${minSigma.toFixed(3)} (${RANGE_BASE_STROKE} px at the smallest σ shown, ${MAX_STROKE} px at the largest), colour is `
+          : `Stroke width is proportional to the box's σ (${MAX_STROKE} px = σ ${fmtSigma(maxSigma)}, the largest shown; ` +
+            `at least ${MIN_STROKE} px), colour is `) +
         `the KITTI occlusion level. A thick box is one the model finds hard and learns later.${note}` +
-        (file ? '' : ' The image file was not found; a grey placeholder stands in for it.'),
+        (image.png ? '' : ' The image file could not be found or read; a grey placeholder stands in for it.'),
     });
   }
   return figures;
+}
+
+// --- sample gallery (classification) -----------------------------------------------------------------------------------
+
+/** Samples per gallery row. */
+const GALLERY_ROW = 8;
+
+async function renderGallery(run: RunRecords, options: VisualizeOptions, warn: (m: string) => void): Promise<Figure[]> {
+  const candidates = run.manifest.tracked.map((t, i) => ({ t, i })).filter(({ t }) => t.image !== undefined && t.box === undefined);
+  if (candidates.length === 0) return [];
+  const last = run.sigma[run.sigma.length - 1]!;
+  const ranked = candidates
+    .filter(({ i }) => Number.isFinite(last.tracked[i]!))
+    .sort((a, b) => last.tracked[b.i]! - last.tracked[a.i]! || a.i - b.i);
+  const per = Math.min(GALLERY_ROW, Math.ceil(ranked.length / 2));
+  const high = ranked.slice(0, per);
+  const low = ranked.slice(Math.max(per, ranked.length - per)).reverse();
+  const missing: string[] = [];
+  const load = async ({ t, i }: { t: TrackedInstance; i: number }): Promise<GallerySample> => {
+    let png: Buffer | null = null;
+    const file = await resolveImage(t.image!, run.dir);
+    if (file) {
+      try {
+        png = await thumbnail(file);
+      } catch {
+        missing.push(`${file} (unreadable)`);
+      }
+    } else missing.push(t.image!);
+    const label = t.className ?? (t.classIndex !== undefined ? run.manifest.classNames?.[t.classIndex] ?? `class ${t.classIndex}` : `#${t.id}`);
+    return { png, label, sigma: last.tracked[i]!, noisy: t.noisy };
+  };
+  const rows = [{ title: `Highest σ (learnt last)`, samples: await Promise.all(high.map(load)) }];
+  if (low.length) rows.push({ title: `Lowest σ (learnt first)`, samples: await Promise.all(low.map(load)) });
+  if (missing.length) {
+    warn(`${missing.length} of ${high.length + low.length} sample images not found or unreadable (e.g. ${missing[0]}): grey placeholders`);
+  }
+  const { svg } = gallerySvg(`Tracked samples by σ at epoch ${last.epoch}`, rows);
+  const name = 'samples-by-sigma.png';
+  await writeFileAtomic(path.join(options.out, name), await svgToPng(svg));
+  const noisyKnown = candidates.some(({ t }) => t.noisy !== undefined);
+  return [{
+    section: 'boxes',
+    png: name,
+    title: 'Samples the curriculum postpones and those it learns first',
+    caption:
+      `Of the ${candidates.length} tracked samples with an image, the ${high.length} with the highest σ at epoch ${last.epoch} ` +
+      `(top row) and the ${low.length} with the lowest (bottom row), with their label and σ.` +
+      (noisyKnown ? ' A thick red frame marks a sample whose label was corrupted: these should gather in the top row.' : ''),
+  }];
 }
 
 // --- σ curves ----------------------------------------------------------------------------------------------------------
@@ -350,8 +431,9 @@ function sigmaPlots(run: RunRecords): PlotJob[] {
             points: sigma.map((s) => [s.epoch, s.tracked[i]!] as [number, number]),
             legend: false,
             markers: false,
-            strokeWidth: 1.2,
-            opacity: 0.6,
+            // Few lines can be bold; many must be thin and see-through to stay readable.
+            strokeWidth: shown.length <= 30 ? 1.8 : 1,
+            opacity: shown.length <= 30 ? 0.85 : 0.45,
           })),
           ...[...categories].sort().map(([label, color]) => ({ label, color, points: [] })),
         ],
@@ -396,16 +478,16 @@ function trainingPlots(run: RunRecords): PlotJob[] {
     }
   };
   addLoss(train, '', false);
-  addLoss(epochs, 'epoch mean ', true);
-  addLoss(val, 'val ', true);
+  addLoss(epochs, '(epoch) ', true);
+  addLoss(val, '(val) ', true);
   if (lossSeries.length) {
     jobs.push({
       name: 'loss',
       section: 'training',
       spec: { title: 'Training loss', xLabel: 'step', yLabel: 'loss', series: lossSeries },
       caption:
-        'Loss terms logged during training against the optimiser step (dashed: means over an epoch, or on the ' +
-        'validation set). Keys containing "loss" and the usual part names (cls, loc, conf, box, reg) are plotted.' +
+        'Loss terms logged during training against the optimiser step (dashed: values of the per-epoch records, marked (epoch), and ' +
+        'of the validation records, marked (val)). Keys containing "loss" and the usual part names (cls, loc, conf, box, reg) are plotted.' +
         (averaged > 1 ? ` Long series are drawn as means of ${averaged} consecutive records.` : ''),
     });
   }
@@ -467,10 +549,6 @@ export function averageBuckets(points: readonly [number, number][], max: number)
 }
 
 // --- helpers -----------------------------------------------------------------------------------------------------------
-
-function finiteOr(v: number, fallback: number): number {
-  return Number.isFinite(v) ? v : fallback;
-}
 
 function fmtSigma(s: number): string {
   return s >= 10 ? s.toFixed(1) : s.toFixed(2);

@@ -7,10 +7,10 @@ import { escapeXml as esc } from './svg.js';
 const SECTIONS: { id: FigureSection; title: string; intro: string }[] = [
   {
     id: 'boxes',
-    title: 'What the model learns first: per-box σ',
+    title: 'What the model learns first',
     intro:
-      'Each ground-truth box has its own learned temperature σ. A box with a high σ has its logits divided by a large ' +
-      'number, which softens its loss: the model learns it later. Thin boxes are learnt first.',
+      'Each ground-truth box (or training sample) has its own learned temperature σ. A high σ divides its logits by a ' +
+      'large number, which softens its loss: the model learns it later. Thin boxes are learnt first.',
   },
   { id: 'sigma', title: 'σ over training', intro: 'How σ evolves for groups of instances and classes.' },
   { id: 'training', title: 'Training curves', intro: 'Loss, validation metrics and learning rate from metrics.jsonl.' },

@@ -47,28 +47,36 @@ export interface PlotArea {
   y: (v: number) => number;
 }
 
-/** Tick values covering [lo, hi] with a step of 1, 2 or 5 × 10^k, about `count` of them. */
-export function niceTicks(lo: number, hi: number, count = 5): number[] {
-  if (!(hi > lo)) return [lo];
+/** A step of 1, 2, 2.5 or 5 × 10^k that cuts [lo, hi] into about `count - 1` parts. */
+function niceStep(lo: number, hi: number, count: number): number {
   const raw = (hi - lo) / Math.max(1, count - 1);
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
-  const first = Math.ceil(lo / step - 1e-9) * step;
+  return [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+}
+
+/** The multiples of `step` inside [lo, hi] (computed as k·step, so that errors do not accumulate). */
+function multiplesIn(lo: number, hi: number, step: number): number[] {
   const ticks: number[] = [];
-  for (let v = first; v <= hi + step * 1e-9; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) ticks.push(k === 0 ? 0 : k * step);
   return ticks;
 }
 
-/** The data range widened to whole tick steps (and never empty). */
-export function niceDomain(lo: number, hi: number, count = 5): [number, number] {
-  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
+/** Tick values covering [lo, hi] with a step of 1, 2, 2.5 or 5 × 10^k, about `count` of them. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  return multiplesIn(lo, hi, niceStep(lo, hi, count));
+}
+
+/** The data range widened to whole tick steps (never empty), with its ticks: every edge is a labelled tick. */
+export function niceScale(lo: number, hi: number, count = 5): { domain: [number, number]; ticks: number[] } {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return niceScale(0, 1, count);
   if (hi - lo < 1e-12) {
     const pad = Math.abs(lo) > 1e-12 ? Math.abs(lo) * 0.1 : 1;
-    return [lo - pad, hi + pad];
+    return niceScale(lo - pad, hi + pad, count);
   }
-  const t = niceTicks(lo, hi, count);
-  const step = t.length > 1 ? t[1]! - t[0]! : hi - lo;
-  return [Math.min(lo, Math.floor(lo / step + 1e-9) * step), Math.max(hi, Math.ceil(hi / step - 1e-9) * step)];
+  const step = niceStep(lo, hi, count);
+  const domain: [number, number] = [Math.floor(lo / step + 1e-9) * step, Math.ceil(hi / step - 1e-9) * step];
+  return { domain, ticks: multiplesIn(domain[0], domain[1], step) };
 }
 
 /** Decimals needed to write `step` exactly (2.5e-4 → 5), so that all labels of an axis share one format. */
@@ -124,7 +132,10 @@ export function linePlot(spec: LinePlotSpec): { svg: string; area: PlotArea } {
   const xMax = xs.length ? Math.max(...xs) : 1;
   const [x0, x1] = xMax > xMin ? [xMin, xMax] : [xMin, xMin + 1];
   const yTickCount = Math.max(2, Math.min(8, Math.floor(plotH / 50)));
-  const [y0, y1] = spec.yRange ?? niceDomain(ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1, yTickCount);
+  const yScale = spec.yRange
+    ? { domain: spec.yRange, ticks: niceTicks(spec.yRange[0], spec.yRange[1], yTickCount) }
+    : niceScale(ys.length ? Math.min(...ys) : 0, ys.length ? Math.max(...ys) : 1, yTickCount);
+  const [y0, y1] = yScale.domain;
   const area: PlotArea = {
     left: margin.left,
     top: margin.top,
@@ -140,7 +151,7 @@ export function linePlot(spec: LinePlotSpec): { svg: string; area: PlotArea } {
   // Grid and ticks.
   let xTicks = niceTicks(x0, x1, Math.max(2, Math.min(8, Math.floor(plotW / 80))));
   if (spec.integerX) xTicks = xTicks.filter((v) => Number.isInteger(v));
-  const yTicks = niceTicks(y0, y1, yTickCount);
+  const yTicks = yScale.ticks;
   const xLabelOf = tickFormatter(xTicks);
   const yLabelOf = tickFormatter(yTicks);
   const grid: string[] = [];

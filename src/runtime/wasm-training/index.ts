@@ -2,19 +2,18 @@
  * Training kernels for the WebAssembly backend: gradients that tfjs-backend-wasm 4.22 lacks (Conv2DBackpropFilter,
  * the depthwise backprops, UnsortedSegmentSum), computes wrongly (MaxPoolGrad on non-positive windows,
  * ResizeBilinearGrad with half-pixel centres) or slowly
- * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice, leading-axis Sum/Mean, per-channel broadcasting Add/Sub/
- * Multiply/RealDiv). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
+ * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
  * fast paths fall back to the built-in for the cases they do not cover.
  */
 import * as tf from '@tensorflow/tfjs';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
-import { addBroadcast, divBroadcast, mulBroadcast, subBroadcast } from './broadcast-binary.js';
 import { castSameDtype, identity } from './identity-cast.js';
 import { maxPoolGrad } from './max-pool-grad.js';
-import { meanLeading, sumLeading } from './reductions.js';
 import { sliceViews } from './slice.js';
+import { registerReductionGradients } from './reduction-gradients.js';
 import { resizeBilinearGrad } from './resize-bilinear-grad.js';
+import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
 import { unsortedSegmentSum } from './unsorted-segment-sum.js';
 import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
@@ -38,9 +37,15 @@ function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo |
   tf.registerKernel(config);
 }
 
-/** Registers the wasm training kernels (idempotent) and returns their names. */
+/**
+ * Registers the wasm training kernels (idempotent) and returns their names. Also arranges for the wasm backend, when
+ * it starts, to use the threaded-SIMD build with one thread per core (see threads.ts; DATA_PARAMS_WASM_THREADS=1
+ * turns that off), and replaces the Sum and Mean gradients on wasm by ones without a full-size `ones` tensor.
+ */
 export function registerWasmTrainingKernels(): string[] {
   if (registered !== null) return registered;
+  installThreadedWasmFactory();
+  registerReductionGradients();
   const kernels: [string, (args: KernelArgs) => TensorInfo][] = [
     ['Conv2DBackpropFilter', conv2DBackpropFilter],
     ['Conv2DBackpropInput', conv2DBackpropInput],
@@ -54,12 +59,6 @@ export function registerWasmTrainingKernels(): string[] {
   ];
   const fastPaths: [string, (args: KernelArgs) => TensorInfo | null][] = [
     ['Cast', castSameDtype],
-    ['Sum', sumLeading],
-    ['Mean', meanLeading],
-    ['Add', addBroadcast],
-    ['Sub', subBroadcast],
-    ['Multiply', mulBroadcast],
-    ['RealDiv', divBroadcast],
     ['Slice', sliceViews],
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
@@ -67,3 +66,6 @@ export function registerWasmTrainingKernels(): string[] {
   registered = [...kernels, ...fastPaths].map(([name]) => name);
   return registered;
 }
+
+export { wasmThreadsState, requestedWasmThreads } from './threads.js';
+export type { WasmThreadsState } from './threads.js';
