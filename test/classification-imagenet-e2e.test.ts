@@ -71,6 +71,46 @@ test('ImageNet layout end to end: JPEG folders + VOC XML val labels -> tiny ResN
   run.dispose();
 });
 
+test('WebVision layout end to end: list files + JPEGs -> tiny ResNet, joint curriculum with the config\'s instance init', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'dp-cls-webvision-e2e-'));
+  mkdirSync(path.join(root, 'info'));
+  mkdirSync(path.join(root, 'google', 'q0001'), { recursive: true });
+  mkdirSync(path.join(root, 'flickr', 'q0002'), { recursive: true });
+  mkdirSync(path.join(root, 'val_images_256'));
+  const google: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    await jpeg(path.join(root, 'google', 'q0001', `${i}.jpg`), COLOURS[i % 2]!, 30, 20);
+    google.push(`google/q0001/${i}.jpg ${i % 2 === 0 ? 0 : 999}`);
+  }
+  await jpeg(path.join(root, 'flickr', 'q0002', '7.jpg'), COLOURS[1]!, 20, 30);
+  writeFileSync(path.join(root, 'info', 'train_filelist_google.txt'), google.join('\n') + '\n');
+  writeFileSync(path.join(root, 'info', 'train_filelist_flickr.txt'), 'flickr/q0002/7.jpg 999\n');
+  await jpeg(path.join(root, 'val_images_256', 'val000001.jpg'), COLOURS[0]!, 25, 25);
+  writeFileSync(path.join(root, 'info', 'val_filelist.txt'), 'val000001.jpg 0\n');
+  const config = validateConfig({
+    dataset: { kind: 'webvision', root, imageSize: 16 },
+    model: { name: 'resnet18', blocks: [1], width: 2 },
+    train: { epochs: 1, batchSize: 2, lr: 0.1, momentum: 0.9, weightDecay: 1e-4, schedule: { every: 30, gamma: 0.1 }, augment: true, evalBatchSize: 2, trackCount: 2 },
+    curriculum: 'joint',
+    dataParameters: { class: { lr: 0.1 }, instance: { init: 1, lr: 0.8 } },
+    dataParametersByCurriculum: { joint: { instance: { init: 0.001 } } },
+    seed: 2,
+  });
+  const run = await buildRun(config, () => {});
+  assert.is(run.train.count, 4);
+  assert.equal(Array.from(run.train.labels), [0, 999, 0, 999]);
+  assert.is(run.train.imagePath!(3), path.join(root, 'flickr/q0002/7.jpg'));
+  // joint on WebVision: instance σ starts at 0.001 (clamped to 0.05 by the first update, as in the reference code)
+  assert.ok(Math.abs(run.dp.instanceSigmaValues()[0]! - 0.001) < 1e-6);
+  const trainer = new ClassifierTrainer({ ...run, outDir: null, log: () => {}, progress: false, recordConfig: {} }, trainerConfig(config));
+  const res = await trainer.run();
+  assert.is(trainer.step, 2);
+  assert.is(res.epochs[0]!.valTop1 !== null, true);
+  assert.ok(run.dp.instanceSigmaValues().every((s) => Math.abs(s - 0.05) < 1e-6));
+  trainer.dispose();
+  run.dispose();
+});
+
 test('describeClassSigma: all classes when few, else the 4 highest and 4 lowest', () => {
   assert.is(describeClassSigma(new Float32Array([1, 2]), ['a', 'b']), 'class σ (all): b 2.000, a 1.000');
   const many = describeClassSigma(Float32Array.from({ length: 10 }, (_, i) => i), []);
