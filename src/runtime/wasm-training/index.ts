@@ -2,7 +2,7 @@
  * Training kernels for the WebAssembly backend: gradients that tfjs-backend-wasm 4.22 lacks (Conv2DBackpropFilter,
  * the depthwise backprops, UnsortedSegmentSum), computes wrongly (MaxPoolGrad on non-positive windows,
  * ResizeBilinearGrad with half-pixel centres) or slowly
- * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
+ * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice, row-copying Transpose). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
  * fast paths fall back to the built-in for the cases they do not cover.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -15,6 +15,7 @@ import { registerReductionGradients } from './reduction-gradients.js';
 import { resizeBilinearGrad } from './resize-bilinear-grad.js';
 import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
+import { transpose } from './transpose.js';
 import { unsortedSegmentSum } from './unsorted-segment-sum.js';
 import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
@@ -60,6 +61,7 @@ export function registerWasmTrainingKernels(): string[] {
   const fastPaths: [string, (args: KernelArgs) => TensorInfo | null][] = [
     ['Cast', castSameDtype],
     ['Slice', sliceViews],
+    ['Transpose', transpose],
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);
