@@ -133,7 +133,7 @@ test('the wasm backend runs on the threads asked for (or says why not)', () => {
   else assert.is(state.threads, 1);
 });
 
-test('a child process that trains on (threaded) wasm exits on its own', () => {
+test('a child process that trains on threaded wasm (DATA_PARAMS_WASM_THREADS=2) exits on its own', () => {
   const backendUrl = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/runtime/backend.js')).href;
   const indexUrl = backendUrl.replace('backend.js', 'wasm-training/index.js');
   const script = `
@@ -157,11 +157,12 @@ test('a child process that trains on (threaded) wasm exits on its own', () => {
     cwd: path.dirname(fileURLToPath(import.meta.url)),
     encoding: 'utf8',
     timeout: 90_000,
+    env: { ...process.env, DATA_PARAMS_WASM_THREADS: '2' },
   });
   assert.is(child.signal, null, `child was killed after ${Date.now() - t0} ms (it did not exit on its own)`);
   assert.is(child.status, 0, child.stderr);
   const out = JSON.parse(child.stdout) as { threads: number; losses: number[] };
-  assert.is(out.threads, wasmThreadsState().threads);
+  assert.is(out.threads, 2);
   assert.ok(out.losses[2]! < out.losses[0]!, `losses ${out.losses}`);
 });
 

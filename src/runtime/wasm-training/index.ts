@@ -40,8 +40,8 @@ function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo |
 
 /**
  * Registers the wasm training kernels (idempotent) and returns their names. Also arranges for the wasm backend, when
- * it starts, to use the threaded-SIMD build with one thread per core (see threads.ts; DATA_PARAMS_WASM_THREADS=1
- * turns that off), and replaces the Sum and Mean gradients on wasm by ones without a full-size `ones` tensor.
+ * it starts, to use the threaded-SIMD build if DATA_PARAMS_WASM_THREADS asks for more than one thread (threads.ts),
+ * and replaces the Sum and Mean gradients on wasm by ones without a full-size `ones` tensor.
  */
 export function registerWasmTrainingKernels(): string[] {
   if (registered !== null) return registered;
