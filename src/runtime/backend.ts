@@ -71,6 +71,9 @@ async function tryBackend(name: ConcreteBackend): Promise<string> {
     }
     case 'cpu': {
       if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
+      // The cpu backend prints a banner recommending tfjs-node on first use; our own log line already says which
+      // backend runs and why, so mark it as shown.
+      (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
       return 'cpu';
     }
   }

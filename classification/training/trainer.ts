@@ -1,0 +1,532 @@
+/**
+ * The classifier trainer: a model and its SGD, data parameters (any curriculum) with their own optimisers, a training
+ * set whose entry i is data parameter i, an optional validation set, and optional label-noise bookkeeping.
+ *
+ * Per step: forward, loss = mean CE(logits / σ*) + σ weight decay, backward, model step (momentum SGD, weight decay,
+ * scheduled lr), then the data parameters' own steps and clamp (DataParameters.applyGradients), in the reference's
+ * order. Per epoch: train loss / top-1, validation top-1 / top-5 without σ, σ statistics (and, with label noise,
+ * σ of clean vs corrupted samples and the corrupted fraction among the highest σ), run records, and a full-state
+ * checkpoint written atomically so that `resume` continues bit-exactly.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { DataParameters, omitGradients } from '../../src/data-parameters/data-parameters.js';
+import { RunRecorder, summariseSigma } from '../../src/records/run-records.js';
+import type { SigmaEntry, TrackedInstance } from '../../src/records/run-records.js';
+import { Rng } from '../../src/util/rng.js';
+import type { RngState } from '../../src/util/rng.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/util/checkpoint.js';
+import type { CheckpointArray } from '../../src/util/checkpoint.js';
+import { ProgressBar } from '../../src/util/progress.js';
+import type { Logger } from '../../src/util/log.js';
+import type { NoisyLabels } from '../../datasets/noisy-labels/noisy-labels.js';
+import { corruptedFractionInTop, noisyRanking } from '../../datasets/noisy-labels/noisy-labels.js';
+import type { ClassifierModel } from '../models/models.js';
+import type { ClassificationData } from '../input/image-data.js';
+import { SgdMomentum, scheduledLr } from './sgd.js';
+import type { StepSchedule } from './sgd.js';
+import { expectedCalibrationError, fitTemperature, maskedMeanStd, nllAt, topKCorrect } from './metrics.js';
+
+export interface TrainerConfig {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  schedule: StepSchedule;
+  seed: number;
+  /** Steps between 'train' lines in metrics.jsonl. */
+  logEvery: number;
+  evalBatchSize: number;
+  /** Training entries whose σ is snapshotted per epoch in the run records. */
+  trackCount: number;
+  /** Consecutive non-finite losses (each skipped without an update) before training stops with an error. */
+  maxNonFinite: number;
+  /** Fit a temperature on half of the validation set after training and report ECE before / after on the other. */
+  calibrate: boolean;
+}
+
+export const DEFAULT_TRAINER_CONFIG: TrainerConfig = {
+  epochs: 1,
+  batchSize: 128,
+  lr: 0.1,
+  momentum: 0.9,
+  weightDecay: 5e-4,
+  schedule: { gamma: 0.1 },
+  seed: 0,
+  logEvery: 50,
+  evalBatchSize: 256,
+  trackCount: 200,
+  maxNonFinite: 5,
+  calibrate: false,
+};
+
+export interface TrainerParts {
+  model: ClassifierModel;
+  dp: DataParameters;
+  train: ClassificationData;
+  val: ClassificationData | null;
+  noise: NoisyLabels | null;
+  /** Run records and checkpoints go here (null: nothing written). */
+  outDir: string | null;
+  log: Logger;
+  /** Show a progress bar (on stderr). */
+  progress: boolean;
+  /** Stored in run.json. */
+  recordConfig: Record<string, unknown>;
+}
+
+export interface EpochSummary {
+  epoch: number;
+  step: number;
+  lr: number;
+  trainLoss: number;
+  trainTop1: number;
+  valTop1: number | null;
+  valTop5: number | null;
+  valLoss: number | null;
+  imagesPerSecond: number;
+  seconds: number;
+  skippedNonFinite: number;
+  sigmaMean: number;
+  sigmaStd: number;
+  /** With label noise: σ* of clean and corrupted entries and the corrupted fraction among the top ⌊N·rate⌋ by σ*. */
+  cleanSigmaMean?: number;
+  cleanSigmaStd?: number;
+  noisySigmaMean?: number;
+  noisySigmaStd?: number;
+  noisyTopFraction?: number;
+  /** The fraction of corrupted entries that are among the top ⌊N·rate⌋ by σ*. */
+  noisyTopRecall?: number;
+}
+
+export interface CalibrationResult {
+  temperature: number;
+  eceBefore: number;
+  eceAfter: number;
+  nllBefore: number;
+  nllAfter: number;
+  fitCount: number;
+  reportCount: number;
+}
+
+export interface TrainResult {
+  epochs: EpochSummary[];
+  calibration: CalibrationResult | null;
+}
+
+interface CheckpointMeta {
+  format: 'data-params/classifier-checkpoint@1';
+  model: string;
+  mode: string;
+  numInstances: number;
+  epoch: number;
+  step: number;
+  rng: RngState;
+  dpStep: number;
+}
+
+export const CHECKPOINT_FILE = 'checkpoint.bin';
+
+export class ClassifierTrainer {
+  readonly optimizer: SgdMomentum;
+  readonly rng: Rng;
+  epoch = 0;
+  step = 0;
+  private readonly recorder: RunRecorder | null;
+  private readonly tracked: Int32Array;
+  private readonly variables: tf.Variable[];
+
+  constructor(
+    readonly parts: TrainerParts,
+    readonly config: TrainerConfig,
+  ) {
+    const { model, dp, train } = parts;
+    if (dp.numInstances !== train.count && dp.mode !== 'none' && dp.mode !== 'class') {
+      throw new Error(`data parameters have ${dp.numInstances} instances but the training set has ${train.count} entries`);
+    }
+    if (train.numClasses !== model.numClasses) {
+      throw new Error(`model has ${model.numClasses} classes, training data ${train.numClasses}`);
+    }
+    this.optimizer = new SgdMomentum(model.store.named(), { momentum: config.momentum, weightDecay: config.weightDecay });
+    this.rng = new Rng(config.seed);
+    this.recorder = parts.outDir ? new RunRecorder(parts.outDir) : null;
+    const registered = tf.engine().registeredVariables;
+    this.variables = [...model.store.trainable(), ...dp.variableNames.map((n) => registered[n]!)];
+    // Tracked entries: a seeded sample of at most trackCount, in increasing order.
+    const pick = new Rng(config.seed + 7919).permutation(train.count).subarray(0, Math.min(config.trackCount, train.count));
+    this.tracked = Int32Array.from(pick).sort();
+  }
+
+  get stepsPerEpoch(): number {
+    return Math.ceil(this.parts.train.count / this.config.batchSize);
+  }
+
+  get checkpointFile(): string | null {
+    return this.parts.outDir ? path.join(this.parts.outDir, CHECKPOINT_FILE) : null;
+  }
+
+  /** Trains from the current state (epoch 0, or the loaded checkpoint's) up to `config.epochs`. */
+  async run(options: { resume?: boolean; stopAfterEpoch?: number } = {}): Promise<TrainResult> {
+    const { log } = this.parts;
+    let resumed = false;
+    if (options.resume) {
+      const file = this.checkpointFile;
+      if (!file) throw new Error('--resume needs an output directory');
+      resumed = await this.loadCheckpoint(file);
+      if (resumed) log(`resumed from ${file} at epoch ${this.epoch}, step ${this.step}`);
+      else log(`no checkpoint at ${file}: starting from scratch`);
+    }
+    if (this.recorder) {
+      if (resumed) await this.recorder.truncateAfter(this.step);
+      else {
+        await fs.mkdir(this.parts.outDir!, { recursive: true });
+        await fs.rm(this.recorder.sigmaFile, { force: true });
+        await fs.rm(this.recorder.metricsFile, { force: true });
+        await this.recorder.writeManifest({
+          task: 'classification',
+          createdAt: new Date().toISOString(),
+          config: this.parts.recordConfig,
+          classNames: this.parts.train.classNames,
+          tracked: this.trackedInstances(),
+        });
+        await this.recorder.appendSigma(this.sigmaEntry(this.sigmaStar()));
+      }
+    }
+    const epochs: EpochSummary[] = [];
+    const last = Math.min(this.config.epochs, options.stopAfterEpoch ?? Infinity);
+    while (this.epoch < last) {
+      epochs.push(await this.trainEpoch());
+      if (this.checkpointFile) await this.saveCheckpoint(this.checkpointFile);
+    }
+    let calibration: CalibrationResult | null = null;
+    if (this.config.calibrate && this.parts.val && this.epoch >= this.config.epochs) {
+      calibration = await this.calibrate(this.parts.val);
+      log(
+        `calibration: T ${calibration.temperature.toFixed(3)} fitted on ${calibration.fitCount} held-out images; ` +
+          `ECE ${(100 * calibration.eceBefore).toFixed(2)}% -> ${(100 * calibration.eceAfter).toFixed(2)}%, ` +
+          `NLL ${calibration.nllBefore.toFixed(4)} -> ${calibration.nllAfter.toFixed(4)} on ${calibration.reportCount}`,
+      );
+      await this.recorder?.appendMetrics({
+        kind: 'val',
+        step: this.step,
+        epoch: this.epoch,
+        temperature: calibration.temperature,
+        eceBefore: calibration.eceBefore,
+        eceAfter: calibration.eceAfter,
+        nllBefore: calibration.nllBefore,
+        nllAfter: calibration.nllAfter,
+      });
+    }
+    return { epochs, calibration };
+  }
+
+  /** One optimisation step on the given entries; returns the loss and the number of correct top-1 predictions, or
+   * null when the loss was not finite (no update applied). */
+  trainStep(x: Float32Array, ids: Int32Array, lr: number): { loss: number; correct: number } | null {
+    const { model, dp, train } = this.parts;
+    const n = ids.length;
+    const [h, w, c] = train.inputShape;
+    const labels = new Int32Array(n);
+    for (let i = 0; i < n; i++) labels[i] = train.labels[ids[i]!]!;
+    const xt = tf.tensor4d(x, [n, h, w, c]);
+    let predicted: tf.Tensor | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = model.logits(xt, true);
+      predicted = tf.keep(tf.argMax(logits, 1));
+      return dp.loss(logits, labels, dp.mode === 'instance' || dp.mode === 'joint' ? ids : undefined);
+    }, this.variables);
+    const loss = value.dataSync()[0]!;
+    const pred = (predicted as tf.Tensor | null)?.dataSync() ?? new Int32Array(0);
+    tf.dispose([xt, predicted as tf.Tensor | null].filter((t): t is tf.Tensor => t !== null));
+    if (!Number.isFinite(loss)) {
+      tf.dispose([value, grads]);
+      return null;
+    }
+    this.optimizer.step(omitGradients(grads, dp.variableNames), lr);
+    dp.applyGradients(grads);
+    tf.dispose([value, grads]);
+    let correct = 0;
+    for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
+    return { loss, correct };
+  }
+
+  async trainEpoch(): Promise<EpochSummary> {
+    const { train, log } = this.parts;
+    const { batchSize } = this.config;
+    const lr = scheduledLr(this.config.lr, this.config.schedule, this.epoch);
+    const order = this.rng.permutation(train.count);
+    const steps = this.stepsPerEpoch;
+    const bar = this.parts.progress ? new ProgressBar({ total: steps, label: `epoch ${this.epoch + 1}/${this.config.epochs}` }) : null;
+    const t0 = Date.now();
+    let lossSum = 0;
+    let seen = 0;
+    let correct = 0;
+    let skipped = 0;
+    let consecutive = 0;
+    let windowStart = Date.now();
+    let windowImages = 0;
+    const idsOf = (s: number): Int32Array => order.subarray(s * batchSize, Math.min(train.count, (s + 1) * batchSize));
+    let pending = train.loadBatch(idsOf(0), this.rng);
+    for (let s = 0; s < steps; s++) {
+      const ids = idsOf(s);
+      const x = await pending;
+      if (s + 1 < steps) pending = train.loadBatch(idsOf(s + 1), this.rng);
+      const r = this.trainStep(x, ids, lr);
+      this.step++;
+      if (r === null) {
+        skipped++;
+        consecutive++;
+        log(`epoch ${this.epoch + 1} step ${this.step}: non-finite loss, update skipped (${consecutive} in a row)`);
+        if (consecutive >= this.config.maxNonFinite) {
+          throw new Error(
+            `training diverged: ${consecutive} consecutive non-finite losses at epoch ${this.epoch + 1}, step ${this.step} ` +
+              `(lr ${lr}); lower the learning rate or check the data`,
+          );
+        }
+        continue;
+      }
+      consecutive = 0;
+      lossSum += r.loss * ids.length;
+      correct += r.correct;
+      seen += ids.length;
+      windowImages += ids.length;
+      const elapsed = (Date.now() - windowStart) / 1000;
+      const ips = elapsed > 0 ? windowImages / elapsed : 0;
+      bar?.update(s + 1, { loss: r.loss, lr, 'img/s': Math.round(ips * 10) / 10 });
+      if (this.recorder && this.step % this.config.logEvery === 0) {
+        await this.recorder.appendMetrics({ kind: 'train', step: this.step, epoch: this.epoch + 1, loss: r.loss, lr, imagesPerSecond: ips });
+        windowStart = Date.now();
+        windowImages = 0;
+      }
+    }
+    bar?.done();
+    const seconds = (Date.now() - t0) / 1000;
+    this.epoch++;
+    const val = this.parts.val ? await this.evaluate(this.parts.val) : null;
+    const sigma = this.sigmaStar();
+    const all = maskedMeanStd(sigma, new Uint8Array(sigma.length), 0);
+    const summary: EpochSummary = {
+      epoch: this.epoch,
+      step: this.step,
+      lr,
+      trainLoss: seen > 0 ? lossSum / seen : NaN,
+      trainTop1: seen > 0 ? correct / seen : NaN,
+      valTop1: val?.top1 ?? null,
+      valTop5: val?.top5 ?? null,
+      valLoss: val?.loss ?? null,
+      imagesPerSecond: seen / seconds,
+      seconds,
+      skippedNonFinite: skipped,
+      sigmaMean: all.mean,
+      sigmaStd: all.std,
+    };
+    const noise = this.parts.noise;
+    if (noise) {
+      const clean = maskedMeanStd(sigma, noise.corrupted, 0);
+      const noisy = maskedMeanStd(sigma, noise.corrupted, 1);
+      summary.cleanSigmaMean = clean.mean;
+      summary.cleanSigmaStd = clean.std;
+      summary.noisySigmaMean = noisy.mean;
+      summary.noisySigmaStd = noisy.std;
+      const ranking = noisyRanking(sigma, noise.corrupted, noise.rate);
+      summary.noisyTopFraction = ranking.precision;
+      summary.noisyTopRecall = ranking.recall;
+    }
+    log(describeEpoch(summary, this.config.epochs));
+    if (this.parts.dp.mode === 'class' || this.parts.dp.mode === 'joint') log(describeClassSigma(this.parts.dp.classSigma(), train.classNames));
+    if (this.recorder) {
+      if (val) await this.recorder.appendMetrics({ kind: 'val', step: this.step, epoch: this.epoch, top1: val.top1, top5: val.top5, loss: val.loss });
+      const numbers: Record<string, number> = {};
+      for (const [k, v] of Object.entries(summary)) if (typeof v === 'number') numbers[k] = v;
+      delete numbers['epoch'];
+      delete numbers['step'];
+      await this.recorder.appendMetrics({ kind: 'epoch', step: this.step, epoch: this.epoch, ...numbers });
+      await this.recorder.appendSigma(this.sigmaEntry(sigma));
+    }
+    return summary;
+  }
+
+  /** Top-1 / top-5 accuracy and mean CE of the model alone (σ is never used at inference). */
+  async evaluate(data: ClassificationData, keepLogits = false): Promise<{ top1: number; top5: number; loss: number; logits: Float32Array | null }> {
+    const { model } = this.parts;
+    const k = data.numClasses;
+    const [h, w, c] = data.inputShape;
+    const all = keepLogits ? new Float32Array(data.count * k) : null;
+    let top1 = 0;
+    let top5 = 0;
+    let lossSum = 0;
+    for (let start = 0; start < data.count; start += this.config.evalBatchSize) {
+      const n = Math.min(this.config.evalBatchSize, data.count - start);
+      const ids = Int32Array.from({ length: n }, (_, i) => start + i);
+      const x = await data.loadBatch(ids, null);
+      const logits = tf.tidy(() => model.logits(tf.tensor4d(x, [n, h, w, c]), false));
+      const values = logits.dataSync() as Float32Array;
+      logits.dispose();
+      const labels = data.labels.subarray(start, start + n);
+      top1 += topKCorrect(values, labels, k, 1);
+      top5 += topKCorrect(values, labels, k, Math.min(5, k));
+      lossSum += nllAt(values, labels, k, 1) * n;
+      all?.set(values, start * k);
+    }
+    return { top1: top1 / data.count, top5: top5 / data.count, loss: lossSum / data.count, logits: all };
+  }
+
+  /** Temperature scaling: fit T on the even validation entries, report ECE / NLL before and after on the odd ones. */
+  async calibrate(data: ClassificationData): Promise<CalibrationResult> {
+    const k = data.numClasses;
+    const { logits } = await this.evaluate(data, true);
+    const split = (parity: number): { logits: Float32Array; labels: Int32Array } => {
+      const idx = Array.from({ length: data.count }, (_, i) => i).filter((i) => i % 2 === parity);
+      const l = new Float32Array(idx.length * k);
+      idx.forEach((i, j) => l.set(logits!.subarray(i * k, (i + 1) * k), j * k));
+      return { logits: l, labels: Int32Array.from(idx, (i) => data.labels[i]!) };
+    };
+    const fit = split(0);
+    const report = split(1);
+    const temperature = fitTemperature(fit.logits, fit.labels, k);
+    return {
+      temperature,
+      eceBefore: expectedCalibrationError(report.logits, report.labels, k, 1),
+      eceAfter: expectedCalibrationError(report.logits, report.labels, k, temperature),
+      nllBefore: nllAt(report.logits, report.labels, k, 1),
+      nllAfter: nllAt(report.logits, report.labels, k, temperature),
+      fitCount: fit.labels.length,
+      reportCount: report.labels.length,
+    };
+  }
+
+  /** σ* of every training entry as the loss uses it: class σ[label], instance σ, their sum, or 1. */
+  sigmaStar(): Float32Array {
+    const { dp, train } = this.parts;
+    const out = new Float32Array(train.count);
+    if (dp.mode === 'none') return out.fill(1);
+    const cls = dp.mode === 'class' || dp.mode === 'joint' ? dp.classSigma() : null;
+    const inst = dp.mode === 'instance' || dp.mode === 'joint' ? dp.instanceSigmaValues() : null;
+    for (let i = 0; i < train.count; i++) out[i] = (cls ? cls[train.labels[i]!]! : 0) + (inst ? inst[i]! : 0);
+    return out;
+  }
+
+  private trackedInstances(): TrackedInstance[] {
+    const { train, noise } = this.parts;
+    return Array.from(this.tracked, (i) => {
+      const t: TrackedInstance = { id: i, classIndex: train.labels[i]!, className: train.classNames[train.labels[i]!] ?? String(train.labels[i]) };
+      if (train.imagePath) t.image = train.imagePath(i);
+      if (noise) t.noisy = noise.corrupted[i] === 1;
+      return t;
+    });
+  }
+
+  private sigmaEntry(sigma: Float32Array): SigmaEntry {
+    const { dp, noise } = this.parts;
+    const all = Int32Array.from({ length: sigma.length }, (_, i) => i);
+    const groups: Record<string, ArrayLike<number>> = { all };
+    if (noise) {
+      groups['clean'] = all.filter((i) => noise.corrupted[i] === 0);
+      groups['noisy'] = all.filter((i) => noise.corrupted[i] === 1);
+    }
+    const entry: SigmaEntry = {
+      epoch: this.epoch,
+      step: this.step,
+      tracked: Array.from(this.tracked, (i) => sigma[i]!),
+      groups: summariseSigma(sigma, groups),
+    };
+    if (dp.mode === 'class' || dp.mode === 'joint') entry.classSigma = Array.from(dp.classSigma());
+    if (noise && noise.rate > 0) {
+      entry.noisyTopFraction = corruptedFractionInTop(sigma, noise.corrupted, noise.rate);
+      entry.noisyTopRatio = noise.rate;
+    }
+    return entry;
+  }
+
+  async saveCheckpoint(file: string): Promise<void> {
+    const { model, dp } = this.parts;
+    const arrays: Record<string, CheckpointArray> = {};
+    for (const [k, v] of Object.entries(model.store.getWeights())) arrays[`model/${k}`] = v;
+    for (const [k, v] of Object.entries(this.optimizer.getSlots())) arrays[`sgd/${k}`] = v;
+    const s = dp.getState();
+    if (s.classLogSigma) arrays['dp/classLogSigma'] = s.classLogSigma;
+    if (s.instanceLogSigma) arrays['dp/instanceLogSigma'] = s.instanceLogSigma;
+    if (s.classMomentum) arrays['dp/classMomentum'] = s.classMomentum;
+    if (s.instanceMomentum) arrays['dp/instanceMomentum'] = s.instanceMomentum;
+    const meta: CheckpointMeta = {
+      format: 'data-params/classifier-checkpoint@1',
+      model: model.name,
+      mode: dp.mode,
+      numInstances: dp.numInstances,
+      epoch: this.epoch,
+      step: this.step,
+      rng: this.rng.getState(),
+      dpStep: s.step,
+    };
+    await saveCheckpoint(file, { meta, arrays });
+  }
+
+  /** Restores the full state; false when there is no checkpoint file. */
+  async loadCheckpoint(file: string): Promise<boolean> {
+    try {
+      await fs.access(file);
+    } catch {
+      return false;
+    }
+    const ckpt = await loadCheckpoint<CheckpointMeta>(file);
+    const { meta, arrays } = ckpt;
+    const { model, dp } = this.parts;
+    if (meta.format !== 'data-params/classifier-checkpoint@1') throw new Error(`${file}: not a classifier checkpoint`);
+    if (meta.model !== model.name || meta.mode !== dp.mode || meta.numInstances !== dp.numInstances) {
+      throw new Error(
+        `${file}: checkpoint is for ${meta.model} / curriculum ${meta.mode} / ${meta.numInstances} instances, ` +
+          `this run is ${model.name} / ${dp.mode} / ${dp.numInstances}`,
+      );
+    }
+    const pick = (prefix: string): Record<string, Float32Array> => {
+      const out: Record<string, Float32Array> = {};
+      for (const [k, v] of Object.entries(arrays)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v as Float32Array;
+      return out;
+    };
+    model.store.setWeights(pick('model/'));
+    this.optimizer.setSlots(pick('sgd/'));
+    const f = (name: string): Float32Array | null => (arrays[name] as Float32Array | undefined) ?? null;
+    dp.setState({
+      classLogSigma: f('dp/classLogSigma'),
+      instanceLogSigma: f('dp/instanceLogSigma'),
+      classMomentum: f('dp/classMomentum'),
+      instanceMomentum: f('dp/instanceMomentum'),
+      step: meta.dpStep,
+    });
+    this.rng.setState(meta.rng);
+    this.epoch = meta.epoch;
+    this.step = meta.step;
+    return true;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+const pct = (v: number | null | undefined): string => (v === null || v === undefined || Number.isNaN(v) ? '-' : `${(100 * v).toFixed(2)}%`);
+
+export function describeEpoch(s: EpochSummary, total: number): string {
+  let line =
+    `epoch ${s.epoch}/${total}: train loss ${s.trainLoss.toFixed(4)} top-1 ${pct(s.trainTop1)}` +
+    ` | val top-1 ${pct(s.valTop1)} top-5 ${pct(s.valTop5)}` +
+    ` | σ* mean ${s.sigmaMean.toFixed(3)} std ${s.sigmaStd.toFixed(3)}`;
+  if (s.noisyTopFraction !== undefined) {
+    line +=
+      ` | σ clean ${s.cleanSigmaMean!.toFixed(3)}±${s.cleanSigmaStd!.toFixed(3)} corrupt ${s.noisySigmaMean!.toFixed(3)}±${s.noisySigmaStd!.toFixed(3)}` +
+      ` | top by σ: ${pct(s.noisyTopFraction)} corrupt, holding ${pct(s.noisyTopRecall)} of the corrupt`;
+  }
+  line += ` | ${s.imagesPerSecond.toFixed(1)} img/s, ${s.seconds.toFixed(1)} s`;
+  if (s.skippedNonFinite > 0) line += ` | ${s.skippedNonFinite} non-finite steps skipped`;
+  return line;
+}
+
+/** The classes with the highest and lowest σ (all of them when there are at most 8). */
+export function describeClassSigma(sigma: Float32Array, names: string[]): string {
+  const order = Array.from(sigma.keys()).sort((a, b) => sigma[b]! - sigma[a]! || a - b);
+  const show = order.length <= 8 ? order : [...order.slice(0, 4), ...order.slice(-4)];
+  const parts = show.map((i) => `${names[i] ?? i} ${sigma[i]!.toFixed(3)}`);
+  return `class σ (${order.length <= 8 ? 'all' : '4 highest, 4 lowest'}): ${parts.join(', ')}`;
+}

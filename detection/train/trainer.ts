@@ -1,0 +1,461 @@
+/**
+ * The SSD training loop with per-box data parameters: warmup + step schedule, a non-finite-loss guard, periodic
+ * validation through an injected KITTI evaluator, run records (metrics, σ statistics by occlusion and difficulty,
+ * tracked boxes), atomic full-state checkpoints and exact resume.
+ *
+ * Exactness of --resume: a checkpoint holds the model (weights and batch-norm statistics), the optimiser's slots and
+ * step count, the data parameters with their momentum and step, and the loader position (epoch, batch index). Every
+ * random choice after initialisation (epoch order, augmentation) is a function of (seed, epoch, position), so the
+ * resumed run computes exactly the steps the uninterrupted run would have.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { DataParameters, type KindOptions, type SigmaBounds } from '../../src/data-parameters/data-parameters.js';
+import { loadCheckpoint, saveCheckpoint, type CheckpointArray } from '../../src/util/checkpoint.js';
+import { ProgressBar } from '../../src/util/progress.js';
+import { RunRecorder, sigmaGroups, summariseSigma, type TrackedInstance } from '../../src/records/run-records.js';
+import type { KittiObject } from '../../datasets/kitti/label-file.js';
+import { KITTI_2D_ONLY } from '../../datasets/kitti/label-file.js';
+import { buildSSD, type SSDSpec } from '../model/build.js';
+import { saveSSD } from '../model/io.js';
+import type { SSD } from '../model/ssd.js';
+import type { Detection } from '../postprocess.js';
+import { DetectionLoader, type AugmentOptions, type Batch, type BatchSource, type DetectionRecord, type ImageReader } from './data.js';
+import { SsdPipelineSource } from './ssd-pipeline-source.js';
+import { ModelOptimizer, learningRate, type OptimizerOptions } from './optimizer.js';
+
+export type DetectorCurriculum = 'none' | 'instance';
+
+export interface DetectorConfig {
+  model: SSDSpec;
+  data: {
+    /** KITTI-layout root (for the CLI). */
+    root: string;
+    split: string;
+    valSplit: string;
+    /** Validate on at most this many images (0 = all). */
+    valLimit?: number;
+    cacheImages?: boolean;
+    /** Training augmentation: 'simple' (flip, brightness, contrast; this module's loader) or 'ssd' (the input
+     * pipeline: photometric + channel swap, expand, min-IoU crop, flip). Default 'simple'. */
+    pipeline?: 'simple' | 'ssd';
+    /** When `root` has no data: generate a synthetic KITTI set there with these settings (the embedded default). */
+    synthetic?: { images: number; seed: number; width?: number; height?: number };
+  };
+  train: {
+    epochs: number;
+    batchSize: number;
+    seed: number;
+    optimizer: OptimizerOptions;
+    lr: number;
+    warmupSteps?: number;
+    warmupFactor?: number;
+    /** Epochs at which the lr is multiplied by gamma. */
+    milestones?: number[];
+    gamma?: number;
+    augment?: AugmentOptions;
+    logEvery?: number;
+    /** Validate every this many epochs (0: only at the end). */
+    valEvery?: number;
+    /** Also checkpoint every this many steps (0: only at epoch ends). */
+    checkpointEvery?: number;
+    /** Also validate the untrained model before the first step (the reference an AP gain is measured against). */
+    valAtStart?: boolean;
+  };
+  curriculum: {
+    mode: DetectorCurriculum;
+    /** Paper defaults for detection: init 1, lr 0.1, momentum 0, weight decay 0. */
+    instance?: Partial<KindOptions>;
+    clamp?: SigmaBounds | null;
+  };
+  /** Output directory (run records, checkpoint, model/). */
+  out?: string;
+}
+
+export type ApTable = Record<string, Record<'easy' | 'moderate' | 'hard', { ap11: number; ap40: number; gt: number }>>;
+/** KITTI evaluation of in-memory ground truth and detections (the kitti-eval function). */
+export type KittiEvaluator = (input: {
+  groundTruth: ReadonlyMap<string, readonly KittiObject[]>;
+  detections: ReadonlyMap<string, readonly KittiObject[]>;
+  classes?: readonly ('car' | 'pedestrian' | 'cyclist')[];
+}) => Partial<ApTable>;
+
+export interface TrainRunOptions {
+  config: DetectorConfig;
+  out: string;
+  train: DetectionRecord[];
+  val: DetectionRecord[];
+  /** Size of the instance table (dataset-wide ids). */
+  numInstances: number;
+  resume?: boolean;
+  read?: ImageReader;
+  evaluate?: KittiEvaluator;
+  log?: (line: string) => void;
+  /** Stop (with a checkpoint) after this many steps in total: for tests and benchmarks. */
+  stopAtStep?: number;
+  /** Progress-bar stream; null for none. */
+  progress?: NodeJS.WritableStream | null;
+}
+
+export interface TrainRunResult {
+  steps: number;
+  epochs: number;
+  finalAp: Partial<ApTable> | null;
+  /** AP of the untrained model (valAtStart), null otherwise. */
+  initialAp: Partial<ApTable> | null;
+  model: SSD;
+  dp: DataParameters | null;
+  stoppedEarly: boolean;
+}
+
+export class NonFiniteLossError extends Error {
+  constructor(
+    readonly step: number,
+    readonly checkpoint: string,
+  ) {
+    super(
+      `non-finite loss at step ${step}: training stopped. The last finite state is in ${checkpoint} ` +
+        '(lower --lr, lengthen the warmup or check the labels for degenerate boxes, then rerun with --resume).',
+    );
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+export const DETECTION_INSTANCE_DEFAULTS: KindOptions = { init: 1, lr: 0.1, momentum: 0, weightDecay: 0 };
+
+/** σ of the batch's boxes. dp.instanceSigma gathers; the gather's gradient needs UnsortedSegmentSum, which plain wasm
+ * lacks: there (or with lookup 'onehot') a one-hot [boxes × instances] matmul gives the same values and gradients. */
+export function boxSigma(dp: DataParameters, ids: Int32Array, lookup: 'auto' | 'gather' | 'onehot' = 'auto'): tf.Tensor1D {
+  const gather = lookup === 'gather' || (lookup === 'auto' && tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined);
+  if (gather) return dp.instanceSigma(ids);
+  const name = dp.variableNames[dp.variableNames.length - 1]!;
+  const table = tf.engine().registeredVariables[name]!;
+  const N = table.shape[0]!;
+  const oneHot = new Float32Array(ids.length * N);
+  ids.forEach((id, i) => (oneHot[i * N + id] = 1));
+  return tf.tidy(() => tf.exp(tf.matMul(tf.tensor2d(oneHot, [ids.length, N]), table.reshape([N, 1])).reshape([ids.length])) as tf.Tensor1D);
+}
+
+export interface StepResult {
+  loss: number;
+  cls: number;
+  loc: number;
+  numPositive: number;
+  finite: boolean;
+}
+
+/** One optimisation step (model, then data parameters). Leaves no tensors behind. */
+export function trainStep(model: SSD, opt: ModelOptimizer, dp: DataParameters | null, batch: Batch, lr: number): StepResult {
+  const { width: W, height: H } = model.inputSize;
+  const B = batch.images.length;
+  const targets = model.targets(batch.images);
+  const x = tf.tensor4d(batch.x, [B, H, W, 3]);
+  const dpVars = dp ? dp.variableNames.map((n) => tf.engine().registeredVariables[n]!) : [];
+  let cls = NaN, loc = NaN, numPositive = 0;
+  const { value, grads } = tf.variableGrads(() => {
+    const sigma = dp ? boxSigma(dp, batch.instanceIds) : null;
+    const parts = model.computeLoss(x, targets, sigma);
+    cls = parts.cls.dataSync()[0]!;
+    loc = parts.loc.dataSync()[0]!;
+    numPositive = parts.numPositive;
+    tf.dispose([parts.cls, parts.loc]);
+    return dp ? tf.add(parts.total, dp.weightDecayLoss()) : parts.total;
+  }, [...model.params.trainableList, ...dpVars]);
+  const loss = value.dataSync()[0]!;
+  x.dispose();
+  // A finite loss can still overflow in the backward pass: check the gradients too, before anything is updated.
+  const gradNormSq = tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!);
+  if (!Number.isFinite(loss) || !Number.isFinite(gradNormSq)) {
+    model.backbone.discardStatistics();
+    tf.dispose([value, grads]);
+    return { loss, cls, loc, numPositive, finite: false };
+  }
+  const byName = new Map<string, tf.Tensor>();
+  for (const v of model.params.trainableList) {
+    const g = grads[v.name];
+    if (g) byName.set(model.params.logicalName(v), g);
+  }
+  opt.apply(model.params.trainable, byName, lr);
+  if (dp) dp.applyGradients(grads);
+  model.backbone.commitStatistics();
+  tf.dispose([value, grads]);
+  return { loss, cls, loc, numPositive, finite: true };
+}
+
+/** Detections of a set of images, as KITTI result objects in original pixels. */
+export async function detectAll(model: SSD, loader: DetectionLoader, classNames: string[]): Promise<Map<string, KittiObject[]>> {
+  const out = new Map<string, KittiObject[]>();
+  const { width: W, height: H } = model.inputSize;
+  for (let i = 0; i < loader.stepsPerEpoch; i++) {
+    const batch = await loader.batch(0, i);
+    const x = tf.tensor4d(batch.x, [batch.images.length, H, W, 3]);
+    const dets = model.detect(x);
+    x.dispose();
+    batch.records.forEach((rec, b) => {
+      const size = batch.originalSizes[b]!;
+      out.set(rec.imageId, dets[b]!.map((d) => toKittiObject(d, size, classNames)));
+    });
+  }
+  return out;
+}
+
+export function toKittiObject(d: Detection, size: { width: number; height: number }, classNames: string[]): KittiObject {
+  const name = classNames[d.classIndex - 1] ?? `class${d.classIndex}`;
+  const clip = (v: number, hi: number): number => Math.min(hi, Math.max(0, v));
+  return {
+    type: name.charAt(0).toUpperCase() + name.slice(1),
+    truncated: -1,
+    occluded: -1,
+    alpha: KITTI_2D_ONLY.alpha,
+    bbox: [clip(d.box[0] * size.width, size.width), clip(d.box[1] * size.height, size.height), clip(d.box[2] * size.width, size.width), clip(d.box[3] * size.height, size.height)],
+    dimensions: [...KITTI_2D_ONLY.dimensions],
+    location: [...KITTI_2D_ONLY.location],
+    rotationY: KITTI_2D_ONLY.rotationY,
+    score: d.score,
+  };
+}
+
+interface CheckpointMeta {
+  version: 1;
+  step: number;
+  epoch: number;
+  batchIndex: number;
+  optimizerSteps: number;
+  dpStep: number | null;
+  config: DetectorConfig;
+}
+
+export const CHECKPOINT_FILE = 'checkpoint.dpckpt';
+
+function trainedBoxes(records: DetectionRecord[]): { id: number; rec: DetectionRecord; box: DetectionRecord['objects'][number] }[] {
+  const out: { id: number; rec: DetectionRecord; box: DetectionRecord['objects'][number] }[] = [];
+  for (const rec of records) for (const box of rec.objects) if (!box.ignore && box.classIndex >= 0 && box.instanceId >= 0) out.push({ id: box.instanceId, rec, box });
+  return out;
+}
+
+/** Trains (or resumes) a detector. */
+export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult> {
+  const { config } = o;
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const t = config.train;
+  const spec = config.model;
+  await fs.mkdir(o.out, { recursive: true });
+  const ckptFile = path.join(o.out, CHECKPOINT_FILE);
+
+  const model = buildSSD(spec, t.seed);
+  const opt = new ModelOptimizer(t.optimizer);
+  const dp =
+    config.curriculum.mode === 'instance'
+      ? new DataParameters({
+          numClasses: spec.classNames.length + 1,
+          numInstances: o.numInstances,
+          mode: 'instance',
+          instance: { ...DETECTION_INSTANCE_DEFAULTS, ...config.curriculum.instance },
+          clamp: config.curriculum.clamp === undefined ? { min: 0.05, max: 20 } : config.curriculum.clamp,
+        })
+      : null;
+  const loader: BatchSource =
+    config.data.pipeline === 'ssd'
+      ? new SsdPipelineSource(o.train, { inputSize: spec.inputSize, batchSize: t.batchSize, seed: t.seed, cache: config.data.cacheImages })
+      : new DetectionLoader({
+          records: o.train,
+          inputSize: spec.inputSize,
+          batchSize: t.batchSize,
+          seed: t.seed,
+          augment: t.augment ?? { flip: true, brightness: 32, contrast: 0.5 },
+          read: o.read,
+          cache: config.data.cacheImages,
+        });
+  const valRecords = config.data.valLimit ? o.val.slice(0, config.data.valLimit) : o.val;
+  const valLoader =
+    valRecords.length > 0
+      ? new DetectionLoader({ records: valRecords, inputSize: spec.inputSize, batchSize: t.batchSize, seed: 0, shuffle: false, keepLast: true, read: o.read, cache: config.data.cacheImages })
+      : null;
+  const stepsPerEpoch = loader.stepsPerEpoch;
+  const totalSteps = t.epochs * stepsPerEpoch;
+  const schedule = {
+    lr: t.lr,
+    warmupSteps: t.warmupSteps ?? 0,
+    warmupFactor: t.warmupFactor,
+    milestones: (t.milestones ?? []).map((e) => Math.round(e * stepsPerEpoch)),
+    gamma: t.gamma,
+  };
+
+  // Instances of the training set (for σ statistics) and the tracked boxes (all boxes of the first 6 images).
+  const boxes = trainedBoxes(o.train);
+  const instanceIds = Int32Array.from(boxes.map((b) => b.id));
+  const groups = sigmaGroups(boxes.map((b) => ({ occlusion: b.box.occlusion, difficulty: b.box.difficulty })));
+  const trackedImages = [...o.train].sort((a, b) => (a.imageId < b.imageId ? -1 : 1)).slice(0, 6);
+  const tracked: TrackedInstance[] = trainedBoxes(trackedImages).map(({ id, rec, box }) => ({
+    id,
+    image: path.resolve(rec.imagePath),
+    box: box.bbox,
+    occlusion: box.occlusion,
+    truncation: box.truncation,
+    difficulty: box.difficulty,
+    classIndex: box.classIndex,
+    className: spec.classNames[box.classIndex],
+  }));
+  const sigmaOf = (ids: Int32Array): Float32Array => (dp ? dp.instanceSigmaValues(ids) : new Float32Array(ids.length).fill(1));
+
+  const rec = new RunRecorder(o.out);
+  let step = 0, epoch = 0, batchIndex = 0;
+  if (o.resume) {
+    const ck = await loadCheckpoint<CheckpointMeta>(ckptFile).catch((err: Error) => {
+      throw new Error(`--resume: cannot load ${ckptFile} (${err.message})`);
+    });
+    const m = ck.meta;
+    const arrays = ck.arrays;
+    const modelValues: Record<string, CheckpointArray> = {};
+    const slots: Record<string, CheckpointArray> = {};
+    for (const [k, v] of Object.entries(arrays)) {
+      if (k.startsWith('model/')) modelValues[k.slice(6)] = v;
+      else if (k.startsWith('opt/')) slots[k.slice(4)] = v;
+    }
+    model.params.restore(modelValues, ckptFile);
+    opt.setState({ steps: m.optimizerSteps, slots }, model.params.trainable);
+    if (dp) {
+      if (!arrays['dp/instanceLogSigma']) throw new Error(`${ckptFile}: no data parameters in the checkpoint (trained with --curriculum none?)`);
+      dp.setState({
+        classLogSigma: null,
+        classMomentum: null,
+        instanceLogSigma: arrays['dp/instanceLogSigma'] as Float32Array,
+        instanceMomentum: (arrays['dp/instanceMomentum'] as Float32Array | undefined) ?? null,
+        step: m.dpStep ?? 0,
+      });
+    }
+    ({ step, epoch, batchIndex } = m);
+    await rec.truncateAfter(step);
+    log(`resumed from ${ckptFile} at step ${step} (epoch ${epoch + 1}, batch ${batchIndex})`);
+  } else {
+    await fs.rm(rec.sigmaFile, { force: true });
+    await fs.rm(rec.metricsFile, { force: true });
+    await rec.writeManifest({
+      task: 'detection',
+      createdAt: new Date().toISOString(),
+      config: config as unknown as Record<string, unknown>,
+      classNames: spec.classNames,
+      tracked,
+    });
+    await rec.appendSigma({ epoch: 0, step: 0, tracked: Array.from(sigmaOf(Int32Array.from(tracked.map((x) => Number(x.id))))), groups: summariseSigma(sigmaOf(instanceIds), groups) });
+  }
+
+  const saveState = async (): Promise<void> => {
+    const arrays: Record<string, CheckpointArray> = {};
+    for (const [k, v] of Object.entries(model.params.snapshot())) arrays[`model/${k}`] = v;
+    const os = opt.getState();
+    for (const [k, v] of Object.entries(os.slots)) arrays[`opt/${k}`] = v;
+    let dpStep: number | null = null;
+    if (dp) {
+      const s = dp.getState();
+      if (s.instanceLogSigma) arrays['dp/instanceLogSigma'] = s.instanceLogSigma;
+      if (s.instanceMomentum) arrays['dp/instanceMomentum'] = s.instanceMomentum;
+      dpStep = s.step;
+    }
+    const meta: CheckpointMeta = { version: 1, step, epoch, batchIndex, optimizerSteps: os.steps, dpStep, config };
+    await saveCheckpoint(ckptFile, { meta, arrays });
+  };
+
+  const validate = async (): Promise<Partial<ApTable> | null> => {
+    if (!valLoader || !o.evaluate) return null;
+    const dets = await detectAll(model, valLoader, spec.classNames);
+    const gt = new Map<string, KittiObject[]>();
+    for (const r of valRecords) gt.set(r.imageId, r.objects.map((b) => b.object));
+    const classes = spec.classNames.filter((c): c is 'car' | 'pedestrian' | 'cyclist' => ['car', 'pedestrian', 'cyclist'].includes(c));
+    const res = o.evaluate({ groundTruth: gt, detections: dets, classes });
+    const entry: Record<string, number> = {};
+    for (const [cls, r] of Object.entries(res)) {
+      for (const d of ['easy', 'moderate', 'hard'] as const) {
+        entry[`ap_${cls}_${d}_r40`] = r![d].ap40;
+        entry[`ap_${cls}_${d}_11`] = r![d].ap11;
+      }
+    }
+    await rec.appendMetrics({ kind: 'val', step, epoch: epoch + (batchIndex > 0 ? 1 : 0), ...entry });
+    return res;
+  };
+
+  const bar = o.progress === null ? null : new ProgressBar({ total: totalSteps, label: config.curriculum.mode === 'instance' ? 'train σ' : 'train', stream: o.progress ?? process.stderr });
+  let finalAp: Partial<ApTable> | null = null;
+  let initialAp: Partial<ApTable> | null = null;
+  if (t.valAtStart && !o.resume) {
+    initialAp = await validate();
+    const car = initialAp?.['car'];
+    if (car) log(`untrained: car AP|R40 easy ${car.easy.ap40.toFixed(2)} moderate ${car.moderate.ap40.toFixed(2)} hard ${car.hard.ap40.toFixed(2)}`);
+  }
+  let stoppedEarly = false;
+  let next: Promise<Batch> | null = null;
+  let windowStart = Date.now(), windowImages = 0;
+  let epochLoss = 0, epochSteps = 0;
+  try {
+    while (epoch < t.epochs) {
+      if (o.stopAtStep !== undefined && step >= o.stopAtStep) {
+        stoppedEarly = true;
+        break;
+      }
+      const batch = await (next ?? loader.batch(epoch, batchIndex));
+      // Prefetch the following batch (image decoding runs on libuv threads while this step computes).
+      const nb = batchIndex + 1 < stepsPerEpoch ? [epoch, batchIndex + 1] : [epoch + 1, 0];
+      next = nb[0]! < t.epochs ? loader.batch(nb[0]!, nb[1]!) : null;
+      const lr = learningRate(step, schedule);
+      const r = trainStep(model, opt, dp, batch, lr);
+      if (!r.finite) {
+        await saveState();
+        throw new NonFiniteLossError(step, ckptFile);
+      }
+      step++;
+      batchIndex++;
+      windowImages += batch.images.length;
+      epochLoss += r.loss;
+      epochSteps++;
+      const logEvery = t.logEvery ?? 10;
+      const secs = (Date.now() - windowStart) / 1000;
+      const ips = secs > 0 ? windowImages / secs : 0;
+      bar?.update(step, { loss: r.loss, cls: r.cls, loc: r.loc, lr, 'img/s': ips });
+      if (step % logEvery === 0) {
+        const entry: Record<string, number> = { loss: r.loss, cls: r.cls, loc: r.loc, lr, imagesPerSecond: ips, positives: r.numPositive };
+        if (dp) entry['sigmaBatchMean'] = mean(dp.instanceSigmaValues(batch.instanceIds));
+        await rec.appendMetrics({ kind: 'train', step, epoch: epoch + 1, ...entry });
+        windowStart = Date.now();
+        windowImages = 0;
+      }
+      if (batchIndex === stepsPerEpoch) {
+        epoch++;
+        batchIndex = 0;
+        const sig = summariseSigma(sigmaOf(instanceIds), groups);
+        await rec.appendSigma({ epoch, step, tracked: Array.from(sigmaOf(Int32Array.from(tracked.map((x) => Number(x.id))))), groups: sig });
+        const ep: Record<string, number> = { loss: epochLoss / Math.max(1, epochSteps) };
+        for (const [g, s] of Object.entries(sig)) if (s.count > 0) ep[`sigma_${g.replace(':', '_')}`] = s.mean;
+        await rec.appendMetrics({ kind: 'epoch', step, epoch, ...ep });
+        epochLoss = 0;
+        epochSteps = 0;
+        const valEvery = t.valEvery ?? 1;
+        if (epoch === t.epochs || (valEvery > 0 && epoch % valEvery === 0)) {
+          const ap = await validate();
+          if (ap) {
+            finalAp = ap;
+            const car = ap['car'];
+            if (car) log(`epoch ${epoch}: car AP|R40 easy ${car.easy.ap40.toFixed(2)} moderate ${car.moderate.ap40.toFixed(2)} hard ${car.hard.ap40.toFixed(2)}`);
+          }
+        }
+        await saveState();
+      } else if ((t.checkpointEvery ?? 0) > 0 && step % t.checkpointEvery! === 0) {
+        await saveState();
+      }
+    }
+    if (next) await next.catch(() => undefined);
+    if (stoppedEarly) await saveState();
+    bar?.done();
+    if (!stoppedEarly) await saveSSD(model, spec, path.join(o.out, 'model'), { steps: step, curriculum: config.curriculum.mode });
+  } finally {
+    opt.dispose();
+    await loader.close?.();
+  }
+  return { steps: step, epochs: epoch, finalAp, initialAp, model, dp, stoppedEarly };
+}
+
+function mean(v: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i]!;
+  return v.length ? s / v.length : NaN;
+}

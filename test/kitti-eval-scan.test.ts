@@ -1,0 +1,100 @@
+/** The byte scanner must read exactly what the reference parser (parseKittiObjects) reads, and fail the same way. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseKittiObjects } from '../datasets/kitti/label-file.js';
+import { BoxTableBuilder, tableFromObjects, TypeCode, type KittiBoxTable } from '../detection/kitti-eval/box-table.js';
+import { scanKittiFile } from '../detection/kitti-eval/scan.js';
+
+const enc = new TextEncoder();
+
+function scan(texts: string[], kind: 'label' | 'result'): KittiBoxTable {
+  const b = new BoxTableBuilder(4);
+  texts.forEach((t, i) => {
+    const bytes = enc.encode(t);
+    scanKittiFile(bytes, bytes.length, `f${i}.txt`, kind, b);
+    b.endImage();
+  });
+  return b.finish();
+}
+
+function reference(texts: string[], kind: 'label' | 'result'): KittiBoxTable {
+  return tableFromObjects(texts.map((t, i) => parseKittiObjects(t, `f${i}.txt`, { kind })));
+}
+
+function sameTable(a: KittiBoxTable, b: KittiBoxTable): void {
+  assert.is(a.nImages, b.nImages);
+  assert.equal([...a.start], [...b.start]);
+  assert.equal([...a.type], [...b.type]);
+  // Object.is per value: -0 and NaN must agree too.
+  for (const key of ['box', 'truncated', 'occluded', 'score'] as const) {
+    assert.is(a[key].length, b[key].length);
+    a[key].forEach((v, i) => assert.ok(Object.is(v, b[key][i]), `${key}[${i}]: ${v} vs ${b[key][i]}`));
+  }
+}
+
+const TAIL = '1.50 1.60 3.90 1.00 1.70 20.00 0.10';
+
+test('plain files: types case-insensitively, CRLF, tabs, blank lines, 15 or 16 label columns', () => {
+  const labels = [
+    `Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 ${TAIL}\r\nPERSON_SITTING 0.5 2 0 1 2 3 4 ${TAIL}\r\n`,
+    `\n  \n\tpedestrian\t0.15  1 .5 +10. -0.00 123.456789012345 99999.9999999999 ${TAIL} 0.25\ncyclist 0 3 0 1 2 3 4 ${TAIL}`,
+    '',
+    `DontCare -1 -1 -10 1 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10\nVan 0 0 0 1 2 3 4 ${TAIL}\nTruck 0 0 0 1 2 3 4 ${TAIL}\nVANS 0 0 0 1 2 3 4 ${TAIL}\n`,
+  ];
+  const t = scan(labels, 'label');
+  sameTable(t, reference(labels, 'label'));
+  assert.equal([...t.type], [
+    TypeCode.CAR,
+    TypeCode.PERSON_SITTING,
+    TypeCode.PEDESTRIAN,
+    TypeCode.CYCLIST,
+    TypeCode.DONTCARE,
+    TypeCode.VAN,
+    TypeCode.OTHER,
+    TypeCode.OTHER,
+  ]);
+  assert.equal([...t.start], [0, 2, 4, 4, 8]);
+  assert.is(t.box[10], 123.456789012345);
+  assert.ok(Object.is(t.box[9], -0));
+  assert.is(t.box[11], 99999.9999999999);
+  assert.is(t.score[2], 0.25);
+});
+
+test('numbers outside the fast path (exponents, hex, long digit strings, non-ASCII) go to the reference parser', () => {
+  const results = [
+    // The exponent comes on line 3, after two fast lines: those must not be counted twice.
+    `Car -1 -1 -10 1 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10 0.9\nCar -1 -1 -10 5 6 7 8 -1 -1 -1 -1000 -1000 -1000 -10 0.8\nCar -1 -1 -10 1e2 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10 0.7\n`,
+    `Car -1 -1 -10 0x10 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10 0.1234567890123456789\n`,
+    `Cär -1 -1 -10 1 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10 0.5\n\u00a0Car -1 -1 -10 1 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10 0.5\n`,
+  ];
+  const t = scan(results, 'result');
+  sameTable(t, reference(results, 'result'));
+  assert.equal([...t.start], [0, 3, 4, 6]);
+  assert.is(t.box[8], 100);
+  assert.is(t.box[12], 16);
+  assert.equal([...t.type.slice(4)], [TypeCode.OTHER, TypeCode.CAR]);
+});
+
+test('malformed lines fail with the reference parser\'s error, naming file and line', () => {
+  const cases: [string, 'label' | 'result'][] = [
+    [`Car 0 0 0 1 2 3 4 ${TAIL}\nCar 0 0 0 1 2 3\n`, 'label'],
+    [`Car 0 0 0 1 2 3 4 ${TAIL}\n`, 'result'],
+    [`Car 0 1.5 0 1 2 3 4 ${TAIL}\n`, 'label'],
+    [`Car 0 0 0 1 2 3- 4 ${TAIL}\n`, 'label'],
+    [`Car 0 0 0 1 2 . 4 ${TAIL}\n`, 'label'],
+    [`Car 0 0 0 1 2 inf 4 ${TAIL}\n`, 'label'],
+    [`Car 0 0 0 1 2 3 4 ${TAIL} 0.5 7\n`, 'label'],
+  ];
+  for (const [text, kind] of cases) {
+    let expected = '';
+    try {
+      parseKittiObjects(text, 'f0.txt', { kind });
+    } catch (e) {
+      expected = (e as Error).message;
+    }
+    assert.ok(expected !== '', `reference parser accepted ${JSON.stringify(text)}`);
+    assert.throws(() => scan([text], kind), (e: Error) => e.message === expected);
+  }
+});
+
+test.run();
