@@ -2,7 +2,7 @@
  * Training kernels for the WebAssembly backend: gradients that tfjs-backend-wasm 4.22 lacks (Conv2DBackpropFilter,
  * the depthwise backprops, UnsortedSegmentSum), computes wrongly (MaxPoolGrad on non-positive windows,
  * ResizeBilinearGrad with half-pixel centres) or slowly
- * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice, row-copying Transpose). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
+ * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice, row-copying Transpose, Space/BatchToSpaceND). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
  * fast paths fall back to the built-in for the cases they do not cover.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -11,6 +11,7 @@ import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput
 import { castSameDtype, identity } from './identity-cast.js';
 import { maxPoolGrad } from './max-pool-grad.js';
 import { sliceViews } from './slice.js';
+import { batchToSpaceND, spaceToBatchND } from './space-batch.js';
 import { registerReductionGradients } from './reduction-gradients.js';
 import { resizeBilinearGrad } from './resize-bilinear-grad.js';
 import { installThreadedWasmFactory } from './threads.js';
@@ -57,6 +58,8 @@ export function registerWasmTrainingKernels(): string[] {
     ['ResizeBilinearGrad', resizeBilinearGrad],
     ['Tile', tile],
     ['Identity', identity],
+    ['SpaceToBatchND', spaceToBatchND],
+    ['BatchToSpaceND', batchToSpaceND],
   ];
   const fastPaths: [string, (args: KernelArgs) => TensorInfo | null][] = [
     ['Cast', castSameDtype],
