@@ -78,17 +78,21 @@ test('a hand-built conv net trains on wasm: loss falls, tensor count stays flat'
   const opt: tf.Optimizer = tf.train.momentum(0.05, 0.9);
   const losses: number[] = [];
   const counts: number[] = [];
+  const dataIds: number[] = [];
   for (let step = 0; step < 40; step++) {
     const { value, grads } = tf.variableGrads(() => net.loss(x, labels, ids), net.vars);
     opt.applyGradients(grads);
     losses.push(value.dataSync()[0]!);
     tf.dispose([value, grads]);
     counts.push(tf.memory().numTensors);
+    // Buffers in wasm memory, including any the kernels make for themselves: none may be left behind.
+    dataIds.push(tf.backend().numDataIds());
   }
   assert.ok(losses.every(Number.isFinite), 'finite losses');
   assert.ok(losses[39]! < 0.3 * losses[0]!, `loss ${losses[0]} -> ${losses[39]}`);
   // After the first step (momentum slots created) the count does not move.
   assert.equal(new Set(counts.slice(1)).size, 1, `tensor counts ${counts.join(',')}`);
+  assert.equal(new Set(dataIds.slice(1)).size, 1, `wasm buffers ${dataIds.join(',')}`);
   tf.dispose([x, labels, ids]);
   opt.dispose();
   net.dispose();
