@@ -6,6 +6,7 @@ import { BoxTableBuilder, tableFromObjects, TypeCode, type KittiBoxTable } from 
 import { scanKittiFile } from '../detection/kitti-eval/scan.js';
 import { WasmTableScanner } from '../detection/kitti-eval/scan-wasm.js';
 import { makeSyntheticKittiEvalSet } from '../detection/kitti-eval/synthetic.js';
+import { evaluateKittiTables } from '../detection/kitti-eval/evaluate.js';
 
 const enc = new TextEncoder();
 
@@ -95,6 +96,21 @@ test('a synthetic set, with the columns growing from a capacity of 16 rows', () 
   assert.ok(l.type.length > 200 && r.type.length > 200);
   sameTable(l, jsScan(labels, 'label'));
   sameTable(r, jsScan(results, 'result'));
+});
+
+test('the WebAssembly evaluator gives exactly the JavaScript evaluator\'s thresholds, curves and APs', () => {
+  for (const grid of ['fine', 'coarse'] as const) {
+    for (const seed of [1, 2]) {
+      // Coarse coordinates and scores make ties, IoU exactly at the threshold and 25 / 40 px heights common.
+      const set = makeSyntheticKittiEvalSet({ images: 150, seed, grid });
+      const groundTruth = tableFromObjects(set.ids.map((id) => set.groundTruth.get(id)!));
+      const detections = tableFromObjects(set.ids.map((id) => set.detections.get(id) ?? []));
+      const wasm = evaluateKittiTables({ groundTruth, detections, engine: 'wasm' });
+      const js = evaluateKittiTables({ groundTruth, detections, engine: 'js' });
+      assert.equal(wasm, js, `${grid} grid, seed ${seed}`);
+      assert.ok(js.car!.moderate.thresholds.length > 10 && js.pedestrian!.hard.gt > 10);
+    }
+  }
 });
 
 test.run();

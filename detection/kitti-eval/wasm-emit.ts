@@ -29,6 +29,7 @@ export const enum Op {
   local_tee = 0x22,
   i32_load = 0x28,
   f64_load = 0x2b,
+  i32_load8_s = 0x2c,
   i32_load8_u = 0x2d,
   i32_store = 0x36,
   f64_store = 0x39,
@@ -181,8 +182,32 @@ export class FunctionBuilder {
     return this;
   }
 
+  private readonly labels: number[] = [];
+  private nextLabel = 0;
+
+  /** Opens a block / loop / if (with an optional result type) and returns its label for `jump`; `close` ends it. */
+  open(op: Op.block | Op.loop | Op.if, result: ValType | null = null): number {
+    this.code.push(op, result ?? VOID);
+    this.labels.push(this.nextLabel);
+    return this.nextLabel++;
+  }
+
+  close(): this {
+    if (this.labels.pop() === undefined) throw new Error(`${this.name}: close without open`);
+    this.code.push(Op.end);
+    return this;
+  }
+
+  /** br / br_if to an open label (a block's end, a loop's start). */
+  jump(op: Op.br | Op.br_if, label: number): this {
+    const k = this.labels.lastIndexOf(label);
+    if (k < 0) throw new Error(`${this.name}: jump to a label that is not open`);
+    return this.br(op, this.labels.length - 1 - k);
+  }
+
   /** The function body: local declarations, code, end. */
   body(): number[] {
+    if (this.labels.length !== 0) throw new Error(`${this.name}: ${this.labels.length} block(s) left open`);
     const out: number[] = [];
     uleb(out, this.localTypes.length);
     for (const t of this.localTypes) out.push(1, t);
