@@ -2,7 +2,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { evaluateKittiTables, summarise, type KittiEvalResult } from './evaluate.js';
 import type { KittiEvalClass } from './classes.js';
 import type { KittiBoxTable } from './box-table.js';
@@ -112,6 +111,8 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
   const parallel = options.parallel ?? (set.ids.length >= PARALLEL_MIN_IMAGES && cpus > 1 && loadavg()[0]! < cpus - 1);
   if (!parallel) return readKittiDirs(options);
   const workerData: ReadWorkerData = { dir: options.labels, ids: set.ids, kind: 'label' };
+  // Loaded here, not at the top: a sequential run need not pay for loading the worker machinery.
+  const { Worker } = await import('node:worker_threads');
   const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData });
   // A format error found by the worker is the answer; a worker that fails to run at all is replaced by this thread.
   const labels = new Promise<KittiBoxTable>((resolve, reject) => {
