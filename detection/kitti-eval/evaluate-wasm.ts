@@ -170,6 +170,7 @@ function countFunction(): FunctionBuilder {
   const gtStart = e.hdr(H.gtStart);
   const detStart = e.hdr(H.detStart);
   const [i, r, t, nGt, nDet, maxDets, g0, nd, bound] = Array.from({ length: 9 }, () => f.local(I32));
+  const boundF = f.local(F64); // in doubles: a product of two counts can overflow i32
   e.forRange(i, e.C(0), e.L(n), () => {
     e.stI(gtStart, e.L(i), e.L(nGt));
     e.stI(detStart, e.L(i), e.L(nDet));
@@ -194,13 +195,19 @@ function countFunction(): FunctionBuilder {
     e.ldI(detStart, e.L(i))();
     f.op(Op.i32_sub).set(nd);
     e.when(() => f.get(nd).get(maxDets).op(Op.i32_gt_s), () => void f.get(nd).set(maxDets));
-    f.get(bound).get(nGt).get(g0).op(Op.i32_sub).get(nd).op(Op.i32_mul, Op.i32_add).set(bound);
+    f.get(boundF).get(nGt).get(g0).op(Op.i32_sub, Op.f64_convert_i32_s).get(nd).op(Op.f64_convert_i32_s, Op.f64_mul, Op.f64_add).set(boundF);
   });
   e.stI(gtStart, e.L(n), e.L(nGt));
   e.stI(detStart, e.L(n), e.L(nDet));
   e.setHdr(H.nGt, e.L(nGt));
   e.setHdr(H.nDet, e.L(nDet));
   e.setHdr(H.maxDets, e.L(maxDets));
+  // -1 when the candidates could not be addressed (the caller then uses the JavaScript evaluator).
+  e.when(
+    () => void f.get(boundF).f64(MAX_CANDIDATES).op(Op.f64_gt),
+    () => void f.i32(-1).set(bound),
+    () => void f.get(boundF).op(Op.i32_trunc_f64_s).set(bound),
+  );
   e.setHdr(H.candBound, e.L(bound));
   f.get(bound);
   return f;
@@ -625,6 +632,8 @@ let compiled: object | null = null;
 
 /** Above this many bytes of kernel memory the JavaScript evaluator is used instead. */
 const MAX_BYTES = 1 << 30;
+/** At 12 bytes each, candidates beyond this cannot fit. */
+const MAX_CANDIDATES = MAX_BYTES / 12;
 const HEADER_BYTES = 256;
 
 /** The kernel with its memory and a bump allocator over it. */
@@ -651,8 +660,9 @@ export class EvalKernel {
     this.top = mark;
   }
 
-  /** Reserves `bytes` (8-aligned) and stores the address in header slot `slot`; false when memory would exceed MAX_BYTES. */
+  /** Reserves `bytes` (8-aligned) and stores the address in header slot `slot`; throws KernelTooLarge beyond MAX_BYTES. */
   alloc(slot: H, bytes: number): number {
+    if (!(bytes >= 0)) throw new KernelTooLarge();
     const at = this.top;
     this.top += Math.ceil(bytes / 8) * 8;
     if (this.top > MAX_BYTES) throw new KernelTooLarge();
