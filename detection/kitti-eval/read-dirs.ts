@@ -71,14 +71,13 @@ export function readIdsFile(file: string): { id: string; line: number }[] {
 interface ImageSet {
   ids: string[];
   resultsDir: string;
-  resultNames: Set<string>;
 }
 
 /** The image ids (label files or --ids) and where the results are. */
 function listImages(options: KittiDirsOptions): ImageSet {
   const labelNames = listTxt(options.labels, 'labels');
   const resultsDir = isDirectory(path.join(options.results, 'data')) ? path.join(options.results, 'data') : options.results;
-  const resultNames = listTxt(resultsDir, 'results');
+  if (!isDirectory(resultsDir)) throw new Error(`results directory not found: ${resultsDir}`);
   let ids: string[];
   if (options.ids !== undefined) {
     const listed = readIdsFile(options.ids);
@@ -90,7 +89,7 @@ function listImages(options: KittiDirsOptions): ImageSet {
     ids = [...labelNames].sort();
   }
   if (ids.length === 0) throw new Error(`no images to evaluate: no label files (*.txt) in ${options.labels}`);
-  return { ids, resultsDir, resultNames };
+  return { ids, resultsDir };
 }
 
 /**
@@ -98,9 +97,9 @@ function listImages(options: KittiDirsOptions): ImageSet {
  * files are checked before result files).
  */
 export function readKittiDirs(options: KittiDirsOptions): KittiDirsData {
-  const { ids, resultsDir, resultNames } = listImages(options);
-  const groundTruth = scanFiles(options.labels, ids, 'label', null).table;
-  const { table: detections, missing } = scanFiles(resultsDir, ids, 'result', resultNames);
+  const { ids, resultsDir } = listImages(options);
+  const groundTruth = scanFiles(options.labels, ids, 'label', false).table;
+  const { table: detections, missing } = scanFiles(resultsDir, ids, 'result', true);
   return { ids, groundTruth, detections, resultsDir, missingResults: missing };
 }
 
@@ -121,7 +120,7 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
       if (settled) return;
       settled = true;
       try {
-        resolve(scanFiles(options.labels, set.ids, 'label', null).table);
+        resolve(scanFiles(options.labels, set.ids, 'label', false).table);
       } catch (e) {
         reject(e);
       }
@@ -137,7 +136,7 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
   let results: { table: KittiBoxTable; missing: string[] } | undefined;
   let resultsError: unknown;
   try {
-    results = scanFiles(set.resultsDir, set.ids, 'result', set.resultNames);
+    results = scanFiles(set.resultsDir, set.ids, 'result', true);
   } catch (e) {
     resultsError = e;
   }

@@ -6,35 +6,40 @@ import type { KittiBoxTable } from './box-table.js';
 import { WASM_INPUT_CAPACITY, WasmTableScanner } from './scan-wasm.js';
 
 /**
- * `<dir>/<id>.txt` for every id, as image i of the table. When `present` is given, ids it lacks have no file: they
- * get an empty image and are listed in `missing`. The first bad file throws (KittiFormatError naming file and line).
+ * `<dir>/<id>.txt` for every id, as image i of the table. With `allowMissing`, an id without a file (open fails with
+ * ENOENT; cheaper than listing the directory, as missing files are rare) gets an empty image and is listed in
+ * `missing`; otherwise that is an error. The first bad file throws (KittiFormatError naming file and line).
  * Each file is read straight into the WebAssembly scanner's input buffer: open, read, close, no allocation.
  */
 export function scanFiles(
   dir: string,
   ids: readonly string[],
   kind: 'label' | 'result',
-  present: ReadonlySet<string> | null,
+  allowMissing: boolean,
 ): { table: KittiBoxTable; missing: string[] } {
   const scanner = new WasmTableScanner(16 * ids.length);
   const missing: string[] = [];
   const prefix = path.join(dir, '_').slice(0, -1); // normalised once, with its trailing separator
   for (const id of ids) {
-    if (present === null || present.has(id)) {
-      const file = prefix + id + '.txt';
-      const fd = openSync(file, constants.O_RDONLY);
-      let n: number;
-      try {
-        n = readSync(fd, scanner.input, 0, WASM_INPUT_CAPACITY, null);
-      } finally {
-        closeSync(fd);
-      }
-      // A short read of a regular file is its end; a file that fills the buffer is read whole by the reference parser.
-      if (n < WASM_INPUT_CAPACITY) scanner.scan(n, file, kind);
-      else scanner.addObjects(parseKittiObjects(readFileSync(file, 'utf8'), file, { kind }));
-    } else {
+    const file = prefix + id + '.txt';
+    let fd: number;
+    try {
+      fd = openSync(file, constants.O_RDONLY);
+    } catch (e) {
+      if (!allowMissing || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       missing.push(id);
+      scanner.endImage();
+      continue;
     }
+    let n: number;
+    try {
+      n = readSync(fd, scanner.input, 0, WASM_INPUT_CAPACITY, null);
+    } finally {
+      closeSync(fd);
+    }
+    // A short read of a regular file is its end; a file that fills the buffer is read whole by the reference parser.
+    if (n < WASM_INPUT_CAPACITY) scanner.scan(n, file, kind);
+    else scanner.addObjects(parseKittiObjects(readFileSync(file, 'utf8'), file, { kind }));
     scanner.endImage();
   }
   return { table: scanner.finish(), missing };

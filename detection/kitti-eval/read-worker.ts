@@ -10,7 +10,7 @@ export interface ReadWorkerData {
 
 const { dir, ids, kind } = workerData as ReadWorkerData;
 try {
-  const table = ownTable(scanFiles(dir, ids, kind, null).table);
+  const table = ownTable(scanFiles(dir, ids, kind, false).table);
   parentPort!.postMessage({ table }, tableBuffers(table));
 } catch (e) {
   parentPort!.postMessage({ error: serialiseError(e) });
