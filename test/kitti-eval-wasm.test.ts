@@ -4,7 +4,9 @@ import * as assert from 'uvu/assert';
 import { formatKittiDetection, formatKittiObject, parseKittiObjects } from '../datasets/kitti/label-file.js';
 import { BoxTableBuilder, tableFromObjects, TypeCode, type KittiBoxTable } from '../detection/kitti-eval/box-table.js';
 import { scanKittiFile } from '../detection/kitti-eval/scan.js';
-import { WasmTableScanner } from '../detection/kitti-eval/scan-wasm.js';
+import { buildScannerWasm, WasmTableScanner } from '../detection/kitti-eval/scan-wasm.js';
+import { buildEvalWasm } from '../detection/kitti-eval/evaluate-wasm.js';
+import { EVAL_WASM, SCANNER_WASM } from '../detection/kitti-eval/wasm-binaries.js';
 import { makeSyntheticKittiEvalSet } from '../detection/kitti-eval/synthetic.js';
 import { evaluateKittiTables } from '../detection/kitti-eval/evaluate.js';
 
@@ -42,6 +44,12 @@ function sameTable(a: KittiBoxTable, b: KittiBoxTable): void {
 }
 
 const TAIL = '1.50 1.60 3.90 1.00 1.70 20.00 0.10';
+
+test('the stored kernel bytes are those the kernel code writes (else regenerate: see generate-wasm-binaries.ts)', () => {
+  assert.equal([...Buffer.from(SCANNER_WASM, 'base64')], [...buildScannerWasm()]);
+  assert.equal([...Buffer.from(EVAL_WASM, 'base64')], [...buildEvalWasm()]);
+  assert.ok(SCANNER_WASM.length > 1000 && EVAL_WASM.length > 1000);
+});
 
 test('plain and unusual files: the same table as the JavaScript scanner and the reference parser', () => {
   const labels = [

@@ -12,6 +12,7 @@
  */
 import { buildModule, F64, FunctionBuilder, I32, Op } from './wasm-emit.js';
 import { TypeCode, type KittiBoxTable } from './box-table.js';
+import { EVAL_WASM } from './wasm-binaries.js';
 
 /** Header slots (i32 index). */
 const enum H {
@@ -636,15 +637,18 @@ const MAX_BYTES = 1 << 30;
 const MAX_CANDIDATES = MAX_BYTES / 12;
 const HEADER_BYTES = 256;
 
+/** The kernel's bytes from its code above; wasm-binaries.ts holds them (the code takes ~10 ms to run in a cold process). */
+export function buildEvalWasm(): Uint8Array {
+  return buildModule([countFunction(), packFunction(), pass1Function(), pass2Function(), boxFunction('boxIou', false), boxFunction('overlapOverFirst', true)], 1);
+}
+
 /** The kernel with its memory and a bump allocator over it. */
 export class EvalKernel {
   private readonly x: EvalExports;
   private top = HEADER_BYTES;
 
   constructor() {
-    compiled ??= new wasm.Module(
-      buildModule([countFunction(), packFunction(), pass1Function(), pass2Function(), boxFunction('boxIou', false), boxFunction('overlapOverFirst', true)], 1),
-    );
+    compiled ??= new wasm.Module(Buffer.from(EVAL_WASM, 'base64'));
     this.x = new wasm.Instance(compiled, {}).exports as unknown as EvalExports;
   }
 

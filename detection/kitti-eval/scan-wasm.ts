@@ -15,6 +15,7 @@
 import { parseKittiObjects, type KittiObject } from '../../datasets/kitti/label-file.js';
 import { TypeCode, typeCode, type KittiBoxTable } from './box-table.js';
 import { buildModule, F64, FunctionBuilder, I32, I64, Op } from './wasm-emit.js';
+import { SCANNER_WASM } from './wasm-binaries.js';
 
 const POW10_AT = 0;
 const VALS_AT = 256;
@@ -226,10 +227,15 @@ interface ScannerExports {
 
 let compiled: object | null = null;
 
-/** The compiled kernel (built once per thread; compiling it takes well under a millisecond). */
+/** The compiled kernel (once per thread; compiling it takes well under a millisecond). */
 function scannerModule(): object {
-  compiled ??= new wasm.Module(buildModule([scanFunction(), typeFunction()], (COLUMNS_AT >> 16) + 1));
+  compiled ??= new wasm.Module(Buffer.from(SCANNER_WASM, 'base64'));
   return compiled;
+}
+
+/** The kernel's bytes from its code above; wasm-binaries.ts holds them (the code takes ~5 ms to run in a cold process). */
+export function buildScannerWasm(): Uint8Array {
+  return buildModule([scanFunction(), typeFunction()], (COLUMNS_AT >> 16) + 1);
 }
 
 /**
