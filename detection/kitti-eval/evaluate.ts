@@ -13,6 +13,7 @@ import type { KittiObject } from '../../datasets/kitti/label-file.js';
 import { KITTI_DIFFICULTIES, type KittiDifficulty } from '../../datasets/kitti/label-file.js';
 import { KITTI_CLASS_PARAMS, KITTI_EVAL_CLASSES, type KittiEvalClass } from './classes.js';
 import { tableFromObjects, TypeCode, type KittiBoxTable } from './box-table.js';
+import { EvalKernel, KernelSlot as H, KernelTooLarge } from './evaluate-wasm.js';
 
 /** Number of recall sample points of the devkit (N_SAMPLE_PTS). */
 export const N_SAMPLE_PTS = 41;
@@ -92,6 +93,9 @@ export interface KittiTableInput {
   /** Detections of image i, with scores; the same number of images. */
   detections: KittiBoxTable;
   classes?: readonly KittiEvalClass[];
+  /** 'wasm' (default): the WebAssembly kernel, falling back to JavaScript for huge inputs; 'js': JavaScript only
+   * (the reference the kernel is tested against). */
+  engine?: 'wasm' | 'js';
 }
 
 /** The evaluation on columnar boxes (what the directory reader produces). */
@@ -99,8 +103,23 @@ export function evaluateKittiTables(input: KittiTableInput): KittiEvalResult<Kit
   if (input.groundTruth.nImages !== input.detections.nImages) {
     throw new Error(`ground truth has ${input.groundTruth.nImages} images but detections have ${input.detections.nImages}`);
   }
+  let kernel: EvalKernel | null = null;
+  if (input.engine !== 'js') {
+    try {
+      kernel = new EvalKernel();
+      kernel.load(input.groundTruth, input.detections);
+    } catch (e) {
+      if (!(e instanceof KernelTooLarge)) throw e;
+      kernel = null;
+    }
+  }
   const out: KittiEvalResult<KittiApDetail> = {};
   for (const cls of input.classes ?? KITTI_EVAL_CLASSES) {
+    const viaKernel = kernel === null ? null : evaluateClassKernel(kernel, cls, input.groundTruth.nImages);
+    if (viaKernel !== null) {
+      out[cls] = viaKernel;
+      continue;
+    }
     const packed = packClass(cls, input.groundTruth, input.detections);
     out[cls] = {
       easy: evaluateDifficulty(packed, KITTI_DIFFICULTIES[0]),
@@ -109,6 +128,69 @@ export function evaluateKittiTables(input: KittiTableInput): KittiEvalResult<Kit
     };
   }
   return out;
+}
+
+/**
+ * One class through the WebAssembly kernel (evaluate-wasm.ts: packClass, pass 1 and pass 2 of this file, the same
+ * statements); null when its memory would be too large, then the JavaScript functions below do it.
+ */
+function evaluateClassKernel(k: EvalKernel, cls: KittiEvalClass, nImages: number): KittiClassResult<KittiApDetail> | null {
+  const mark = k.mark();
+  try {
+    const x = k.exports;
+    const code = CLASS_CODE[cls];
+    const neighbour = NEIGHBOUR_CODE[cls];
+    const minOverlap = KITTI_CLASS_PARAMS[cls].minOverlap;
+    k.alloc(H.gtStart, 4 * (nImages + 1));
+    k.alloc(H.detStart, 4 * (nImages + 1));
+    const bound = x.count(code, neighbour, MAX_MIN_HEIGHT);
+    const nGt = k.header(H.nGt);
+    const nDet = k.header(H.nDet);
+    const maxDets = k.header(H.maxDets);
+    const sizes: [H, number][] = [
+      [H.gtRow, 4 * nGt],
+      [H.gtNeighbour, nGt],
+      [H.gtHeight, 8 * nGt],
+      [H.pGtOcc, 8 * nGt],
+      [H.pGtTrunc, 8 * nGt],
+      [H.detRow, 4 * nDet],
+      [H.detOfClass, nDet],
+      [H.detIntHeight, 8 * nDet],
+      [H.pDetScore, 8 * nDet],
+      [H.detInDontCare, nDet],
+      [H.detConnected, nDet],
+      [H.candStart, 4 * (nGt + 1)],
+      [H.candDet, 4 * bound],
+      [H.candIou, 8 * bound],
+      [H.ignGt, nGt],
+      [H.ignDet, nDet],
+      [H.assigned, maxDets],
+      [H.v, 8 * nGt],
+      [H.thresholds, 8 * (nGt + 1)],
+      [H.dTp, 8 * (nGt + 2)],
+      [H.dFp, 8 * (nGt + 2)],
+      [H.joinsAt, 4 * maxDets],
+      [H.events, 4 * maxDets],
+    ];
+    for (const [slot, bytes] of sizes) k.alloc(slot, bytes);
+    x.pack(code, neighbour, minOverlap, MAX_MIN_HEIGHT);
+    const difficulty = (d: Difficulty): KittiApDetail => {
+      const nv = x.pass1(d.minHeight, d.maxOcclusion, d.maxTruncation);
+      const thresholds = selectThresholds(k.f64(k.header(H.v), nv), k.header(H.nGtValid));
+      const nThr = thresholds.length;
+      k.f64(k.header(H.thresholds), nThr).set(thresholds);
+      const dTp = k.f64(k.header(H.dTp), nThr + 1).fill(0);
+      const dFp = k.f64(k.header(H.dFp), nThr + 1).fill(0);
+      if (nThr > 0) x.pass2(nThr);
+      return apDetail(thresholds, dTp, dFp, k.header(H.nGtValid));
+    };
+    return { easy: difficulty(KITTI_DIFFICULTIES[0]), moderate: difficulty(KITTI_DIFFICULTIES[1]), hard: difficulty(KITTI_DIFFICULTIES[2]) };
+  } catch (e) {
+    if (e instanceof KernelTooLarge) return null;
+    throw e;
+  } finally {
+    k.reset(mark);
+  }
 }
 
 const CLASS_CODE: Readonly<Record<KittiEvalClass, TypeCode>> = { car: TypeCode.CAR, pedestrian: TypeCode.PEDESTRIAN, cyclist: TypeCode.CYCLIST };
@@ -402,7 +484,12 @@ function evaluateDifficulty(p: PackedClass, diff: Difficulty): KittiApDetail {
     events: new Int32Array(p.maxDetsPerImage),
   };
   if (nThr > 0) for (let i = 0; i < p.nImages; i++) pass2Image(ctx, i);
-  const { dTp, dFp } = ctx;
+  return apDetail(thresholds, ctx.dTp, ctx.dFp, nGt);
+}
+
+/** AP11, AP|R40 and the curves from the TP / FP changes at each threshold. */
+function apDetail(thresholds: number[], dTp: Float64Array, dFp: Float64Array, nGt: number): KittiApDetail {
+  const nThr = thresholds.length;
   const tp = new Array<number>(nThr);
   const fp = new Array<number>(nThr);
   let runTp = 0;

@@ -2,7 +2,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { evaluateKittiTables, summarise, type KittiEvalResult } from './evaluate.js';
 import type { KittiEvalClass } from './classes.js';
 import type { KittiBoxTable } from './box-table.js';
@@ -72,14 +71,13 @@ export function readIdsFile(file: string): { id: string; line: number }[] {
 interface ImageSet {
   ids: string[];
   resultsDir: string;
-  resultNames: Set<string>;
 }
 
 /** The image ids (label files or --ids) and where the results are. */
 function listImages(options: KittiDirsOptions): ImageSet {
   const labelNames = listTxt(options.labels, 'labels');
   const resultsDir = isDirectory(path.join(options.results, 'data')) ? path.join(options.results, 'data') : options.results;
-  const resultNames = listTxt(resultsDir, 'results');
+  if (!isDirectory(resultsDir)) throw new Error(`results directory not found: ${resultsDir}`);
   let ids: string[];
   if (options.ids !== undefined) {
     const listed = readIdsFile(options.ids);
@@ -91,7 +89,7 @@ function listImages(options: KittiDirsOptions): ImageSet {
     ids = [...labelNames].sort();
   }
   if (ids.length === 0) throw new Error(`no images to evaluate: no label files (*.txt) in ${options.labels}`);
-  return { ids, resultsDir, resultNames };
+  return { ids, resultsDir };
 }
 
 /**
@@ -99,9 +97,9 @@ function listImages(options: KittiDirsOptions): ImageSet {
  * files are checked before result files).
  */
 export function readKittiDirs(options: KittiDirsOptions): KittiDirsData {
-  const { ids, resultsDir, resultNames } = listImages(options);
-  const groundTruth = scanFiles(options.labels, ids, 'label', null).table;
-  const { table: detections, missing } = scanFiles(resultsDir, ids, 'result', resultNames);
+  const { ids, resultsDir } = listImages(options);
+  const groundTruth = scanFiles(options.labels, ids, 'label', false).table;
+  const { table: detections, missing } = scanFiles(resultsDir, ids, 'result', true);
   return { ids, groundTruth, detections, resultsDir, missingResults: missing };
 }
 
@@ -112,6 +110,8 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
   const parallel = options.parallel ?? (set.ids.length >= PARALLEL_MIN_IMAGES && cpus > 1 && loadavg()[0]! < cpus - 1);
   if (!parallel) return readKittiDirs(options);
   const workerData: ReadWorkerData = { dir: options.labels, ids: set.ids, kind: 'label' };
+  // Loaded here, not at the top: a sequential run need not pay for loading the worker machinery.
+  const { Worker } = await import('node:worker_threads');
   const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData });
   // A format error found by the worker is the answer; a worker that fails to run at all is replaced by this thread.
   const labels = new Promise<KittiBoxTable>((resolve, reject) => {
@@ -120,7 +120,7 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
       if (settled) return;
       settled = true;
       try {
-        resolve(scanFiles(options.labels, set.ids, 'label', null).table);
+        resolve(scanFiles(options.labels, set.ids, 'label', false).table);
       } catch (e) {
         reject(e);
       }
@@ -136,7 +136,7 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
   let results: { table: KittiBoxTable; missing: string[] } | undefined;
   let resultsError: unknown;
   try {
-    results = scanFiles(set.resultsDir, set.ids, 'result', set.resultNames);
+    results = scanFiles(set.resultsDir, set.ids, 'result', true);
   } catch (e) {
     resultsError = e;
   }

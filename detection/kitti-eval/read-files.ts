@@ -1,58 +1,48 @@
 /** Reading many small KITTI files into a KittiBoxTable; kept free of heavy imports so that a worker loads it fast. */
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { KittiFormatError } from '../../datasets/kitti/label-file.js';
-import { BoxTableBuilder, type KittiBoxTable } from './box-table.js';
-import { scanKittiFile } from './scan.js';
-
-/** Reads whole files into one reused buffer: open, read, close, and no allocation per file. */
-class FileReader {
-  buffer = new Uint8Array(1 << 16);
-
-  /** Reads the file; its bytes are buffer[0 .. returned length). */
-  read(file: string): number {
-    const fd = openSync(file, constants.O_RDONLY);
-    try {
-      let n = 0;
-      while (true) {
-        const got = readSync(fd, this.buffer, n, this.buffer.length - n, null);
-        n += got;
-        // A short read of a regular file is its end.
-        if (got === 0 || n < this.buffer.length) return n;
-        const bigger = new Uint8Array(this.buffer.length * 2);
-        bigger.set(this.buffer);
-        this.buffer = bigger;
-      }
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
+import { KittiFormatError, parseKittiObjects } from '../../datasets/kitti/label-file.js';
+import type { KittiBoxTable } from './box-table.js';
+import { WASM_INPUT_CAPACITY, WasmTableScanner } from './scan-wasm.js';
 
 /**
- * `<dir>/<id>.txt` for every id, as image i of the table. When `present` is given, ids it lacks have no file: they
- * get an empty image and are listed in `missing`. The first bad file throws (KittiFormatError naming file and line).
+ * `<dir>/<id>.txt` for every id, as image i of the table. With `allowMissing`, an id without a file (open fails with
+ * ENOENT; cheaper than listing the directory, as missing files are rare) gets an empty image and is listed in
+ * `missing`; otherwise that is an error. The first bad file throws (KittiFormatError naming file and line).
+ * Each file is read straight into the WebAssembly scanner's input buffer: open, read, close, no allocation.
  */
 export function scanFiles(
   dir: string,
   ids: readonly string[],
   kind: 'label' | 'result',
-  present: ReadonlySet<string> | null,
+  allowMissing: boolean,
 ): { table: KittiBoxTable; missing: string[] } {
-  const builder = new BoxTableBuilder(16 * ids.length);
-  const reader = new FileReader();
+  const scanner = new WasmTableScanner(16 * ids.length);
   const missing: string[] = [];
   const prefix = path.join(dir, '_').slice(0, -1); // normalised once, with its trailing separator
   for (const id of ids) {
-    if (present === null || present.has(id)) {
-      const file = prefix + id + '.txt';
-      scanKittiFile(reader.buffer, reader.read(file), file, kind, builder);
-    } else {
+    const file = prefix + id + '.txt';
+    let fd: number;
+    try {
+      fd = openSync(file, constants.O_RDONLY);
+    } catch (e) {
+      if (!allowMissing || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       missing.push(id);
+      scanner.endImage();
+      continue;
     }
-    builder.endImage();
+    let n: number;
+    try {
+      n = readSync(fd, scanner.input, 0, WASM_INPUT_CAPACITY, null);
+    } finally {
+      closeSync(fd);
+    }
+    // A short read of a regular file is its end; a file that fills the buffer is read whole by the reference parser.
+    if (n < WASM_INPUT_CAPACITY) scanner.scan(n, file, kind);
+    else scanner.addObjects(parseKittiObjects(readFileSync(file, 'utf8'), file, { kind }));
+    scanner.endImage();
   }
-  return { table: builder.finish(), missing };
+  return { table: scanner.finish(), missing };
 }
 
 /** An error as a worker can post it. */
@@ -72,6 +62,20 @@ export function deserialiseError(s: SerialisedError): Error {
   return new KittiFormatError(s.format.file, s.format.line, s.message.startsWith(prefix) ? s.message.slice(prefix.length) : s.message);
 }
 
+/** A copy with arrays of their own (the scanner's are views of its WebAssembly memory, which cannot be transferred). */
+export function ownTable(t: KittiBoxTable): KittiBoxTable {
+  return {
+    nImages: t.nImages,
+    start: t.start.slice(),
+    type: t.type.slice(),
+    box: t.box.slice(),
+    truncated: t.truncated.slice(),
+    occluded: t.occluded.slice(),
+    score: t.score.slice(),
+  };
+}
+
+/** The buffers of a table from `ownTable`, to transfer. */
 export function tableBuffers(t: KittiBoxTable): ArrayBuffer[] {
   return [t.start, t.type, t.box, t.truncated, t.occluded, t.score].map((a) => a.buffer as ArrayBuffer);
 }

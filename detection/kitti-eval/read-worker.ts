@@ -1,6 +1,6 @@
 /** Worker: reads one directory's files (the label files, while the main thread reads the results). */
 import { parentPort, workerData } from 'node:worker_threads';
-import { scanFiles, serialiseError, tableBuffers } from './read-files.js';
+import { ownTable, scanFiles, serialiseError, tableBuffers } from './read-files.js';
 
 export interface ReadWorkerData {
   dir: string;
@@ -10,7 +10,7 @@ export interface ReadWorkerData {
 
 const { dir, ids, kind } = workerData as ReadWorkerData;
 try {
-  const { table } = scanFiles(dir, ids, kind, null);
+  const table = ownTable(scanFiles(dir, ids, kind, false).table);
   parentPort!.postMessage({ table }, tableBuffers(table));
 } catch (e) {
   parentPort!.postMessage({ error: serialiseError(e) });
