@@ -144,3 +144,5 @@ export {
   parseKittiEvalClasses,
 } from '../detection/kitti-eval/index.js';
 export type { KittiApEntry, KittiApDetail, KittiEvalResult, KittiEvalInput, KittiEvalClass, KittiDirsOptions } from '../detection/kitti-eval/index.js';
+export { registerWasmTrainingKernels, wasmThreadsState, requestedWasmThreads } from './runtime/wasm-training/index.js';
+export type { WasmThreadsState } from './runtime/wasm-training/index.js';

@@ -144,7 +144,7 @@ test('resize-bilinear gradient equals the transpose of the forward resize (align
   }
 });
 
-test('fast paths (leading-axis Sum/Mean, per-channel broadcasts, Slice of any rank, Cast, clone) match cpu', async () => {
+test('Sum/Mean, per-channel broadcasts, Slice of any rank, Cast and clone match cpu', async () => {
   const rng = new Rng(31);
   const x = randomInput(rng, [3, 4, 5, 6], -2, 2);
   const v = randomInput(rng, [6], 0.5, 2);
@@ -162,6 +162,11 @@ test('fast paths (leading-axis Sum/Mean, per-channel broadcasts, Slice of any ra
   ];
   const inputs = [x, v, v4, s, five];
   assertClose(await runOn('wasm', inputs, f), await runOn('cpu', inputs, f), 1e-6, 'fast paths');
+  // Reductions over leading axes of a larger tensor (batch statistics).
+  const big = randomInput(rng, [4, 16, 16, 8], -2, 3);
+  const g = (t: tf.Tensor) => [tf.sum(t, [0, 1, 2]), tf.mean(t, [0, 1, 2], true), tf.sum(t, [0, 1]), tf.mean(t, [0]),
+    tf.sum(t), tf.mean(t, [1, 2])];
+  assertClose(await runOn('wasm', [big], g), await runOn('cpu', [big], g), 2e-6, 'leading-axis reductions');
 });
 
 test('Sum and Mean gradients (broadcast on wasm) match cpu for any axes and keepDims', async () => {
@@ -170,6 +175,21 @@ test('Sum and Mean gradients (broadcast on wasm) match cpu for any axes and keep
     const out = tf.tidy(() => tf.sum(tf.zeros([2, 3, 4, 5]), axis, keep).shape.slice());
     await compareGrads(`sum grad axis ${axis} keep ${keep}`, [x], out, (t) => tf.sum(t, axis, keep));
     await compareGrads(`mean grad axis ${axis} keep ${keep}`, [x], out, (t) => tf.mean(t, axis, keep));
+  }
+});
+
+test('transpose matches cpu for any permutation, rank, size-1 dimensions and dtype', async () => {
+  const rng = new Rng(43);
+  const cases: [number[], number[]][] = [
+    [[2, 3, 4, 5], [3, 1, 2, 0]], [[2, 3, 4, 5], [1, 2, 0, 3]], [[2, 3, 4, 5], [0, 1, 2, 3]], [[2, 3, 4, 5], [3, 2, 1, 0]],
+    [[6, 7], [1, 0]], [[1, 4, 1, 3], [3, 0, 1, 2]], [[2, 1, 3, 1, 4], [4, 2, 0, 3, 1]], [[2, 3, 2, 2, 3, 2], [0, 1, 3, 2, 4, 5]],
+    [[40, 3], [1, 0]], [[3, 40], [1, 0]], [[5], [0]],
+  ];
+  for (const [shape, perm] of cases) {
+    const x = randomInput(rng, shape, -9, 9);
+    const f = (t: tf.Tensor) => [tf.transpose(t, perm), tf.cast(tf.transpose(tf.cast(t, 'int32'), perm), 'float32'),
+      tf.cast(tf.transpose(tf.greater(t, 0), perm), 'float32')];
+    assertClose(await runOn('wasm', [x], f), await runOn('cpu', [x], f), 0, `transpose [${shape}] by [${perm}]`);
   }
 });
 

@@ -82,62 +82,6 @@ export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
   return dW;
 }
 
-/**
- * dW with the width folded into the channels: for each filter column b, the columns of x that tap b reads (a 4-D slice
- * of x^T, strided by a reshape when stride > 1) form a [Ci, H, 1, Wo*N] input, dy^T forms a [Ho, 1, Wo*N, Co] filter,
- * and one conv over the height (stride as dilation) gives dW[:, b]. The inner GEMM dimension then runs over Wo*N
- * contiguous values instead of N, which suits XNNPACK's indirect GEMM much better.
- */
-export function conv2DBackpropFilterWide(args: KernelArgs): TensorInfo {
-  const { backend } = args;
-  const x = args.inputs['x']!;
-  const dy = args.inputs['dy']!;
-  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
-  requireNHWC(attrs, 'Conv2DBackpropFilter');
-  const info = convInfoFor(x.shape, attrs.filterShape, attrs);
-  const [fh, fw] = [info.filterHeight, info.filterWidth];
-  const [sh, sw] = [info.strideHeight, info.strideWidth];
-  const [n, h, w, ci] = x.shape as [number, number, number, number];
-  const [ho, wo, co] = [info.outHeight, info.outWidth, info.outChannels];
-  const top = info.padInfo.top;
-  const left = info.padInfo.left;
-  // Width of x^T that the taps read, padded (or cropped) so that it is a whole number of stride phases.
-  const phases = Math.ceil(((wo - 1) * sw + fw) / sw);
-  const wanted = phases * sw;
-  const xT = transpose(backend, x, [3, 1, 2, 0]); // [Ci, H, W, N]
-  const right = wanted - w - left;
-  let xP: TensorInfo;
-  if (left === 0 && right === 0) {
-    xP = xT;
-  } else {
-    const cropped = slice(backend, xT, [0, 0, Math.max(0, -left), 0], [ci, h, w - Math.max(0, -left) - Math.max(0, -right), n]);
-    release(backend, xT);
-    xP = runWasmKernel(backend, 'PadV2', { x: cropped }, {
-      paddings: [[0, 0], [0, 0], [Math.max(0, left), Math.max(0, right)], [0, 0]],
-      constantValue: 0,
-    });
-    release(backend, cropped);
-  }
-  const xPhases = reshape(backend, xP, [ci, h, phases, sw * n]);
-  const dyT = transpose(backend, dy, [1, 2, 0, 3]); // [Ho, Wo, N, Co]
-  const filter = reshape(backend, dyT, [ho, 1, wo * n, co]);
-  const columns: TensorInfo[] = [];
-  for (let b = 0; b < fw; b++) {
-    const tap = slice(backend, xPhases, [0, 0, Math.floor(b / sw), (b % sw) * n], [ci, h, wo, n]);
-    const folded = reshape(backend, tap, [ci, h, 1, wo * n]);
-    columns.push(
-      conv2dExplicit(backend, folded, filter, { top, left: 0, right: 0, bottom: fh + (ho - 1) * sh - h - top }, [1, 1], [sh, 1]),
-    ); // [Ci, fh, 1, Co]
-    release(backend, tap, folded);
-  }
-  release(backend, xP, xPhases, dyT, filter);
-  const joined = columns.length === 1 ? columns[0]! : runWasmKernel(backend, 'Concat', columns as unknown as Record<string, TensorInfo>, { axis: 2 });
-  if (columns.length > 1) release(backend, ...columns);
-  const dW = transpose(backend, joined, [1, 2, 0, 3]);
-  release(backend, joined);
-  return dW;
-}
-
 /** Per spatial dimension: where the phase-split correlation starts, how much it pads and where the result sits. */
 interface PhaseGeometry {
   taps: number; // sub-filter size ceil(f / s)

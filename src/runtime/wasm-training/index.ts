@@ -2,7 +2,7 @@
  * Training kernels for the WebAssembly backend: gradients that tfjs-backend-wasm 4.22 lacks (Conv2DBackpropFilter,
  * the depthwise backprops, UnsortedSegmentSum), computes wrongly (MaxPoolGrad on non-positive windows,
  * ResizeBilinearGrad with half-pixel centres) or slowly
- * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
+ * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice, row-copying Transpose, Space/BatchToSpaceND). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
  * fast paths fall back to the built-in for the cases they do not cover.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -11,10 +11,12 @@ import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput
 import { castSameDtype, identity } from './identity-cast.js';
 import { maxPoolGrad } from './max-pool-grad.js';
 import { sliceViews } from './slice.js';
+import { batchToSpaceND, spaceToBatchND } from './space-batch.js';
 import { registerReductionGradients } from './reduction-gradients.js';
 import { resizeBilinearGrad } from './resize-bilinear-grad.js';
 import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
+import { transpose } from './transpose.js';
 import { unsortedSegmentSum } from './unsorted-segment-sum.js';
 import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
@@ -39,8 +41,8 @@ function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo |
 
 /**
  * Registers the wasm training kernels (idempotent) and returns their names. Also arranges for the wasm backend, when
- * it starts, to use the threaded-SIMD build with one thread per core (see threads.ts; DATA_PARAMS_WASM_THREADS=1
- * turns that off), and replaces the Sum and Mean gradients on wasm by ones without a full-size `ones` tensor.
+ * it starts, to use the threaded-SIMD build if DATA_PARAMS_WASM_THREADS asks for more than one thread (threads.ts),
+ * and replaces the Sum and Mean gradients on wasm by ones without a full-size `ones` tensor.
  */
 export function registerWasmTrainingKernels(): string[] {
   if (registered !== null) return registered;
@@ -56,10 +58,13 @@ export function registerWasmTrainingKernels(): string[] {
     ['ResizeBilinearGrad', resizeBilinearGrad],
     ['Tile', tile],
     ['Identity', identity],
+    ['SpaceToBatchND', spaceToBatchND],
+    ['BatchToSpaceND', batchToSpaceND],
   ];
   const fastPaths: [string, (args: KernelArgs) => TensorInfo | null][] = [
     ['Cast', castSameDtype],
     ['Slice', sliceViews],
+    ['Transpose', transpose],
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);

@@ -8,7 +8,10 @@
  * process alive: a script that trains on wasm still exits on its own. Anything unexpected (another tfjs version, a
  * failed start) falls back to the stock single-threaded factory.
  *
- * Thread count: `DATA_PARAMS_WASM_THREADS` (1 turns threads off), else the number of logical cores (at most 8).
+ * Opt-in: `DATA_PARAMS_WASM_THREADS=N` (N > 1) asks for N threads; the default is the stock single-threaded SIMD
+ * build, because (measured here) a wasm abort in the threaded build hangs the process instead of throwing, and on a
+ * machine whose cores are busy with other processes the pool's synchronisation made steps slower (3.5 s vs 2.7 s at
+ * load average 8 on 2 cores), while the notes measured 1.37x faster on an idle one.
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,15 +39,13 @@ export function wasmThreadsState(): WasmThreadsState {
   return { ...state };
 }
 
-/** Threads asked for by the environment (DATA_PARAMS_WASM_THREADS) or the machine. */
+/** Threads asked for by the environment (DATA_PARAMS_WASM_THREADS, default 1). */
 export function requestedWasmThreads(): number {
   const env = process.env['DATA_PARAMS_WASM_THREADS'];
-  if (env !== undefined && env !== '') {
-    const n = Number(env);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`DATA_PARAMS_WASM_THREADS must be a positive integer, got '${env}'`);
-    return n;
-  }
-  return Math.min(8, Math.max(1, os.availableParallelism()));
+  if (env === undefined || env === '') return 1;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`DATA_PARAMS_WASM_THREADS must be a positive integer, got '${env}'`);
+  return n;
 }
 
 interface PThreadWorker {
