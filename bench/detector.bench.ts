@@ -9,7 +9,7 @@ import { initBackend, parseBackendName } from '../src/runtime/backend.js';
 import { DataParameters } from '../src/data-parameters/data-parameters.js';
 import { Rng } from '../src/util/rng.js';
 import { buildSSD, type SSDSpec } from '../detection/model/build.js';
-import { ModelOptimizer } from '../detection/train/optimizer.js';
+import { ModelOptimizer } from '../src/nn/optimizer.js';
 import { trainStep, DETECTION_INSTANCE_DEFAULTS } from '../detection/train/trainer.js';
 import type { Batch } from '../detection/train/data.js';
 import type { BenchContext } from './run.js';

@@ -26,7 +26,7 @@ import {
 } from './input/image-data.js';
 import type { TrainerConfig } from './training/trainer.js';
 import { DEFAULT_TRAINER_CONFIG } from './training/trainer.js';
-import type { StepSchedule } from './training/sgd.js';
+import type { StepSchedule } from '../src/nn/lr-schedule.js';
 
 export type DatasetKind = 'imagenet' | 'webvision' | 'cifar10' | 'cifar100' | 'fashion-mnist' | 'mnist';
 const DATASET_KINDS: DatasetKind[] = ['imagenet', 'webvision', 'cifar10', 'cifar100', 'fashion-mnist', 'mnist'];

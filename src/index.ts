@@ -70,15 +70,10 @@ export { FileList, readFileLists, loadWebVisionList, webVisionImagePath } from '
 export type { WebVisionOptions, WebVisionSource } from '../datasets/webvision/file-list.js';
 export { corruptLabels, corruptedFractionInTop, noisyRanking, parseNoiseModel, NOISE_MODELS } from '../datasets/noisy-labels/noisy-labels.js';
 export type { NoiseModel, NoisyLabels } from '../datasets/noisy-labels/noisy-labels.js';
-export { ParamStore as ClassifierParamStore } from '../classification/models/params.js';
-export { Conv2d, BatchNorm, Linear, Relu, MaxPool, GlobalAvgPool, Flatten, Sequential } from '../classification/models/layers.js';
-export type { Layer } from '../classification/models/layers.js';
 export { Classifier, BasicBlock, WideBlock, resnet, resnet18, wideResNet, smallCnn } from '../classification/models/models.js';
 export type { ClassifierModel, ResNetOptions, WideResNetOptions, SmallCnnOptions } from '../classification/models/models.js';
 export { InMemoryImageData, FileImageData, randomResizedCropBox, stratifiedSubset } from '../classification/input/image-data.js';
 export type { ClassificationData, PadCropFlip, RandomResizedCrop } from '../classification/input/image-data.js';
-export { SgdMomentum, scheduledLr } from '../classification/training/sgd.js';
-export type { StepSchedule, SgdOptions } from '../classification/training/sgd.js';
 export { topKCorrect, expectedCalibrationError, fitTemperature, nllAt } from '../classification/training/metrics.js';
 export { ClassifierTrainer, DEFAULT_TRAINER_CONFIG } from '../classification/training/trainer.js';
 export type { TrainerConfig, TrainerParts, EpochSummary, TrainResult, CalibrationResult } from '../classification/training/trainer.js';
@@ -106,6 +101,15 @@ export type { LinePlotSpec, PlotSeries, ReferenceLine } from './visualize/line-p
 export { boxStripSvg, layoutStrip, strokeWidth } from './visualize/box-curriculum.js';
 export type { StripSpec, StripBox, StripSnapshot, StripImage, StripLayout } from './visualize/box-curriculum.js';
 export { svgToPng } from './visualize/svg.js';
+// Shared model-building primitives (both trainers)
+export { ParamStore, heNormal, normalInit, uniformInit, constantInit } from './nn/param-store.js';
+export type { Init } from './nn/param-store.js';
+export { Conv2d, dilatedConv, BatchNorm, L2Norm, Linear, Relu, MaxPool, GlobalAvgPool, Flatten, Sequential } from './nn/layers.js';
+export type { Layer, Conv2dOptions, BatchNormOptions } from './nn/layers.js';
+export { ModelOptimizer } from './nn/optimizer.js';
+export type { OptimizerName, OptimizerOptions, OptimizerState } from './nn/optimizer.js';
+export { learningRate, scheduledLr } from './nn/lr-schedule.js';
+export type { StepSchedule } from './nn/lr-schedule.js';
 // Detection (SSD with per-box data parameters)
 export { AnchorGenerator, featureMapSizes } from '../detection/anchors/anchor-generator.js';
 export type { AnchorGeneratorOptions, Anchors, InputSize, FeatureMapSize } from '../detection/anchors/anchor-generator.js';
@@ -122,7 +126,6 @@ export type { SSDParts, Predictions } from '../detection/model/ssd.js';
 export { LightBackbone } from '../detection/model/backbones/light.js';
 export { Vgg16ReducedBackbone } from '../detection/model/backbones/vgg16-reduced.js';
 export type { Backbone } from '../detection/model/backbones/backbone.js';
-export { ParamStore } from '../detection/model/params.js';
 export { buildSSD } from '../detection/model/build.js';
 export type { SSDSpec, BackboneSpec } from '../detection/model/build.js';
 export { saveSSD, loadSSD } from '../detection/model/io.js';

@@ -8,10 +8,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { initBackend } from '../src/runtime/backend.js';
 import { Rng } from '../src/util/rng.js';
-import { ParamStore } from '../classification/models/params.js';
-import { BatchNorm } from '../classification/models/layers.js';
 import { resnet, smallCnn, wideResNet } from '../classification/models/models.js';
-import { SgdMomentum, scheduledLr } from '../classification/training/sgd.js';
 import { expectedCalibrationError, fitTemperature, nllAt, topKCorrect } from '../classification/training/metrics.js';
 import { FileImageData, InMemoryImageData, randomResizedCropBox, stratifiedSubset, IMAGENET_TRAIN_AUGMENT } from '../classification/input/image-data.js';
 import { applyOverrides, buildRun, dataParameterSettings, readConfig, validateConfig } from '../classification/config.js';
@@ -21,27 +18,6 @@ const CONFIGS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..',
 
 test.before(async () => {
   await initBackend('cpu', { log: null });
-});
-
-test('batch norm: batch statistics and PyTorch running-statistics update in training, running statistics at eval', () => {
-  const store = new ParamStore(0);
-  const bn = new BatchNorm(store, 'bn', 2);
-  // channel 0: 1, 2, 3, 6 (mean 3, biased var 3.5, unbiased 14/3); channel 1: all 5
-  const x = tf.tensor4d([1, 5, 2, 5, 3, 5, 6, 5], [4, 1, 1, 2]);
-  const y = bn.forward(x, true);
-  const v = Array.from(y.dataSync());
-  const s = Math.sqrt(3.5 + 1e-5);
-  [1, 2, 3, 6].forEach((xi, i) => assert.ok(Math.abs(v[2 * i]! - (xi - 3) / s) < 1e-5));
-  assert.ok(v.filter((_, i) => i % 2 === 1).every((c) => Math.abs(c) < 1e-5));
-  const rm = Array.from(bn.runningMean.dataSync());
-  const rv = Array.from(bn.runningVar.dataSync());
-  assert.ok(Math.abs(rm[0]! - 0.3) < 1e-6 && Math.abs(rm[1]! - 0.5) < 1e-6);
-  assert.ok(Math.abs(rv[0]! - (0.9 + 0.1 * (14 / 3))) < 1e-6 && Math.abs(rv[1]! - 0.9) < 1e-6);
-  const e = bn.forward(tf.tensor4d([1.3, 0.5], [1, 1, 1, 2]), false).dataSync();
-  assert.ok(Math.abs(e[0]! - (1.3 - 0.3) / Math.sqrt(rv[0]! + 1e-5)) < 1e-5);
-  assert.ok(Math.abs(e[1]! - 0 / Math.sqrt(0.9 + 1e-5)) < 1e-5);
-  tf.dispose([x, y]);
-  store.dispose();
 });
 
 test('model shapes and parameter counts (ResNet-18 = torchvision 11,689,512; WRN-10-1 hand-counted)', () => {
@@ -76,7 +52,7 @@ test('gradients through the hand-built layers match central finite differences',
   const y = tf.oneHot(tf.tensor1d([0, 2, 1], 'int32'), 3);
   // Evaluation mode: a fixed function of the weights (training mode would also move the running statistics).
   const lossFn = (): tf.Scalar => tf.losses.softmaxCrossEntropy(y, m.logits(x, false)) as tf.Scalar;
-  const vars = m.store.named();
+  const vars = m.store.trainable;
   const { grads } = tf.variableGrads(lossFn, [...vars.values()]);
   for (const name of ['conv1/weight', 'fc1/weight', 'fc2/bias']) {
     const v = vars.get(name)!;
@@ -97,31 +73,6 @@ test('gradients through the hand-built layers match central finite differences',
   }
   tf.dispose([x, y, grads]);
   m.store.dispose();
-});
-
-test('momentum SGD with weight decay: two hand-computed steps; slots round-trip', () => {
-  const store = new ParamStore(0);
-  const w = store.param('w', [1], () => new Float32Array([1]));
-  const opt = new SgdMomentum(store.named(), { momentum: 0.9, weightDecay: 0.1 });
-  const g = { [w.name]: tf.tensor1d([0.5]) };
-  opt.step(g, 0.1); // d = 0.5 + 0.1·1 = 0.6, buf 0.6, w = 0.94
-  assert.ok(Math.abs(w.dataSync()[0]! - 0.94) < 1e-6);
-  opt.step(g, 0.1); // d = 0.5 + 0.094 = 0.594, buf = 0.54 + 0.594 = 1.134, w = 0.8266
-  assert.ok(Math.abs(w.dataSync()[0]! - 0.8266) < 1e-6);
-  const slots = opt.getSlots();
-  assert.ok(Math.abs(slots['w']![0]! - 1.134) < 1e-6);
-  const other = new SgdMomentum(store.named(), { momentum: 0.9, weightDecay: 0.1 });
-  other.setSlots(slots);
-  assert.equal(other.getSlots(), slots);
-  assert.is(scheduledLr(0.1, { milestones: [80, 100], gamma: 0.1 }, 79), 0.1);
-  assert.ok(Math.abs(scheduledLr(0.1, { milestones: [80, 100], gamma: 0.1 }, 80) - 0.01) < 1e-12);
-  assert.ok(Math.abs(scheduledLr(0.1, { milestones: [80, 100], gamma: 0.1 }, 119) - 0.001) < 1e-12);
-  assert.ok(Math.abs(scheduledLr(0.1, { every: 30, gamma: 0.1 }, 60) - 0.001) < 1e-12);
-  assert.ok(Math.abs(scheduledLr(0.1, { every: 30, gamma: 0.1 }, 59) - 0.01) < 1e-12);
-  tf.dispose(Object.values(g));
-  opt.dispose();
-  other.dispose();
-  store.dispose();
 });
 
 test('top-k, ECE and temperature fitting on hand-made logits', () => {

@@ -74,8 +74,8 @@ function makeRun(options: { mode: CurriculumMode; outDir: string | null; noise?:
 
 function snapshot(r: ReturnType<typeof makeRun>): { weights: Record<string, number[]>; dp: number[]; rng: number[]; step: number } {
   const weights: Record<string, number[]> = {};
-  for (const [k, v] of Object.entries(r.model.store.getWeights())) weights[k] = Array.from(v);
-  for (const [k, v] of Object.entries(r.trainer.optimizer.getSlots())) weights[`slot:${k}`] = Array.from(v);
+  for (const [k, v] of Object.entries(r.model.store.snapshot())) weights[k] = Array.from(v);
+  for (const [k, v] of Object.entries(r.trainer.optimizer.getState().slots)) weights[`slot:${k}`] = Array.from(v);
   const s = r.dp.getState();
   return {
     weights,
@@ -155,10 +155,10 @@ test('baseline training on separable data fits it (loss falls, train top-1 rises
 
 test('non-finite losses skip the update and stop training after maxNonFinite in a row', async () => {
   const r = makeRun({ mode: 'class', outDir: null, config: { epochs: 1, maxNonFinite: 2 } });
-  const w0 = r.model.store.getWeights();
+  const w0 = r.model.store.snapshot();
   const bad = new Float32Array(8 * SIDE * SIDE).fill(NaN);
   assert.is(r.trainer.trainStep(bad, Int32Array.from({ length: 8 }, (_, i) => i), 0.1), null);
-  assert.equal(r.model.store.getWeights()['conv1/weight'], w0['conv1/weight']);
+  assert.equal(r.model.store.snapshot()['conv1/weight'], w0['conv1/weight']);
   assert.equal(Array.from(r.dp.classSigma()), [1, 1, 1]);
   const train = r.trainer.parts.train as InMemoryImageData;
   train.loadBatch = async (ids) => new Float32Array(ids.length * SIDE * SIDE).fill(NaN);

@@ -4,8 +4,14 @@
  * Factories give the standard configurations; the classes take any composition (tests use narrow, shallow ones).
  */
 import * as tf from '@tensorflow/tfjs';
-import { ParamStore } from './params.js';
-import { BatchNorm, Conv2d, Flatten, GlobalAvgPool, Layer, Linear, MaxPool, Relu, Sequential } from './layers.js';
+import { ParamStore, heNormal } from '../../src/nn/param-store.js';
+import { BatchNorm, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool, Relu, Sequential, type Layer } from '../../src/nn/layers.js';
+
+/** torchvision's convolutions: no bias, Kaiming-normal fan-out weights, symmetric zero padding (kernel/2 by default). */
+function conv(store: ParamStore, name: string, o: { inChannels: number; outChannels: number; kernel: number; stride?: number; pad?: number }): Conv2d {
+  const { kernel, outChannels } = o;
+  return new Conv2d(store, name, { ...o, pad: o.pad ?? Math.floor(kernel / 2), init: heNormal(kernel * kernel * outChannels), bias: false });
+}
 
 /** A classifier: NHWC float images in, logits [batch, numClasses] out. Owns its ParamStore. */
 export interface ClassifierModel {
@@ -45,16 +51,16 @@ export class BasicBlock implements Layer {
 
   static build(store: ParamStore, name: string, inC: number, outC: number, stride: number): BasicBlock {
     const main = new Sequential([
-      new Conv2d(store, `${name}/conv1`, { inChannels: inC, outChannels: outC, kernel: 3, stride }),
+      conv(store, `${name}/conv1`, { inChannels: inC, outChannels: outC, kernel: 3, stride }),
       new BatchNorm(store, `${name}/bn1`, outC),
       new Relu(),
-      new Conv2d(store, `${name}/conv2`, { inChannels: outC, outChannels: outC, kernel: 3 }),
+      conv(store, `${name}/conv2`, { inChannels: outC, outChannels: outC, kernel: 3 }),
       new BatchNorm(store, `${name}/bn2`, outC),
     ]);
     const shortcut =
       stride !== 1 || inC !== outC
         ? new Sequential([
-            new Conv2d(store, `${name}/down/conv`, { inChannels: inC, outChannels: outC, kernel: 1, stride, pad: 0 }),
+            conv(store, `${name}/down/conv`, { inChannels: inC, outChannels: outC, kernel: 1, stride, pad: 0 }),
             new BatchNorm(store, `${name}/down/bn`, outC),
           ])
         : null;
@@ -79,7 +85,7 @@ export function resnet(options: ResNetOptions): Classifier {
   const width = options.width ?? 64;
   const inputShape = options.inputShape ?? [224, 224, 3];
   const layers: Layer[] = [
-    new Conv2d(store, 'stem/conv', { inChannels: inputShape[2], outChannels: width, kernel: 7, stride: 2, pad: 3 }),
+    conv(store, 'stem/conv', { inChannels: inputShape[2], outChannels: width, kernel: 7, stride: 2, pad: 3 }),
     new BatchNorm(store, 'stem/bn', width),
     new Relu(),
     new MaxPool(3, 2, 1),
@@ -119,11 +125,11 @@ export class WideBlock implements Layer {
   static build(store: ParamStore, name: string, inC: number, outC: number, stride: number): WideBlock {
     return new WideBlock(
       new BatchNorm(store, `${name}/bn1`, inC),
-      new Conv2d(store, `${name}/conv1`, { inChannels: inC, outChannels: outC, kernel: 3, stride }),
+      conv(store, `${name}/conv1`, { inChannels: inC, outChannels: outC, kernel: 3, stride }),
       new BatchNorm(store, `${name}/bn2`, outC),
-      new Conv2d(store, `${name}/conv2`, { inChannels: outC, outChannels: outC, kernel: 3 }),
+      conv(store, `${name}/conv2`, { inChannels: outC, outChannels: outC, kernel: 3 }),
       inC !== outC || stride !== 1
-        ? new Conv2d(store, `${name}/shortcut`, { inChannels: inC, outChannels: outC, kernel: 1, stride, pad: 0 })
+        ? conv(store, `${name}/shortcut`, { inChannels: inC, outChannels: outC, kernel: 1, stride, pad: 0 })
         : null,
     );
   }
@@ -147,7 +153,7 @@ export function wideResNet(options: WideResNetOptions): Classifier {
   const store = new ParamStore(options.seed ?? 0);
   const inputShape = options.inputShape ?? [32, 32, 3];
   const widths = [16, 16 * widen, 32 * widen, 64 * widen];
-  const layers: Layer[] = [new Conv2d(store, 'stem/conv', { inChannels: inputShape[2], outChannels: widths[0]!, kernel: 3 })];
+  const layers: Layer[] = [conv(store, 'stem/conv', { inChannels: inputShape[2], outChannels: widths[0]!, kernel: 3 })];
   let c = widths[0]!;
   for (let g = 0; g < 3; g++) {
     for (let b = 0; b < n; b++) {
@@ -180,7 +186,7 @@ export function smallCnn(options: SmallCnnOptions): Classifier {
   let w = inputShape[1];
   widths.forEach((out, i) => {
     layers.push(
-      new Conv2d(store, `conv${i + 1}`, { inChannels: c, outChannels: out, kernel: 3 }),
+      conv(store, `conv${i + 1}`, { inChannels: c, outChannels: out, kernel: 3 }),
       new BatchNorm(store, `bn${i + 1}`, out),
       new Relu(),
       new MaxPool(2, 2),

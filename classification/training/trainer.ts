@@ -24,8 +24,8 @@ import type { NoisyLabels } from '../../datasets/noisy-labels/noisy-labels.js';
 import { corruptedFractionInTop, noisyRanking } from '../../datasets/noisy-labels/noisy-labels.js';
 import type { ClassifierModel } from '../models/models.js';
 import type { ClassificationData } from '../input/image-data.js';
-import { SgdMomentum, scheduledLr } from './sgd.js';
-import type { StepSchedule } from './sgd.js';
+import { ModelOptimizer } from '../../src/nn/optimizer.js';
+import { scheduledLr, type StepSchedule } from '../../src/nn/lr-schedule.js';
 import { expectedCalibrationError, fitTemperature, maskedMeanStd, nllAt, topKCorrect } from './metrics.js';
 
 export interface TrainerConfig {
@@ -116,8 +116,10 @@ export interface TrainResult {
   calibration: CalibrationResult | null;
 }
 
+/** @2 keeps the model optimiser's slots as `opt/<param>#<slot>` with its step count; @1 had `sgd/<param>` (one SGD slot). */
 interface CheckpointMeta {
-  format: 'data-params/classifier-checkpoint@1';
+  format: 'data-params/classifier-checkpoint@2' | 'data-params/classifier-checkpoint@1';
+  optimizerSteps?: number;
   model: string;
   mode: string;
   numInstances: number;
@@ -130,7 +132,7 @@ interface CheckpointMeta {
 export const CHECKPOINT_FILE = 'checkpoint.bin';
 
 export class ClassifierTrainer {
-  readonly optimizer: SgdMomentum;
+  readonly optimizer: ModelOptimizer;
   readonly rng: Rng;
   epoch = 0;
   step = 0;
@@ -149,11 +151,11 @@ export class ClassifierTrainer {
     if (train.numClasses !== model.numClasses) {
       throw new Error(`model has ${model.numClasses} classes, training data ${train.numClasses}`);
     }
-    this.optimizer = new SgdMomentum(model.store.named(), { momentum: config.momentum, weightDecay: config.weightDecay });
+    this.optimizer = new ModelOptimizer({ name: 'sgd', momentum: config.momentum, weightDecay: config.weightDecay });
     this.rng = new Rng(config.seed);
     this.recorder = parts.outDir ? new RunRecorder(parts.outDir) : null;
     const registered = tf.engine().registeredVariables;
-    this.variables = [...model.store.trainable(), ...dp.variableNames.map((n) => registered[n]!)];
+    this.variables = [...model.store.trainableList, ...dp.variableNames.map((n) => registered[n]!)];
     // Tracked entries: a seeded sample of at most trackCount, in increasing order.
     const pick = new Rng(config.seed + 7919).permutation(train.count).subarray(0, Math.min(config.trackCount, train.count));
     this.tracked = Int32Array.from(pick).sort();
@@ -244,7 +246,7 @@ export class ClassifierTrainer {
       tf.dispose([value, grads]);
       return null;
     }
-    this.optimizer.step(omitGradients(grads, dp.variableNames), lr);
+    this.optimizer.apply(model.store.trainable, omitGradients(grads, dp.variableNames), lr);
     dp.applyGradients(grads);
     tf.dispose([value, grads]);
     let correct = 0;
@@ -443,15 +445,17 @@ export class ClassifierTrainer {
   async saveCheckpoint(file: string): Promise<void> {
     const { model, dp } = this.parts;
     const arrays: Record<string, CheckpointArray> = {};
-    for (const [k, v] of Object.entries(model.store.getWeights())) arrays[`model/${k}`] = v;
-    for (const [k, v] of Object.entries(this.optimizer.getSlots())) arrays[`sgd/${k}`] = v;
+    for (const [k, v] of Object.entries(model.store.snapshot())) arrays[`model/${k}`] = v;
+    const os = this.optimizer.getState();
+    for (const [k, v] of Object.entries(os.slots)) arrays[`opt/${k}`] = v;
     const s = dp.getState();
     if (s.classLogSigma) arrays['dp/classLogSigma'] = s.classLogSigma;
     if (s.instanceLogSigma) arrays['dp/instanceLogSigma'] = s.instanceLogSigma;
     if (s.classMomentum) arrays['dp/classMomentum'] = s.classMomentum;
     if (s.instanceMomentum) arrays['dp/instanceMomentum'] = s.instanceMomentum;
     const meta: CheckpointMeta = {
-      format: 'data-params/classifier-checkpoint@1',
+      format: 'data-params/classifier-checkpoint@2',
+      optimizerSteps: os.steps,
       model: model.name,
       mode: dp.mode,
       numInstances: dp.numInstances,
@@ -473,7 +477,8 @@ export class ClassifierTrainer {
     const ckpt = await loadCheckpoint<CheckpointMeta>(file);
     const { meta, arrays } = ckpt;
     const { model, dp } = this.parts;
-    if (meta.format !== 'data-params/classifier-checkpoint@1') throw new Error(`${file}: not a classifier checkpoint`);
+    const v1 = meta.format === 'data-params/classifier-checkpoint@1';
+    if (!v1 && meta.format !== 'data-params/classifier-checkpoint@2') throw new Error(`${file}: not a classifier checkpoint`);
     if (meta.model !== model.name || meta.mode !== dp.mode || meta.numInstances !== dp.numInstances) {
       throw new Error(
         `${file}: checkpoint is for ${meta.model} / curriculum ${meta.mode} / ${meta.numInstances} instances, ` +
@@ -485,8 +490,9 @@ export class ClassifierTrainer {
       for (const [k, v] of Object.entries(arrays)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v as Float32Array;
       return out;
     };
-    model.store.setWeights(pick('model/'));
-    this.optimizer.setSlots(pick('sgd/'));
+    model.store.restore(pick('model/'), file);
+    const slots = v1 ? Object.fromEntries(Object.entries(pick('sgd/')).map(([k, a]) => [`${k}#0`, a])) : pick('opt/');
+    this.optimizer.setState({ steps: meta.optimizerSteps ?? 0, slots }, model.store.trainable);
     const f = (name: string): Float32Array | null => (arrays[name] as Float32Array | undefined) ?? null;
     dp.setState({
       classLogSigma: f('dp/classLogSigma'),

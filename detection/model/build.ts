@@ -11,7 +11,7 @@ import { Postprocessor, type PostprocessOptions } from '../postprocess.js';
 import { LightBackbone, type LightBackboneOptions } from './backbones/light.js';
 import { Vgg16ReducedBackbone, type Vgg16ReducedOptions } from './backbones/vgg16-reduced.js';
 import type { Backbone } from './backbones/backbone.js';
-import { ParamStore } from './params.js';
+import { ParamStore } from '../../src/nn/param-store.js';
 import { SSD } from './ssd.js';
 
 export type BackboneSpec = ({ type: 'light' } & LightBackboneOptions) | ({ type: 'vgg16-reduced' } & Vgg16ReducedOptions);

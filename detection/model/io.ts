@@ -26,7 +26,7 @@ interface SSDModelJson {
 export async function saveSSD(model: SSD, spec: SSDSpec, dir: string, metadata: Record<string, unknown> = {}): Promise<void> {
   await fs.mkdir(dir, { recursive: true });
   const named: tf.NamedTensorMap = {};
-  for (const [k, v] of [...model.params.trainable, ...model.params.state]) named[k] = v;
+  for (const [k, v] of [...model.params.trainable, ...model.params.buffers]) named[k] = v;
   const { data, specs } = await tf.io.encodeWeights(named);
   const json: SSDModelJson = {
     format: SSD_MODEL_FORMAT,

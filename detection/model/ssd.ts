@@ -10,9 +10,10 @@ import type { Matcher } from '../matcher.js';
 import type { LossParts, MultiBoxLoss } from '../loss.js';
 import type { Detection, Postprocessor } from '../postprocess.js';
 import { buildTargets, type BatchTargets, type ImageTargets } from '../targets.js';
-import { Conv } from './layers.js';
+import type { Conv2d } from '../../src/nn/layers.js';
+import { ssdConv } from './ssd-layers.js';
 import type { Backbone } from './backbones/backbone.js';
-import type { ParamStore } from './params.js';
+import type { ParamStore } from '../../src/nn/param-store.js';
 
 export interface SSDParts {
   backbone: Backbone;
@@ -43,7 +44,7 @@ export class SSD {
   readonly numClasses: number;
   readonly inputSize: InputSize;
   readonly anchors: Anchors;
-  private readonly heads: { cls: Conv; loc: Conv }[];
+  private readonly heads: { cls: Conv2d; loc: Conv2d }[];
 
   constructor(parts: SSDParts) {
     this.backbone = parts.backbone;
@@ -62,8 +63,8 @@ export class SSD {
     this.anchors = this.anchorGenerator.generate(sizes, this.inputSize);
     const store = this.backbone.params;
     this.heads = this.backbone.channels.map((c, k) => ({
-      cls: new Conv(store, `head${k}/cls`, c, this.anchors.perCell[k]! * this.numClasses, { kernel: 3, std: 0.01 }),
-      loc: new Conv(store, `head${k}/loc`, c, this.anchors.perCell[k]! * 4, { kernel: 3, std: 0.01 }),
+      cls: ssdConv(store, `head${k}/cls`, c, this.anchors.perCell[k]! * this.numClasses, { kernel: 3, std: 0.01 }),
+      loc: ssdConv(store, `head${k}/loc`, c, this.anchors.perCell[k]! * 4, { kernel: 3, std: 0.01 }),
     }));
   }
 
@@ -83,8 +84,8 @@ export class SSD {
       const cls: tf.Tensor3D[] = [];
       const loc: tf.Tensor3D[] = [];
       feats.forEach((f, k) => {
-        cls.push(this.heads[k]!.cls.apply(f).reshape([B, -1, this.numClasses]));
-        loc.push(this.heads[k]!.loc.apply(f).reshape([B, -1, 4]));
+        cls.push(this.heads[k]!.cls.forward(f).reshape([B, -1, this.numClasses]));
+        loc.push(this.heads[k]!.loc.forward(f).reshape([B, -1, 4]));
       });
       return {
         cls: (cls.length === 1 ? cls[0]! : tf.concat(cls, 1)) as tf.Tensor3D,

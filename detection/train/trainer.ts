@@ -23,7 +23,8 @@ import type { SSD } from '../model/ssd.js';
 import type { Detection } from '../postprocess.js';
 import { DetectionLoader, type AugmentOptions, type Batch, type BatchSource, type DetectionRecord, type ImageReader } from './data.js';
 import { SsdPipelineSource } from './ssd-pipeline-source.js';
-import { ModelOptimizer, learningRate, type OptimizerOptions } from './optimizer.js';
+import { ModelOptimizer, type OptimizerOptions } from '../../src/nn/optimizer.js';
+import { learningRate } from '../../src/nn/lr-schedule.js';
 
 export type DetectorCurriculum = 'none' | 'instance';
 
@@ -171,12 +172,7 @@ export function trainStep(model: SSD, opt: ModelOptimizer, dp: DataParameters | 
     tf.dispose([value, grads]);
     return { loss, cls, loc, numPositive, finite: false };
   }
-  const byName = new Map<string, tf.Tensor>();
-  for (const v of model.params.trainableList) {
-    const g = grads[v.name];
-    if (g) byName.set(model.params.logicalName(v), g);
-  }
-  opt.apply(model.params.trainable, byName, lr);
+  opt.apply(model.params.trainable, grads, lr);
   if (dp) dp.applyGradients(grads);
   model.backbone.commitStatistics();
   tf.dispose([value, grads]);

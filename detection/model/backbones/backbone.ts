@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs';
-import type { ParamStore } from '../params.js';
+import type { ParamStore } from '../../../src/nn/param-store.js';
 
 /** A feature extractor for SSD: the feature maps the heads predict from, finest first. */
 export interface Backbone {

@@ -4,8 +4,9 @@
  * 384x128 image with the default widths.
  */
 import * as tf from '@tensorflow/tfjs';
-import { BatchNorm, Conv } from '../layers.js';
-import type { ParamStore } from '../params.js';
+import type { BatchNorm, Conv2d } from '../../../src/nn/layers.js';
+import type { ParamStore } from '../../../src/nn/param-store.js';
+import { ssdBatchNorm, ssdConv } from '../ssd-layers.js';
 import type { Backbone } from './backbone.js';
 
 export interface LightBackboneOptions {
@@ -18,7 +19,7 @@ export interface LightBackboneOptions {
 }
 
 interface Block {
-  conv: Conv;
+  conv: Conv2d;
   bn: BatchNorm;
 }
 
@@ -36,8 +37,8 @@ export class LightBackbone implements Backbone {
     const maps = options.featureMaps ?? 4;
     if (!(maps >= 1)) throw new Error('LightBackbone: featureMaps must be ≥ 1');
     const block = (name: string, cin: number, cout: number, stride: number): Block => ({
-      conv: new Conv(params, `backbone/${name}`, cin, cout, { kernel: 3, stride, bias: false }),
-      bn: new BatchNorm(params, `backbone/${name}/bn`, cout),
+      conv: ssdConv(params, `backbone/${name}`, cin, cout, { kernel: 3, stride, bias: false }),
+      bn: ssdBatchNorm(params, `backbone/${name}/bn`, cout),
     });
     this.stem = [block('conv1', 3, w1, 2), block('conv2', w1, w2, 2), block('conv3', w2, w2, 1), block('conv4', w2, w3, 2), block('conv5', w3, w3, 1)];
     this.extras = [];
@@ -46,7 +47,7 @@ export class LightBackbone implements Backbone {
   }
 
   features(x: tf.Tensor4D, training: boolean): tf.Tensor4D[] {
-    const run = (b: Block, h: tf.Tensor4D): tf.Tensor4D => tf.relu(b.bn.apply(b.conv.apply(h), training));
+    const run = (b: Block, h: tf.Tensor4D): tf.Tensor4D => tf.relu(b.bn.forward(b.conv.forward(h), training) as tf.Tensor4D);
     let h = x;
     for (const b of this.stem) h = run(b, h);
     const out = [h];

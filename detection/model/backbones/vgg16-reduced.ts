@@ -8,8 +8,9 @@
  * `widthDivisor` shrinks every width (for tests and small machines); 1 is the paper's network.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Conv, L2Norm } from '../layers.js';
-import type { ParamStore } from '../params.js';
+import { L2Norm, type Conv2d } from '../../../src/nn/layers.js';
+import type { ParamStore } from '../../../src/nn/param-store.js';
+import { ssdConv } from '../ssd-layers.js';
 import type { Backbone } from './backbone.js';
 
 export interface Vgg16ReducedOptions {
@@ -31,11 +32,11 @@ const VGG_STAGES: number[][] = [
 
 export class Vgg16ReducedBackbone implements Backbone {
   readonly channels: number[];
-  private readonly stages: Conv[][];
-  private readonly fc6: Conv;
-  private readonly fc7: Conv;
+  private readonly stages: Conv2d[][];
+  private readonly fc6: Conv2d;
+  private readonly fc7: Conv2d;
   private readonly l2norm: L2Norm;
-  private readonly extras: [Conv, Conv][];
+  private readonly extras: [Conv2d, Conv2d][];
 
   constructor(
     readonly params: ParamStore,
@@ -46,14 +47,14 @@ export class Vgg16ReducedBackbone implements Backbone {
     let cin = 3;
     this.stages = VGG_STAGES.map((stage, s) =>
       stage.map((cout, i) => {
-        const conv = new Conv(params, `backbone/conv${s + 1}_${i + 1}`, cin, c(cout), { kernel: 3 });
+        const conv = ssdConv(params, `backbone/conv${s + 1}_${i + 1}`, cin, c(cout), { kernel: 3 });
         cin = c(cout);
         return conv;
       }),
     );
     this.l2norm = new L2Norm(params, 'backbone/conv4_3_norm', c(512));
-    this.fc6 = new Conv(params, 'backbone/fc6', c(512), c(1024), { kernel: 3, dilation: options.fc6Dilation ?? 6 });
-    this.fc7 = new Conv(params, 'backbone/fc7', c(1024), c(1024), { kernel: 1 });
+    this.fc6 = ssdConv(params, 'backbone/fc6', c(512), c(1024), { kernel: 3, dilation: options.fc6Dilation ?? 6 });
+    this.fc7 = ssdConv(params, 'backbone/fc7', c(1024), c(1024), { kernel: 1 });
     const extraSpec: [number, number][] = [
       [256, 512],
       [128, 256],
@@ -66,27 +67,27 @@ export class Vgg16ReducedBackbone implements Backbone {
     for (let k = 0; k < n; k++) {
       const [mid, out] = extraSpec[Math.min(k, extraSpec.length - 1)]!;
       this.extras.push([
-        new Conv(params, `backbone/conv${k + 8}_1`, cin, c(mid), { kernel: 1 }),
-        new Conv(params, `backbone/conv${k + 8}_2`, c(mid), c(out), { kernel: 3, stride: 2 }),
+        ssdConv(params, `backbone/conv${k + 8}_1`, cin, c(mid), { kernel: 1 }),
+        ssdConv(params, `backbone/conv${k + 8}_2`, c(mid), c(out), { kernel: 3, stride: 2 }),
       ]);
       cin = c(out);
     }
-    this.channels = [c(512), c(1024), ...this.extras.map(([, b]) => b.kernel.shape[3]!)];
+    this.channels = [c(512), c(1024), ...this.extras.map(([, b]) => b.weight.shape[3]!)];
   }
 
   features(x: tf.Tensor4D): tf.Tensor4D[] {
     let h = x;
     const out: tf.Tensor4D[] = [];
     for (let s = 0; s < this.stages.length; s++) {
-      for (const conv of this.stages[s]!) h = tf.relu(conv.apply(h));
-      if (s === 3) out.push(this.l2norm.apply(h));
+      for (const conv of this.stages[s]!) h = tf.relu(conv.forward(h));
+      if (s === 3) out.push(this.l2norm.forward(h));
       // pool1..pool4: 2x2 stride 2; pool5: 3x3 stride 1 (the "reduced" part).
       h = s < 4 ? tf.maxPool(h, 2, 2, 'same') : tf.maxPool(h, 3, 1, 'same');
     }
-    h = tf.relu(this.fc7.apply(tf.relu(this.fc6.apply(h))));
+    h = tf.relu(this.fc7.forward(tf.relu(this.fc6.forward(h))));
     out.push(h);
     for (const [a, b] of this.extras) {
-      h = tf.relu(b.apply(tf.relu(a.apply(h))));
+      h = tf.relu(b.forward(tf.relu(a.forward(h))));
       out.push(h);
     }
     return out;

@@ -1,7 +1,8 @@
 /**
- * Model optimisers with state keyed by the parameters' logical names, so that a checkpoint stores every slot and a
- * resumed run continues bit for bit (tf.train optimisers key their slots by the process-specific variable names).
- * - SGD: PyTorch semantics (buf = μ·buf + g + wd·p; the first step sets buf = g + wd·p; p −= lr·buf).
+ * The model optimiser, with state keyed by the parameters' logical names (ParamStore names), so that a checkpoint
+ * stores every slot and a resumed run continues bit for bit (tf.train optimisers key their slots by the
+ * process-specific variable names).
+ * - SGD: PyTorch semantics (g = grad + wd·p; buf = μ·buf + g, the first step sets buf = g; p −= lr·buf; μ = 0: p −= lr·g).
  * - Adam: PyTorch semantics with L2 weight decay added to the gradient, bias-corrected moments.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -15,6 +16,12 @@ export interface OptimizerOptions {
   beta1?: number;
   beta2?: number;
   epsilon?: number;
+}
+
+/** Slots as `<logical name>#<slot index>` → values (SGD: #0 momentum buffer; Adam: #0 m, #1 v), plus the step count. */
+export interface OptimizerState {
+  steps: number;
+  slots: Record<string, ArrayLike<number>>;
 }
 
 export class ModelOptimizer {
@@ -37,11 +44,15 @@ export class ModelOptimizer {
     this.epsilon = options.epsilon ?? 1e-8;
   }
 
-  /** One update of `params` (logical name → variable) from `grads` (same keys) at learning rate `lr`. */
-  apply(params: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void {
+  /**
+   * One update of `params` (logical name → variable) at learning rate `lr`. `grads` is keyed either by the logical
+   * names (a Map) or by the variables' tf names (a NamedTensorMap, as tf.variableGrads returns); parameters without
+   * a gradient are left alone, other entries are ignored.
+   */
+  apply(params: Map<string, tf.Variable>, grads: Map<string, tf.Tensor> | tf.NamedTensorMap, lr: number): void {
     this.steps++;
     for (const [name, p] of params) {
-      const g0 = grads.get(name);
+      const g0 = grads instanceof Map ? grads.get(name) : grads[p.name];
       if (!g0) continue;
       const old = this.slots.get(name);
       const [newP, ...newSlots] = tf.tidy(() => {
@@ -67,11 +78,18 @@ export class ModelOptimizer {
 
   getState(): { steps: number; slots: Record<string, Float32Array> } {
     const slots: Record<string, Float32Array> = {};
-    for (const [name, ts] of this.slots) ts.forEach((t, i) => (slots[`${name}#${i}`] = t.dataSync().slice() as Float32Array));
+    for (const [name, ts] of this.slots) ts.forEach((t, i) => (slots[`${name}#${i}`] = Float32Array.from(t.dataSync() as Float32Array)));
     return { steps: this.steps, slots };
   }
 
-  setState(state: { steps: number; slots: Record<string, ArrayLike<number>> }, params: Map<string, tf.Variable>): void {
+  /** Restores a getState(); every slot must belong to one of `params` and have its size. */
+  setState(state: OptimizerState, params: Map<string, tf.Variable>): void {
+    for (const [key, a] of Object.entries(state.slots)) {
+      const hash = key.lastIndexOf('#');
+      const p = hash > 0 && /^\d+$/.test(key.slice(hash + 1)) ? params.get(key.slice(0, hash)) : undefined;
+      if (!p) throw new Error(`ModelOptimizer.setState: slot '${key}' belongs to no parameter`);
+      if (a.length !== p.size) throw new Error(`ModelOptimizer.setState: slot '${key}' has ${a.length} values, expected ${p.size}`);
+    }
     this.dispose();
     this.steps = state.steps;
     for (const [name, p] of params) {
@@ -79,7 +97,7 @@ export class ModelOptimizer {
       for (let i = 0; ; i++) {
         const a = state.slots[`${name}#${i}`];
         if (!a) break;
-        ts.push(tf.tensor(Float32Array.from(a), p.shape));
+        ts.push(tf.tensor(Float32Array.from(a), p.shape, 'float32'));
       }
       if (ts.length > 0) this.slots.set(name, ts);
     }
@@ -89,19 +107,4 @@ export class ModelOptimizer {
     for (const ts of this.slots.values()) tf.dispose(ts);
     this.slots.clear();
   }
-}
-
-/** Learning rate at `step` (0-based): linear warmup from lr·warmupFactor, then steps ×gamma at the milestones. */
-export function learningRate(
-  step: number,
-  s: { lr: number; warmupSteps?: number; warmupFactor?: number; milestones?: number[]; gamma?: number },
-): number {
-  let lr = s.lr;
-  for (const m of s.milestones ?? []) if (step >= m) lr *= s.gamma ?? 0.1;
-  const w = s.warmupSteps ?? 0;
-  if (step < w) {
-    const f = s.warmupFactor ?? 1 / 3;
-    lr *= f + ((1 - f) * step) / w;
-  }
-  return lr;
 }
