@@ -46,7 +46,7 @@ export type {
   ReadRunOptions,
   GroupableInstance,
 } from './records/run-records.js';
-// Classification (helper "cls"): readers, label noise, models, trainer.
+// Classification: readers, label noise, models, trainer.
 export { DatasetFormatError } from '../datasets/idx/dataset-format-error.js';
 export { parseIdx, readIdxFile, encodeIdxUint8 } from '../datasets/idx/idx-file.js';
 export type { IdxArray, IdxData } from '../datasets/idx/idx-file.js';
