@@ -20,7 +20,8 @@ import { makeSyntheticKittiEvalSet, writeSyntheticKittiEvalSet } from '../detect
 
 export const names = ['kitti-eval'];
 
-const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'detection', 'cli', 'evaluate-kitti.js');
+// The bundled command that the `evaluate-kitti` bin runs (built by detection/kitti-eval/bundle-cli.ts).
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'detection', 'cli', 'evaluate-kitti.cjs');
 const IMAGES = 3769;
 
 /** CPU seconds of reaped children (Linux /proc; null elsewhere). */
