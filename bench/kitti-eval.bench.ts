@@ -57,6 +57,7 @@ export async function run(ctx: BenchContext, only: string | null): Promise<void>
     const { labels, results } = writeSyntheticKittiEvalSet(dir, set);
     let detections = 0;
     for (const d of set.detections.values()) detections += d.length;
+    if (!existsSync(CLI)) throw new Error(`${CLI} not found: run npm run build (tsc, then the bundler)`);
     const args = [CLI, '--labels', labels, '--results', results, '--classes', 'car', '--format', 'json'];
     const devkit = ctx.options['devkit'];
     let devkitRun: (() => ReturnType<typeof timeProcess>) | null = null;

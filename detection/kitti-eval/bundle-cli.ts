@@ -5,9 +5,9 @@
  * not. Run after tsc (`npm run build` and `npm test` do): `node dist/detection/kitti-eval/bundle-cli.js`.
  *
  * Only the shapes tsc emits for these modules are handled (one-line `import {..} from`, `import * as x from`,
- * `export const|function|class`); anything else (default or re-exports, exported let/var, relative dynamic imports, import cycles)
- * is an error, so the bundle is never silently wrong. Each module runs in its own function scope, in dependency
- * order, exactly once, as ES modules do.
+ * `export const|function|class`); anything else (default or re-exports, exported let/var, relative dynamic imports,
+ * import cycles) is an error, so the bundle is never silently wrong. Each module runs in its own function scope, in
+ * dependency order, exactly once, as ES modules do.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
