@@ -20,7 +20,8 @@ import { makeSyntheticKittiEvalSet, writeSyntheticKittiEvalSet } from '../detect
 
 export const names = ['kitti-eval'];
 
-const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'detection', 'cli', 'evaluate-kitti.js');
+// The bundled command that the `evaluate-kitti` bin runs (built by detection/kitti-eval/bundle-cli.ts).
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'detection', 'cli', 'evaluate-kitti.cjs');
 const IMAGES = 3769;
 
 /** CPU seconds of reaped children (Linux /proc; null elsewhere). */
@@ -56,6 +57,7 @@ export async function run(ctx: BenchContext, only: string | null): Promise<void>
     const { labels, results } = writeSyntheticKittiEvalSet(dir, set);
     let detections = 0;
     for (const d of set.detections.values()) detections += d.length;
+    if (!existsSync(CLI)) throw new Error(`${CLI} not found: run npm run build (tsc, then the bundler)`);
     const args = [CLI, '--labels', labels, '--results', results, '--classes', 'car', '--format', 'json'];
     const devkit = ctx.options['devkit'];
     let devkitRun: (() => ReturnType<typeof timeProcess>) | null = null;

@@ -97,7 +97,10 @@ function listImages(options: KittiDirsOptions): ImageSet {
  * files are checked before result files).
  */
 export function readKittiDirs(options: KittiDirsOptions): KittiDirsData {
-  const { ids, resultsDir } = listImages(options);
+  return readListedImages(options, listImages(options));
+}
+
+function readListedImages(options: KittiDirsOptions, { ids, resultsDir }: ImageSet): KittiDirsData {
   const groundTruth = scanFiles(options.labels, ids, 'label', false).table;
   const { table: detections, missing } = scanFiles(resultsDir, ids, 'result', true);
   return { ids, groundTruth, detections, resultsDir, missingResults: missing };
@@ -108,7 +111,7 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
   const set = listImages(options);
   const cpus = availableParallelism();
   const parallel = options.parallel ?? (set.ids.length >= PARALLEL_MIN_IMAGES && cpus > 1 && loadavg()[0]! < cpus - 1);
-  if (!parallel) return readKittiDirs(options);
+  if (!parallel) return readListedImages(options, set); // listed once: listing costs ~5 ms per 3769 files
   const workerData: ReadWorkerData = { dir: options.labels, ids: set.ids, kind: 'label' };
   // Loaded here, not at the top: a sequential run need not pay for loading the worker machinery.
   const { Worker } = await import('node:worker_threads');
