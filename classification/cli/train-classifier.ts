@@ -65,24 +65,7 @@ async function main(): Promise<void> {
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', EXAMPLES);
   program.parse();
-  const o = program.opts<{
-    config: string;
-    data?: string;
-    epochs?: number;
-    batchSize?: number;
-    lr?: number;
-    curriculum?: string;
-    noiseRate?: number;
-    noiseModel?: string;
-    trainSubset?: number;
-    valSubset?: number;
-    calibrate?: boolean;
-    seed?: number;
-    backend: string;
-    out?: string;
-    resume?: boolean;
-    progress: boolean;
-  }>();
+  const o = program.opts<ConfigOverrides & { config: string; backend: string; out?: string; resume?: boolean; progress: boolean }>();
   if (o.curriculum !== undefined && !(CURRICULUM_MODES as readonly string[]).includes(o.curriculum)) {
     throw new Error(`--curriculum must be one of ${CURRICULUM_MODES.join(', ')}, got '${o.curriculum}'`);
   }
