@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
 import { registerWasmTrainingKernels } from '../src/runtime/wasm-training/index.js';
+import { convGradientChoice } from '../src/runtime/wasm-training/conv2d-backprop.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, compareGrads, randomInput, runOn } from './wasm-compare.js';
 
@@ -53,15 +54,25 @@ const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: 
   { x: [1, 9, 10, 2], f: [3, 3, 2, 3], s: [2, 1], pad: 'valid' },
 ];
 
-for (const c of convCases) {
-  const name = `conv2d gradients match cpu: x [${c.x}] filter [${c.f}] stride ${c.s} pad ${JSON.stringify(c.pad)}`;
-  test(name, async () => {
-    const rng = new Rng(c.x.reduce((a, b) => a * 31 + b, c.f[0]!));
-    const x = randomInput(rng, c.x);
-    const w = randomInput(rng, c.f);
-    const shape = await outShapeOn(c.x, c.f, (xt, wt) => tf.conv2d(xt, wt, c.s, c.pad));
-    await compareGrads(name, [x, w], shape, (xt, wt) => tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, c.s, c.pad));
-  });
+// Each case with both formulations: the im2col GEMMs (dW; dX at stride > 1) and (patch limit 0) the convs.
+for (const limit of [convGradientChoice.maxPatchElements, 0]) {
+  for (const c of convCases) {
+    const via = limit === 0 ? 'conv formulations' : 'im2col GEMMs';
+    const name = `conv2d gradients match cpu (${via}): x [${c.x}] filter [${c.f}] stride ${c.s} pad ${JSON.stringify(c.pad)}`;
+    test(name, async () => {
+      const rng = new Rng(c.x.reduce((a, b) => a * 31 + b, c.f[0]!));
+      const x = randomInput(rng, c.x);
+      const w = randomInput(rng, c.f);
+      const shape = await outShapeOn(c.x, c.f, (xt, wt) => tf.conv2d(xt, wt, c.s, c.pad));
+      const saved = convGradientChoice.maxPatchElements;
+      convGradientChoice.maxPatchElements = limit;
+      try {
+        await compareGrads(name, [x, w], shape, (xt, wt) => tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, c.s, c.pad));
+      } finally {
+        convGradientChoice.maxPatchElements = saved;
+      }
+    });
+  }
 }
 
 test('fused conv2d with bias and relu: gradients match cpu', async () => {

@@ -107,6 +107,31 @@ test('batch norm with batch statistics, softmax cross-entropy, concat, slice, re
   );
 });
 
+test('batch norm gradient w.r.t. x, mean, variance, scale, offset (one-kernel wasm path) matches cpu', async () => {
+  const rng = new Rng(22);
+  const x = randomInput(rng, [2, 5, 3, 6], -2, 3);
+  const mean = randomInput(rng, [6]);
+  const variance = randomInput(rng, [6], 0.2, 2);
+  const gamma = randomInput(rng, [6], 0.5, 1.5);
+  const beta = randomInput(rng, [6]);
+  await compareGrads('batch norm, all inputs', [x, mean, variance, gamma, beta], [2, 5, 3, 6], (xt, m, v, g, b) =>
+    tf.batchNorm(xt!, m as tf.Tensor1D, v as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3),
+  );
+  // (Without a scale tfjs-core cannot take the gradient on any backend: it saves the missing input.)
+  // The wasm gradient really runs as the one kernel (and tfjs-core's full-size Tile is gone).
+  await tf.setBackend('wasm');
+  const profile = await tf.profile(() => {
+    const xs = [x, mean, variance, gamma, beta].map((i) => tf.tensor(i.data, i.shape));
+    const dy = tf.onesLike(xs[0]!); // given directly: no Sum (whose gradient may Tile) in the backward pass
+    const grads = tf.grads((xt: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      tf.batchNorm(xt, m as tf.Tensor1D, v as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3))(xs, dy);
+    tf.dispose([...xs, dy, ...grads]);
+  });
+  const names = profile.kernels.map((k) => k.name);
+  assert.ok(names.includes('DataParamsWasmBatchNormGrad'), names.join(','));
+  assert.not.ok(names.includes('Tile'), names.join(','));
+});
+
 /**
  * Ground truth for the resize gradient: the resize is linear in the image, so d/dx sum(resize(x) * w) = A^T w, with
  * the columns of A read off the forward resize (cpu) of every basis image. (The cpu gradient itself swaps height and

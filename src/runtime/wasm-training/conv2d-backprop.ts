@@ -1,10 +1,12 @@
 /**
- * Gradients of the 2-D convolution on wasm, both expressed as ONE fast XNNPACK forward convolution:
- * - filter gradient: input channels become the batch, the batch becomes the channels, dy becomes the filter, and the
- *   stride becomes a dilation (1.5-2x the forward conv's cost);
- * - input gradient: split by stride phase. Every output phase (rh, rw) is a stride-1 correlation of dy with a sub-filter
- *   of the flipped filter; all phases are computed at once as extra output channels and interleaved by DepthToSpace.
- *   No multiply-by-zero work, unlike the zero-insertion formulation (4x the work at stride 2).
+ * Gradients of the 2-D convolution on wasm:
+ * - filter gradient: ONE GEMM of the transposed im2col patches of x with dy (conv2DBackpropFilterMatMul) or, when the
+ *   patches would be too big, ONE forward conv: input channels become the batch, the batch becomes the channels, dy
+ *   becomes the filter, and the stride becomes a dilation (1.5-2x the forward conv's cost);
+ * - input gradient: at stride > 1 ONE GEMM of dy with W^T and a col2im scatter-add (conv2DBackpropInputMatMul); else
+ *   (or when the patches would be too big) split by stride phase. Every output phase (rh, rw) is a stride-1
+ *   correlation of dy with a sub-filter of the flipped filter; all phases are computed at once as extra output
+ *   channels and interleaved by DepthToSpace. No multiply-by-zero work, unlike zero insertion (4x the work at stride 2).
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -52,8 +54,27 @@ function requireNHWC(attrs: ConvAttrs, kernel: string): void {
   }
 }
 
-/** dW = conv(x^T, dy^T) with the stride as dilation; see the file comment. */
+/**
+ * Which formulations run. The im2col GEMMs (filter gradient: faster on every layer of the reference network, 433 vs
+ * 603 ms in total; input gradient: only at stride > 1) need an extra patch matrix of fh*fw*Ci x N*Ho*Wo floats; above
+ * `maxPatchElements` the conv formulations, which need little extra memory, run instead. Tests set the limit to 0 to
+ * exercise them.
+ */
+export const convGradientChoice = { maxPatchElements: 64 * 1024 * 1024 };
+
+/** dW of a 2-D convolution; see the file comment and `convGradientChoice`. */
 export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
+  const x = args.inputs['x']!;
+  const dy = args.inputs['dy']!;
+  const filterShape = (args.attrs as unknown as { filterShape: number[] }).filterShape;
+  const [n, ho, wo] = dy.shape as [number, number, number, number];
+  const patchElements = filterShape[0]! * filterShape[1]! * filterShape[2]! * n * ho * wo;
+  if (x.dtype === 'float32' && patchElements <= convGradientChoice.maxPatchElements) return conv2DBackpropFilterMatMul(args);
+  return conv2DBackpropFilterConv(args);
+}
+
+/** dW = conv(x^T, dy^T) with the stride as dilation; see the file comment. */
+export function conv2DBackpropFilterConv(args: KernelArgs): TensorInfo {
   const { backend } = args;
   const x = args.inputs['x']!;
   const dy = args.inputs['dy']!;
@@ -80,6 +101,71 @@ export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
   const dW = transpose(backend, out, [1, 2, 0, 3]);
   release(backend, out);
   return dW;
+}
+
+/**
+ * dW as ONE matrix product: dW [fh*fw*Ci, Co] = patches(x)^T [fh*fw*Ci, N*Ho*Wo] . dy [N*Ho*Wo, Co]. The transposed
+ * patches are copied in JavaScript as rows of Wo from x in [Ci, N, H, W] layout (one fast transpose); XNNPACK's GEMM
+ * then runs near its peak, where the conv trick's indirection walks taps of only N channels each.
+ */
+export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
+  const { backend } = args;
+  const x = args.inputs['x']!;
+  const dy = args.inputs['dy']!;
+  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
+  requireNHWC(attrs, 'Conv2DBackpropFilter');
+  const info = convInfoFor(x.shape, attrs.filterShape, attrs);
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const xC = transpose(backend, x, [3, 0, 1, 2]); // [Ci, N, H, W]
+  const patchesT = im2colTransposed(backend, xC, info);
+  release(backend, xC);
+  // A fresh copy of dy: the built-in BatchMatMul caches its packed b by tensor id, whatever the shape.
+  const b = backend.makeOutput([rows, info.outChannels], 'float32');
+  heapF32(backend, b).set(heapF32(backend, dy));
+  const dW = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b }, { transposeA: false, transposeB: false });
+  release(backend, patchesT, b);
+  const out = reshape(backend, dW, attrs.filterShape);
+  release(backend, dW);
+  return out;
+}
+
+/** patchesT[(kh, kw, c), (n, oh, ow)] = xC[c, n, oh*sh + kh - top, ow*sw + kw - left], zero outside x. */
+function im2colTransposed(backend: BackendWasm, xC: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo } = info;
+  const [fh, fw, sh, sw] = [info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth];
+  const [top, left] = [info.padInfo.top, info.padInfo.left];
+  const out = backend.makeOutput([fh * fw * c, n * ho * wo], 'float32');
+  const X = heapF32(backend, xC);
+  const P = heapF32(backend, out);
+  let dst = 0;
+  for (let kh = 0; kh < fh; kh++) {
+    for (let kw = 0; kw < fw; kw++) {
+      // Output columns whose input column lies inside x: ow in [owLo, owHi).
+      const owLo = Math.min(wo, Math.max(0, Math.ceil((left - kw) / sw)));
+      const owHi = Math.max(owLo, Math.min(wo, Math.floor((w - 1 + left - kw) / sw) + 1));
+      for (let ch = 0; ch < c; ch++) {
+        for (let b = 0; b < n; b++) {
+          const plane = (ch * n + b) * h * w;
+          for (let oh = 0; oh < ho; oh++, dst += wo) {
+            const ih = oh * sh + kh - top;
+            if (ih < 0 || ih >= h) {
+              P.fill(0, dst, dst + wo);
+              continue;
+            }
+            for (let o = 0; o < owLo; o++) P[dst + o] = 0;
+            for (let o = owHi; o < wo; o++) P[dst + o] = 0;
+            const src = plane + ih * w + owLo * sw + kw - left;
+            if (sw === 1) {
+              P.set(X.subarray(src, src + (owHi - owLo)), dst + owLo);
+            } else {
+              for (let o = owLo, s = src; o < owHi; o++, s += sw) P[dst + o] = X[s]!;
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /** Per spatial dimension: where the phase-split correlation starts, how much it pads and where the result sits. */
@@ -132,7 +218,80 @@ function phaseFilter(backend: BackendWasm, filter: TensorInfo, sh: number, sw: n
   return big;
 }
 
+/**
+ * dX of a strided conv as ONE GEMM and a scatter-add: dPatches [N*Ho*Wo, fh*fw*Ci] = dy [N*Ho*Wo, Co] . W^T, then
+ * col2im adds every patch back into dx (in JavaScript, fh*fw adds per input element at most). At stride 2 the
+ * phase-split conv computes ceil(f/s)^2 * s^2 = 16 taps where 9 are real and pays DepthToSpace and a slice (131 vs
+ * ~40 ms on the reference network's 64 -> 128 stride-2 layer); at stride 1 the conv is faster (no col2im).
+ */
+export function conv2DBackpropInputMatMul(args: KernelArgs): TensorInfo {
+  const { backend } = args;
+  const dy = args.inputs['dy']!;
+  const filter = args.inputs['filter']!;
+  const attrs = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
+  requireNHWC(attrs, 'Conv2DBackpropInput');
+  const info = convInfoFor(attrs.inputShape, filter.shape, attrs);
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  // W^T [Co, k] copied here (small): the built-in BatchMatMul is a slow loop with transposeB, and it caches its packed
+  // b by tensor id whatever the shape, so b must be a fresh tensor anyway.
+  const co = info.outChannels;
+  const w = backend.makeOutput([co, k], 'float32');
+  const W = heapF32(backend, filter);
+  const WT = heapF32(backend, w);
+  for (let r = 0; r < k; r++) for (let o = 0; o < co; o++) WT[o * k + r] = W[r * co + o]!;
+  const a = reshape(backend, dy, [rows, co]);
+  const dPatches = runWasmKernel(backend, 'BatchMatMul', { a, b: w }, { transposeA: false, transposeB: false });
+  release(backend, w, a);
+  const dx = backend.makeOutput(attrs.inputShape, 'float32');
+  col2im(heapF32(backend, dPatches), heapF32(backend, dx), info);
+  release(backend, dPatches);
+  return dx;
+}
+
+/** dx[n, oh*sh + kh - top, ow*sw + kw - left, c] += P[(n, oh, ow), (kh, kw, c)] over the patches inside x. */
+function col2im(P: Float32Array, D: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo } = info;
+  const [fh, fw, sh, sw] = [info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth];
+  const [top, left] = [info.padInfo.top, info.padInfo.left];
+  D.fill(0);
+  let src = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oh = 0; oh < ho; oh++) {
+      for (let ow = 0; ow < wo; ow++) {
+        for (let kh = 0; kh < fh; kh++) {
+          const ih = oh * sh + kh - top;
+          if (ih < 0 || ih >= h) {
+            src += fw * c;
+            continue;
+          }
+          for (let kw = 0; kw < fw; kw++, src += c) {
+            const iw = ow * sw + kw - left;
+            if (iw < 0 || iw >= w) continue;
+            const dst = ((b * h + ih) * w + iw) * c;
+            for (let i = 0; i < c; i++) D[dst + i] += P[src + i]!;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** dX of a 2-D convolution: the GEMM and col2im at stride > 1, else the phase-split conv (`convGradientChoice`). */
 export function conv2DBackpropInput(args: KernelArgs): TensorInfo {
+  const strides = (args.attrs as unknown as ConvAttrs).strides;
+  const strided = typeof strides === 'number' ? strides > 1 : strides[0] > 1 || strides[1] > 1;
+  const filterShape = args.inputs['filter']!.shape;
+  const [n, ho, wo] = args.inputs['dy']!.shape as [number, number, number, number];
+  const patchElements = filterShape[0]! * filterShape[1]! * filterShape[2]! * n * ho * wo;
+  if (strided && args.inputs['dy']!.dtype === 'float32' && patchElements <= convGradientChoice.maxPatchElements) {
+    return conv2DBackpropInputMatMul(args);
+  }
+  return conv2DBackpropInputConv(args);
+}
+
+/** The phase-split conv formulation; see the file comment. */
+export function conv2DBackpropInputConv(args: KernelArgs): TensorInfo {
   const { backend } = args;
   const dy = args.inputs['dy']!;
   const filter = args.inputs['filter']!;

@@ -6,6 +6,7 @@
  * fast paths fall back to the built-in for the cases they do not cover.
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerBatchNormGradient } from './batch-norm-grad.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
 import { castSameDtype, identity } from './identity-cast.js';
@@ -42,12 +43,14 @@ function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo |
 /**
  * Registers the wasm training kernels (idempotent) and returns their names. Also arranges for the wasm backend, when
  * it starts, to use the threaded-SIMD build if DATA_PARAMS_WASM_THREADS asks for more than one thread (threads.ts),
- * and replaces the Sum and Mean gradients on wasm by ones without a full-size `ones` tensor.
+ * and replaces the Sum and Mean gradients on wasm by ones without a full-size `ones` tensor, and FusedBatchNorm's by
+ * one kernel (batch-norm-grad.ts).
  */
 export function registerWasmTrainingKernels(): string[] {
   if (registered !== null) return registered;
   installThreadedWasmFactory();
   registerReductionGradients();
+  registerBatchNormGradient();
   const kernels: [string, (args: KernelArgs) => TensorInfo][] = [
     ['Conv2DBackpropFilter', conv2DBackpropFilter],
     ['Conv2DBackpropInput', conv2DBackpropInput],

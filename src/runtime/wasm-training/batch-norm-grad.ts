@@ -1,0 +1,74 @@
+/**
+ * The gradient of FusedBatchNorm on wasm as ONE kernel with two passes over x and dy. tfjs-core writes it as ~12
+ * full-size broadcast ops (sub, mul, tile, ...) and four Sum reductions, each transposing its input first; on the
+ * reference network that was ~150 ms of a step. Same formulas as tfjs-core (mean and variance are separate inputs; the
+ * gradient through tf.moments arrives through Mean's gradient as before), so the values match cpu. Other cases (per-
+ * element mean, non-float32, other backends) keep tfjs-core's gradient.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { heapF32, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
+
+export const BATCH_NORM_GRAD_KERNEL = 'DataParamsWasmBatchNormGrad';
+
+/** Outputs [dx, dMean, dVariance, dScale, dOffset] for per-channel (rank-1, last-axis) statistics. */
+export function batchNormGrad(args: KernelArgs): TensorInfo[] {
+  const { backend } = args;
+  const { x, dy, mean, variance } = args.inputs as Record<string, TensorInfo>;
+  const scale = args.inputs['scale'];
+  const eps = (args.attrs as unknown as { varianceEpsilon: number }).varianceEpsilon;
+  const c = mean!.shape[0]!;
+  const outs = [backend.makeOutput(x!.shape, 'float32'), ...[0, 1, 2, 3].map(() => backend.makeOutput([c], 'float32'))];
+  const X = heapF32(backend, x!);
+  const DY = heapF32(backend, dy!);
+  const M = heapF32(backend, mean!);
+  const V = heapF32(backend, variance!);
+  const S = scale === undefined ? null : heapF32(backend, scale);
+  const [DX, DM, DV, DS, DO] = outs.map((o) => heapF32(backend, o)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const sumDy = new Float64Array(c);
+  const sumDyXc = new Float64Array(c);
+  const n = X.length;
+  for (let i = 0; i < n; i += c) {
+    for (let j = 0; j < c; j++) {
+      const g = DY[i + j]!;
+      sumDy[j] += g;
+      sumDyXc[j] += g * (X[i + j]! - M[j]!);
+    }
+  }
+  const k = new Float32Array(c); // rsqrt(var + eps) * scale
+  for (let j = 0; j < c; j++) {
+    const rs = 1 / Math.sqrt(V[j]! + eps);
+    const s = S === null ? 1 : S[j]!;
+    k[j] = rs * s;
+    DM[j] = -rs * s * sumDy[j]!;
+    DV[j] = -0.5 * rs * rs * rs * s * sumDyXc[j]!;
+    DS[j] = rs * sumDyXc[j]!;
+    DO[j] = sumDy[j]!;
+  }
+  for (let i = 0; i < n; i += c) for (let j = 0; j < c; j++) DX[i + j] = DY[i + j]! * k[j]!;
+  return outs;
+}
+
+/** Wraps tfjs-core's FusedBatchNorm gradient: the one-kernel version on wasm for per-channel statistics. */
+export function registerBatchNormGradient(): void {
+  if (tf.getKernel(BATCH_NORM_GRAD_KERNEL, 'wasm') === undefined) {
+    tf.registerKernel({ kernelName: BATCH_NORM_GRAD_KERNEL, backendName: 'wasm', kernelFunc: batchNormGrad as unknown as tf.KernelFunc });
+  }
+  const original = tf.getGradient('FusedBatchNorm');
+  if (original === undefined) throw new Error('wasm training kernels: tfjs-core has no gradient for FusedBatchNorm');
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x, mean, variance, scale] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+      const c = x.shape[x.rank - 1];
+      const perChannel = (t: tf.Tensor | undefined | null): boolean => t == null || (t.rank === 1 && t.shape[0] === c);
+      const applies = tf.getBackend() === 'wasm' && !Array.isArray(dy) && dy.dtype === 'float32' && x.dtype === 'float32' &&
+        perChannel(mean) && perChannel(variance) && perChannel(scale) && mean != null && variance != null;
+      if (!applies) return original.gradFunc(dy, saved, attrs);
+      const inputs: tf.NamedTensorMap = { x, dy: dy as tf.Tensor, mean, variance, ...(scale == null ? {} : { scale }) };
+      // Computed eagerly (inside the backward pass's tidy), so outputs the tape does not ask for are released with it.
+      const outs = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, attrs) as tf.Tensor[];
+      const [dx, dMean, dVariance, dScale, dOffset] = outs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      return { x: () => dx, mean: () => dMean, variance: () => dVariance, scale: () => dScale, offset: () => dOffset };
+    },
+  });
+}
