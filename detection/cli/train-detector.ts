@@ -14,10 +14,11 @@ import { KittiDataset, type KittiSplit } from '../../datasets/kitti/dataset.js';
 import { generateSyntheticKitti } from '../../datasets/synthetic-kitti/generate.js';
 import { formatKittiDetection } from '../../datasets/kitti/label-file.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
+import { watchForStop } from '../../src/util/interrupt.js';
 import { evaluateKitti, formatKittiTable } from '../kitti-eval/index.js';
 import { loadSSD } from '../model/io.js';
 import { sharpImageReader, type DetectionRecord } from '../train/data.js';
-import { NonFiniteLossError, toKittiObject, trainDetector, type DetectorConfig, type KittiEvaluator } from '../train/trainer.js';
+import { CHECKPOINT_FILE, NonFiniteLossError, toKittiObject, trainDetector, type DetectorConfig, type KittiEvaluator } from '../train/trainer.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const DEFAULT_CONFIG = path.join(PACKAGE_ROOT, 'configs', 'synthetic-kitti.json');
@@ -104,6 +105,10 @@ async function train(f: TrainFlags): Promise<void> {
   }
   const trainSet = await KittiDataset.open(root, { split: cfg.data.split as KittiSplit, classes: cfg.model.classNames });
   const valSet = await KittiDataset.open(root, { split: cfg.data.valSplit as KittiSplit, classes: cfg.model.classNames });
+  // Watch before saying 'data:' (tests interrupt on that line), so that an early Ctrl-C is never the default kill.
+  const stop = watchForStop((signal) =>
+    process.stderr.write(`\n${signal}: stopping after this step with a checkpoint (press Ctrl-C again to exit at once)\n`),
+  );
   process.stderr.write(
     `data: ${root}: ${trainSet.records.length} training images (${cfg.data.split}), ${valSet.records.length} validation images (${cfg.data.valSplit}), ` +
       `curriculum ${cfg.curriculum.mode}, backend ${backend.name}, output ${out}\n`,
@@ -118,7 +123,17 @@ async function train(f: TrainFlags): Promise<void> {
       resume: f.resume === true,
       read: sharpImageReader,
       evaluate: evaluator,
+      shouldStop: () => stop.requested,
     });
+    if (result.stoppedEarly) {
+      process.stderr.write(
+        `train-detector: interrupted at step ${result.steps}; checkpoint written to ${path.join(out, CHECKPOINT_FILE)}. ` +
+          `Rerun the same command with --resume to continue exactly where it stopped.\n`,
+      );
+      result.model.dispose();
+      result.dp?.dispose();
+      process.exit(130);
+    }
     if (result.finalAp) {
       process.stdout.write(`\n${formatKittiTable(result.finalAp)}\n`);
       if (result.initialAp?.['car'] && result.finalAp['car']) {
@@ -136,6 +151,8 @@ async function train(f: TrainFlags): Promise<void> {
       process.exit(2);
     }
     throw err;
+  } finally {
+    stop.dispose();
   }
 }
 

@@ -95,6 +95,8 @@ export interface TrainRunOptions {
   log?: (line: string) => void;
   /** Stop (with a checkpoint) after this many steps in total: for tests and benchmarks. */
   stopAtStep?: number;
+  /** Asked before every step: true stops the run there, with a checkpoint (e.g. after Ctrl-C). */
+  shouldStop?: () => boolean;
   /** Progress-bar stream; null for none. */
   progress?: NodeJS.WritableStream | null;
 }
@@ -385,7 +387,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
   let epochLoss = 0, epochSteps = 0;
   try {
     while (epoch < t.epochs) {
-      if (o.stopAtStep !== undefined && step >= o.stopAtStep) {
+      if ((o.stopAtStep !== undefined && step >= o.stopAtStep) || o.shouldStop?.()) {
         stoppedEarly = true;
         break;
       }

@@ -1,0 +1,65 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
+import { readConfig, DEFAULT_CONFIG } from '../detection/cli/train-detector.js';
+import { readRun } from '../src/records/run-records.js';
+
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'detection', 'cli', 'train-detector.js');
+
+/** Runs the CLI; when `interruptOn` matches stderr, sends SIGINT once. */
+function runCli(args: string[], interruptOn?: RegExp): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (interruptOn && !sent && interruptOn.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.stdout.resume();
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+test('Ctrl-C stops train-detector after the current step with a checkpoint; --resume finishes the run', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'det-int-'));
+  const data = path.join(dir, 'data');
+  await generateSyntheticKitti({ out: data, images: 8, seed: 5, width: 128, height: 48 });
+  const cfg = await readConfig(DEFAULT_CONFIG);
+  cfg.model.backbone = { type: 'light', widths: [4, 8, 8], extraChannels: 8, featureMaps: 2 };
+  cfg.model.inputSize = { width: 96, height: 32 };
+  cfg.train = { ...cfg.train, epochs: 15, batchSize: 2, logEvery: 1, valAtStart: false, valEvery: 0, warmupSteps: 0 };
+  delete cfg.data.synthetic;
+  const cfgFile = path.join(dir, 'tiny.json');
+  writeFileSync(cfgFile, JSON.stringify(cfg));
+  const out = path.join(dir, 'run');
+  const args = ['--config', cfgFile, '--data', data, '--backend', 'cpu', '--out', out];
+
+  // Interrupt once the first steps have been drawn by the progress bar (plain lines when stderr is not a terminal).
+  const first = await runCli(args, /data: /);
+  assert.is(first.code, 130, first.stderr);
+  assert.match(first.stderr, /SIGINT: stopping after this step with a checkpoint/);
+  assert.match(first.stderr, /interrupted at step \d+; checkpoint written to .*checkpoint\.dpckpt/);
+  assert.ok(existsSync(path.join(out, 'checkpoint.dpckpt')));
+  assert.not.ok(existsSync(path.join(out, 'model', 'model.json')), 'an interrupted run saves no final model');
+  const stoppedAt = Number(/interrupted at step (\d+)/.exec(first.stderr)![1]);
+  assert.ok(stoppedAt < 30, `stopped at ${stoppedAt} of 30 steps`);
+
+  const second = await runCli([...args, '--resume']);
+  assert.is(second.code, 0, second.stderr);
+  assert.match(second.stderr, new RegExp(`resumed from .* at step ${stoppedAt}`));
+  assert.ok(existsSync(path.join(out, 'model', 'model.json')));
+  const run = await readRun(out);
+  assert.is(run.sigma[run.sigma.length - 1]!.epoch, 15);
+});
+
+test.run();
