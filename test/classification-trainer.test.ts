@@ -124,6 +124,37 @@ test('joint curriculum: 2 epochs straight == 1 epoch + resume from checkpoint + 
   assert.equal(runA.metrics.filter((m) => m.kind === 'val').map((m) => m.step), [3, 6]);
 });
 
+test('an interrupt inside an epoch writes a mid-epoch checkpoint from which resume continues bitwise', async () => {
+  const dirA = mkdtempSync(path.join(tmpdir(), 'dp-cls-mid-a-'));
+  const dirB = mkdtempSync(path.join(tmpdir(), 'dp-cls-mid-b-'));
+  const a = makeRun({ mode: 'joint', outDir: dirA, noise: true });
+  await a.trainer.run();
+  const straight = snapshot(a);
+  a.dispose();
+
+  // Stop after step 4 of 6: inside the second epoch (3 steps per epoch).
+  const b1 = makeRun({ mode: 'joint', outDir: dirB, noise: true });
+  const stopped = await b1.trainer.run({ shouldStop: () => b1.trainer.step >= 4 });
+  assert.ok(stopped.interrupted);
+  assert.is(b1.trainer.step, 4);
+  assert.is(b1.trainer.epoch, 1);
+  b1.dispose();
+  const b2 = makeRun({ mode: 'joint', outDir: dirB, noise: true });
+  const resumed = await b2.trainer.run({ resume: true });
+  assert.not.ok(resumed.interrupted);
+  assert.equal(snapshot(b2), straight);
+  b2.dispose();
+  const runA = await readRun(dirA);
+  const runB = await readRun(dirB);
+  assert.equal(runB.sigma.map((s) => s.tracked), runA.sigma.map((s) => s.tracked));
+  assert.equal(
+    runB.metrics.map((m) => `${m.kind}@${m.step}`),
+    runA.metrics.map((m) => `${m.kind}@${m.step}`),
+  );
+  const lossOf = (r: typeof runA) => r.metrics.filter((m) => m.kind === 'epoch').map((m) => m['trainLoss']);
+  assert.equal(lossOf(runB), lossOf(runA), 'the resumed epoch reports the same mean loss as the uninterrupted one');
+});
+
 test('instance curriculum learns σ, keeps the tensor count flat, and reports noisy statistics', async () => {
   const r = makeRun({ mode: 'instance', outDir: null, noise: true, config: { epochs: 1 } });
   const before = r.dp.instanceSigmaValues();

@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { initBackend, parseBackendName } from '../../src/runtime/backend.js';
 import { CURRICULUM_MODES } from '../../src/data-parameters/data-parameters.js';
 import { stderrLogger } from '../../src/util/log.js';
+import { watchForStop } from '../../src/util/interrupt.js';
 import { applyOverrides, buildRun, readConfig, trainerConfig } from '../config.js';
 import type { ConfigOverrides } from '../config.js';
 import { ClassifierTrainer } from '../training/trainer.js';
@@ -91,7 +92,21 @@ async function main(): Promise<void> {
     },
     trainerConfig(config),
   );
-  const result = await trainer.run({ resume: o.resume ?? false });
+  const stop = watchForStop((signal) =>
+    process.stderr.write(`\n${signal}: stopping after this step with a checkpoint (press Ctrl-C again to exit at once)\n`),
+  );
+  const result = await trainer.run({ resume: o.resume ?? false, shouldStop: () => stop.requested }).finally(() => stop.dispose());
+  if (result.interrupted) {
+    process.stderr.write(
+      trainer.checkpointFile
+        ? `train-classifier: interrupted at step ${trainer.step}; checkpoint written to ${trainer.checkpointFile}. ` +
+            'Rerun the same command with --resume to continue exactly where it stopped.\n'
+        : `train-classifier: interrupted at step ${trainer.step}; nothing saved (no --out).\n`,
+    );
+    trainer.dispose();
+    run.dispose();
+    process.exit(130);
+  }
   const last = result.epochs.at(-1);
   process.stdout.write(
     JSON.stringify({

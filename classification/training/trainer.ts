@@ -114,6 +114,23 @@ export interface CalibrationResult {
 export interface TrainResult {
   epochs: EpochSummary[];
   calibration: CalibrationResult | null;
+  /** True when `shouldStop` ended the run inside an epoch (a mid-epoch checkpoint was written). */
+  interrupted: boolean;
+}
+
+/** Where an interrupted epoch stopped: enough to redo exactly the rest of it. */
+interface MidEpochState {
+  /** The epoch's order of entries. */
+  order: Int32Array;
+  /** Steps of the epoch already done. */
+  stepInEpoch: number;
+  /** The Rng's state before the next batch's augmentation was drawn. */
+  rng: RngState;
+  lossSum: number;
+  correct: number;
+  seen: number;
+  skipped: number;
+  seconds: number;
 }
 
 /** @2 keeps the model optimiser's slots as `opt/<param>#<slot>` with its step count; @1 had `sgd/<param>` (one SGD slot). */
@@ -127,6 +144,8 @@ interface CheckpointMeta {
   step: number;
   rng: RngState;
   dpStep: number;
+  /** Present when the checkpoint was taken inside an epoch; its order is the array `epoch/order`. */
+  midEpoch?: Omit<MidEpochState, 'order' | 'rng'>;
 }
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
@@ -139,6 +158,7 @@ export class ClassifierTrainer {
   private readonly recorder: RunRecorder | null;
   private readonly tracked: Int32Array;
   private readonly variables: tf.Variable[];
+  private midEpoch: MidEpochState | null = null;
 
   constructor(
     readonly parts: TrainerParts,
@@ -170,7 +190,7 @@ export class ClassifierTrainer {
   }
 
   /** Trains from the current state (epoch 0, or the loaded checkpoint's) up to `config.epochs`. */
-  async run(options: { resume?: boolean; stopAfterEpoch?: number } = {}): Promise<TrainResult> {
+  async run(options: { resume?: boolean; stopAfterEpoch?: number; shouldStop?: () => boolean } = {}): Promise<TrainResult> {
     const { log } = this.parts;
     let resumed = false;
     if (options.resume) {
@@ -198,9 +218,19 @@ export class ClassifierTrainer {
     }
     const epochs: EpochSummary[] = [];
     const last = Math.min(this.config.epochs, options.stopAfterEpoch ?? Infinity);
+    let interrupted = false;
     while (this.epoch < last) {
-      epochs.push(await this.trainEpoch());
+      if (options.shouldStop?.() && !this.midEpoch) {
+        interrupted = true; // between epochs: the last epoch's checkpoint is already written
+        break;
+      }
+      const summary = await this.trainEpoch(options.shouldStop);
       if (this.checkpointFile) await this.saveCheckpoint(this.checkpointFile);
+      if (summary === null) {
+        interrupted = true;
+        break;
+      }
+      epochs.push(summary);
     }
     let calibration: CalibrationResult | null = null;
     if (this.config.calibrate && this.parts.val && this.epoch >= this.config.epochs) {
@@ -221,7 +251,7 @@ export class ClassifierTrainer {
         nllAfter: calibration.nllAfter,
       });
     }
-    return { epochs, calibration };
+    return { epochs, calibration, interrupted };
   }
 
   /** One optimisation step on the given entries; returns the loss and the number of correct top-1 predictions, or
@@ -254,27 +284,49 @@ export class ClassifierTrainer {
     return { loss, correct };
   }
 
-  async trainEpoch(): Promise<EpochSummary> {
+  /**
+   * One epoch, or the rest of an interrupted one. Returns null when `shouldStop` asked to stop between two steps: the
+   * position is then kept (and saved by saveCheckpoint) so that the epoch continues exactly where it stopped.
+   */
+  async trainEpoch(shouldStop: () => boolean = () => false): Promise<EpochSummary | null> {
     const { train, log } = this.parts;
     const { batchSize } = this.config;
     const lr = scheduledLr(this.config.lr, this.config.schedule, this.epoch);
-    const order = this.rng.permutation(train.count);
+    const resume = this.midEpoch;
+    this.midEpoch = null;
+    if (resume) this.rng.setState(resume.rng);
+    const order = resume ? resume.order : this.rng.permutation(train.count);
     const steps = this.stepsPerEpoch;
+    const first = resume?.stepInEpoch ?? 0;
     const bar = this.parts.progress ? new ProgressBar({ total: steps, label: `epoch ${this.epoch + 1}/${this.config.epochs}` }) : null;
-    const t0 = Date.now();
-    let lossSum = 0;
-    let seen = 0;
-    let correct = 0;
-    let skipped = 0;
+    const t0 = Date.now() - (resume?.seconds ?? 0) * 1000;
+    let lossSum = resume?.lossSum ?? 0;
+    let seen = resume?.seen ?? 0;
+    let correct = resume?.correct ?? 0;
+    let skipped = resume?.skipped ?? 0;
     let consecutive = 0;
     let windowStart = Date.now();
     let windowImages = 0;
     const idsOf = (s: number): Int32Array => order.subarray(s * batchSize, Math.min(train.count, (s + 1) * batchSize));
-    let pending = train.loadBatch(idsOf(0), this.rng);
-    for (let s = 0; s < steps; s++) {
+    // Augmentation draws its random numbers when a batch is requested, one batch ahead: keep the state before the
+    // next batch's draws, which is where a resumed epoch must start.
+    let rngBeforeNext = this.rng.getState();
+    let pending = train.loadBatch(idsOf(first), this.rng);
+    for (let s = first; s < steps; s++) {
+      if (s > first && shouldStop()) {
+        await pending;
+        bar?.done();
+        const seconds = (Date.now() - t0) / 1000;
+        this.midEpoch = { order, stepInEpoch: s, rng: rngBeforeNext, lossSum, correct, seen, skipped, seconds };
+        log(`stopped in epoch ${this.epoch + 1} after step ${this.step} (${s} of ${steps} steps of the epoch)`);
+        return null;
+      }
       const ids = idsOf(s);
       const x = await pending;
-      if (s + 1 < steps) pending = train.loadBatch(idsOf(s + 1), this.rng);
+      if (s + 1 < steps) {
+        rngBeforeNext = this.rng.getState();
+        pending = train.loadBatch(idsOf(s + 1), this.rng);
+      }
       const r = this.trainStep(x, ids, lr);
       this.step++;
       if (r === null) {
@@ -461,9 +513,14 @@ export class ClassifierTrainer {
       numInstances: dp.numInstances,
       epoch: this.epoch,
       step: this.step,
-      rng: this.rng.getState(),
+      rng: this.midEpoch?.rng ?? this.rng.getState(),
       dpStep: s.step,
     };
+    if (this.midEpoch) {
+      const { order, rng: _rng, ...position } = this.midEpoch;
+      meta.midEpoch = position;
+      arrays['epoch/order'] = order;
+    }
     await saveCheckpoint(file, { meta, arrays });
   }
 
@@ -504,6 +561,13 @@ export class ClassifierTrainer {
     this.rng.setState(meta.rng);
     this.epoch = meta.epoch;
     this.step = meta.step;
+    const order = arrays['epoch/order'];
+    if (meta.midEpoch) {
+      if (!(order instanceof Int32Array)) throw new Error(`${file}: mid-epoch checkpoint without the epoch's order`);
+      this.midEpoch = { ...meta.midEpoch, order, rng: meta.rng };
+    } else {
+      this.midEpoch = null;
+    }
     return true;
   }
 
