@@ -227,35 +227,31 @@ interface PackedClass {
   maxDetsPerImage: number;
 }
 
-/** The devkit's imageBoxOverlap(det, gt, -1): intersection over union, areas without +1. a and b index 4-tuples. */
-function boxIou(A: Float64Array, a: number, B: Float64Array, b: number): number {
-  const ax1 = A[a]!, ay1 = A[a + 1]!, ax2 = A[a + 2]!, ay2 = A[a + 3]!;
-  const bx1 = B[b]!, by1 = B[b + 1]!, bx2 = B[b + 2]!, by2 = B[b + 3]!;
-  const x1 = ax1 < bx1 ? bx1 : ax1;
-  const y1 = ay1 < by1 ? by1 : ay1;
-  const x2 = ax2 > bx2 ? bx2 : ax2;
-  const y2 = ay2 > by2 ? by2 : ay2;
+/** Intersection area of two boxes (0 when they do not overlap). a and b index 4-tuples. */
+function intersection(A: Float64Array, a: number, B: Float64Array, b: number): number {
+  const x1 = A[a]! < B[b]! ? B[b]! : A[a]!;
+  const y1 = A[a + 1]! < B[b + 1]! ? B[b + 1]! : A[a + 1]!;
+  const x2 = A[a + 2]! > B[b + 2]! ? B[b + 2]! : A[a + 2]!;
+  const y2 = A[a + 3]! > B[b + 3]! ? B[b + 3]! : A[a + 3]!;
   const w = x2 - x1;
   const h = y2 - y1;
-  if (w <= 0 || h <= 0) return 0;
-  const inter = w * h;
-  const aArea = (ax2 - ax1) * (ay2 - ay1);
-  const bArea = (bx2 - bx1) * (by2 - by1);
-  return inter / (aArea + bArea - inter);
+  return w <= 0 || h <= 0 ? 0 : w * h;
+}
+
+function area(A: Float64Array, a: number): number {
+  return (A[a + 2]! - A[a]!) * (A[a + 3]! - A[a + 1]!);
+}
+
+/** The devkit's imageBoxOverlap(det, gt, -1): intersection over union, areas without +1. */
+function boxIou(A: Float64Array, a: number, B: Float64Array, b: number): number {
+  const inter = intersection(A, a, B, b);
+  return inter === 0 ? 0 : inter / (area(A, a) + area(B, b) - inter);
 }
 
 /** The devkit's imageBoxOverlap(det, dontcare, 0): intersection over the detection's area. */
 function overlapOverFirst(A: Float64Array, a: number, B: Float64Array, b: number): number {
-  const ax1 = A[a]!, ay1 = A[a + 1]!, ax2 = A[a + 2]!, ay2 = A[a + 3]!;
-  const bx1 = B[b]!, by1 = B[b + 1]!, bx2 = B[b + 2]!, by2 = B[b + 3]!;
-  const x1 = ax1 < bx1 ? bx1 : ax1;
-  const y1 = ay1 < by1 ? by1 : ay1;
-  const x2 = ax2 > bx2 ? bx2 : ax2;
-  const y2 = ay2 > by2 ? by2 : ay2;
-  const w = x2 - x1;
-  const h = y2 - y1;
-  if (w <= 0 || h <= 0) return 0;
-  return (w * h) / ((ax2 - ax1) * (ay2 - ay1));
+  const inter = intersection(A, a, B, b);
+  return inter === 0 ? 0 : inter / area(A, a);
 }
 
 function intHeight(box: Float64Array, r: number): number {
