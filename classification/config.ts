@@ -26,7 +26,6 @@ import {
 } from './input/image-data.js';
 import type { TrainerConfig } from './training/trainer.js';
 import { DEFAULT_TRAINER_CONFIG } from './training/trainer.js';
-import type { StepSchedule } from '../src/nn/lr-schedule.js';
 
 export type DatasetKind = 'imagenet' | 'webvision' | 'cifar10' | 'cifar100' | 'fashion-mnist' | 'mnist';
 const DATASET_KINDS: DatasetKind[] = ['imagenet', 'webvision', 'cifar10', 'cifar100', 'fashion-mnist', 'mnist'];
@@ -56,18 +55,9 @@ export interface ClassifierRunConfig {
     imageSize?: number;
   };
   model: { name: ModelKind; depth?: number; widen?: number; widths?: number[]; hidden?: number; blocks?: number[]; width?: number };
-  train: {
-    epochs: number;
-    batchSize: number;
-    lr: number;
-    momentum: number;
-    weightDecay: number;
-    schedule: StepSchedule;
-    augment: boolean;
-    logEvery?: number;
-    evalBatchSize?: number;
-    trackCount?: number;
-  };
+  /** The trainer's settings as written in a config file (the optional ones default as in DEFAULT_TRAINER_CONFIG). */
+  train: Pick<TrainerConfig, 'epochs' | 'batchSize' | 'lr' | 'momentum' | 'weightDecay' | 'schedule'> &
+    Partial<Pick<TrainerConfig, 'logEvery' | 'evalBatchSize' | 'trackCount'>> & { augment: boolean };
   curriculum: CurriculumMode;
   dataParameters: DataParameterSettings;
   /** Settings merged over `dataParameters` for one curriculum (e.g. joint on ImageNet). */
