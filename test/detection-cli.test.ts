@@ -10,6 +10,7 @@ import { parseKittiObjects } from '../datasets/kitti/label-file.js';
 import { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
 import { applyOverrides, buildProgram, readConfig, DEFAULT_CONFIG } from '../detection/cli/train-detector.js';
 import { buildSSD } from '../detection/model/build.js';
+import { tinyDetectorRun } from './detection-fixture.js';
 import { KittiDataset } from '../datasets/kitti/dataset.js';
 import { SsdPipelineSource } from '../detection/train/ssd-pipeline-source.js';
 import type { DetectionRecord } from '../detection/train/data.js';
@@ -51,17 +52,7 @@ test('kitti-car-ssd config: VGG16-reduced at 1248x384 gives 6 feature maps that 
 });
 
 test('train-detector end to end on a tiny synthetic KITTI set (cpu), then predict writes KITTI results and images', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'det-cli-'));
-  const data = path.join(dir, 'data');
-  await generateSyntheticKitti({ out: data, images: 6, seed: 3, width: 128, height: 48 });
-  const cfg = await readConfig(DEFAULT_CONFIG);
-  cfg.model.backbone = { type: 'light', widths: [4, 8, 8], extraChannels: 8, featureMaps: 2 };
-  cfg.model.inputSize = { width: 96, height: 32 };
-  cfg.train = { ...cfg.train, epochs: 1, batchSize: 3, logEvery: 1, valAtStart: false, warmupSteps: 0 };
-  delete cfg.data.synthetic;
-  const cfgFile = path.join(dir, 'tiny.json');
-  writeFileSync(cfgFile, JSON.stringify(cfg));
-  const out = path.join(dir, 'run');
+  const { dir, data, cfgFile, out } = await tinyDetectorRun({ prefix: 'det-cli-', images: 6, seed: 3, train: { epochs: 1, batchSize: 3 } });
   const logs: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
   process.stdout.write = ((s: string) => (logs.push(String(s)), true)) as typeof process.stdout.write;

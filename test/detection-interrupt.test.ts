@@ -1,12 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
-import { readConfig, DEFAULT_CONFIG } from '../detection/cli/train-detector.js';
+import { tinyDetectorRun } from './detection-fixture.js';
 import { readRun } from '../src/records/run-records.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'detection', 'cli', 'train-detector.js');
@@ -31,17 +29,7 @@ function runCli(args: string[], interruptOn?: RegExp): Promise<{ code: number | 
 }
 
 test('Ctrl-C stops train-detector after the current step with a checkpoint; --resume finishes the run', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'det-int-'));
-  const data = path.join(dir, 'data');
-  await generateSyntheticKitti({ out: data, images: 8, seed: 5, width: 128, height: 48 });
-  const cfg = await readConfig(DEFAULT_CONFIG);
-  cfg.model.backbone = { type: 'light', widths: [4, 8, 8], extraChannels: 8, featureMaps: 2 };
-  cfg.model.inputSize = { width: 96, height: 32 };
-  cfg.train = { ...cfg.train, epochs: 15, batchSize: 2, logEvery: 1, valAtStart: false, valEvery: 0, warmupSteps: 0 };
-  delete cfg.data.synthetic;
-  const cfgFile = path.join(dir, 'tiny.json');
-  writeFileSync(cfgFile, JSON.stringify(cfg));
-  const out = path.join(dir, 'run');
+  const { data, cfgFile, out } = await tinyDetectorRun({ prefix: 'det-int-', images: 8, seed: 5, train: { epochs: 15, batchSize: 2, valEvery: 0 } });
   const args = ['--config', cfgFile, '--data', data, '--backend', 'cpu', '--out', out];
 
   // Interrupt once the first steps have been drawn by the progress bar (plain lines when stderr is not a terminal).
