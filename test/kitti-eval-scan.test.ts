@@ -2,37 +2,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseKittiObjects } from '../datasets/kitti/label-file.js';
-import { BoxTableBuilder, tableFromObjects, TypeCode, type KittiBoxTable } from '../detection/kitti-eval/box-table.js';
-import { scanKittiFile } from '../detection/kitti-eval/scan.js';
-
-const enc = new TextEncoder();
-
-function scan(texts: string[], kind: 'label' | 'result'): KittiBoxTable {
-  const b = new BoxTableBuilder(4);
-  texts.forEach((t, i) => {
-    const bytes = enc.encode(t);
-    scanKittiFile(bytes, bytes.length, `f${i}.txt`, kind, b);
-    b.endImage();
-  });
-  return b.finish();
-}
-
-function reference(texts: string[], kind: 'label' | 'result'): KittiBoxTable {
-  return tableFromObjects(texts.map((t, i) => parseKittiObjects(t, `f${i}.txt`, { kind })));
-}
-
-function sameTable(a: KittiBoxTable, b: KittiBoxTable): void {
-  assert.is(a.nImages, b.nImages);
-  assert.equal([...a.start], [...b.start]);
-  assert.equal([...a.type], [...b.type]);
-  // Object.is per value: -0 and NaN must agree too.
-  for (const key of ['box', 'truncated', 'occluded', 'score'] as const) {
-    assert.is(a[key].length, b[key].length);
-    a[key].forEach((v, i) => assert.ok(Object.is(v, b[key][i]), `${key}[${i}]: ${v} vs ${b[key][i]}`));
-  }
-}
-
-const TAIL = '1.50 1.60 3.90 1.00 1.70 20.00 0.10';
+import { TypeCode } from '../detection/kitti-eval/box-table.js';
+import { jsScan as scan, referenceTable as reference, sameTable, TAIL } from './kitti-eval-fixture.js';
 
 test('plain files: types case-insensitively, CRLF, tabs, blank lines, 15 or 16 label columns', () => {
   const labels = [

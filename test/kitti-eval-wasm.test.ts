@@ -2,15 +2,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatKittiDetection, formatKittiObject, parseKittiObjects } from '../datasets/kitti/label-file.js';
-import { BoxTableBuilder, tableFromObjects, TypeCode, type KittiBoxTable } from '../detection/kitti-eval/box-table.js';
-import { scanKittiFile } from '../detection/kitti-eval/scan.js';
+import { tableFromObjects, TypeCode, type KittiBoxTable } from '../detection/kitti-eval/box-table.js';
+import { enc, jsScan, sameTable, TAIL } from './kitti-eval-fixture.js';
 import { buildScannerWasm, WasmTableScanner } from '../detection/kitti-eval/scan-wasm.js';
 import { buildEvalWasm } from '../detection/kitti-eval/evaluate-wasm.js';
 import { EVAL_WASM, SCANNER_WASM } from '../detection/kitti-eval/wasm-binaries.js';
 import { makeSyntheticKittiEvalSet } from '../detection/kitti-eval/synthetic.js';
 import { evaluateKittiTables } from '../detection/kitti-eval/evaluate.js';
-
-const enc = new TextEncoder();
 
 function wasmScan(texts: string[], kind: 'label' | 'result', expectedRows = 4): KittiBoxTable {
   const s = new WasmTableScanner(expectedRows);
@@ -22,28 +20,6 @@ function wasmScan(texts: string[], kind: 'label' | 'result', expectedRows = 4): 
   });
   return s.finish();
 }
-
-function jsScan(texts: string[], kind: 'label' | 'result'): KittiBoxTable {
-  const b = new BoxTableBuilder(4);
-  texts.forEach((t, i) => {
-    const bytes = enc.encode(t);
-    scanKittiFile(bytes, bytes.length, `f${i}.txt`, kind, b);
-    b.endImage();
-  });
-  return b.finish();
-}
-
-function sameTable(a: KittiBoxTable, b: KittiBoxTable): void {
-  assert.is(a.nImages, b.nImages);
-  assert.equal([...a.start], [...b.start]);
-  assert.equal([...a.type], [...b.type]);
-  for (const key of ['box', 'truncated', 'occluded', 'score'] as const) {
-    assert.is(a[key].length, b[key].length);
-    a[key].forEach((v, i) => assert.ok(Object.is(v, b[key][i]), `${key}[${i}]: ${v} vs ${b[key][i]}`));
-  }
-}
-
-const TAIL = '1.50 1.60 3.90 1.00 1.70 20.00 0.10';
 
 test('the stored kernel bytes are those the kernel code writes (else regenerate: see generate-wasm-binaries.ts)', () => {
   assert.equal([...Buffer.from(SCANNER_WASM, 'base64')], [...buildScannerWasm()]);
