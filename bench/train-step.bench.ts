@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- --only train-step [--backend NAME] [--steps N] [--include-cpu] [--cpu-full-step] [--profile]`
- * (wasm threads: DATA_PARAMS_WASM_THREADS=N opts in to the threaded build; default one thread)
+ * `npm run bench -- --only train-step [--backend NAME] [--steps N] [--include-cpu] [--cpu-full-step] [--profile]
+ *   [--pytorch PYTHON]` (wasm threads: DATA_PARAMS_WASM_THREADS=N opts in to the threaded build; default one thread)
  *
  * Median milliseconds per training step of the reference network of issue 3 (so the same work can be timed in other
  * frameworks): batch 8 of 128x384x3 NHWC; conv3x3 (no bias) + batch-norm (batch statistics, eps 1e-3) + ReLU with
@@ -11,8 +11,15 @@
  *
  * The pure-JS cpu backend (with `--backend cpu` or `--include-cpu`) needs ~20 minutes per step, so by default it
  * times only the forward pass and loss and reports that as a lower bound (`--cpu-full-step` times a whole step).
+ *
+ * `--pytorch PYTHON` also times the same network in PyTorch (bench/reference/train_step_pytorch.py, run by PYTHON,
+ * e.g. python3 with Debian's python3-torch) before and after ours, with as many threads as cores, and reports the
+ * measured ratio; without it the ratio is to the notes' figure.
  */
+import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackendName } from '../src/runtime/backend.js';
 import { Rng } from '../src/util/rng.js';
@@ -168,7 +175,28 @@ async function profileStep(net: ReferenceNetwork, optimizer: tf.Optimizer): Prom
   return [...byName.entries()].map(([n, [ms, count]]) => [n, ms, count] as [string, number, number]).sort((a, b) => b[1] - a[1]);
 }
 
+interface PytorchTiming {
+  value: number;
+  version: string;
+  threads: number;
+}
+
+/** Median ms per step of the PyTorch reference script (bench/reference/, next to the compiled bench's source). */
+function timePytorch(python: string, steps: number): PytorchTiming {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const script = path.join(here, '..', '..', 'bench', 'reference', 'train_step_pytorch.py');
+  const r = spawnSync(python, [script, '--steps', String(steps), '--threads', String(os.availableParallelism())], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`${python} ${script} failed (${r.status ?? r.error?.message}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as PytorchTiming;
+}
+
 async function benchBackend(ctx: BenchContext, requested: string): Promise<void> {
+  const option = ctx.options['pytorch'];
+  const python = option === undefined || requested === 'cpu' ? null : option === 'true' ? 'python3' : option;
+  const steps = Number(ctx.options['steps'] ?? 5);
+  const pytorchBefore = python === null ? null : timePytorch(python, steps);
   const choice = await initBackend(parseBackendName(requested), { log: null });
   const net = new ReferenceNetwork();
   const optimizer = tf.train.momentum(0.01, 0.9);
@@ -177,7 +205,10 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
     backend: choice.name,
     unit: 'ms',
     pytorchReferenceMs: PYTORCH_REFERENCE_MS,
-    pytorchReferenceNote: 'PyTorch 1.13 CPU, 2 threads, from shared/notes/wasm-training.md; not measured in this run',
+    pytorchReferenceNote:
+      pytorchBefore === null
+        ? 'PyTorch 1.13 CPU, 2 threads, from shared/notes/wasm-training.md; not measured in this run'
+        : 'the notes\' figure; pytorchMs is measured in this run',
     loadAverage1m: Number(os.loadavg()[0]!.toFixed(2)),
     ...(choice.name === 'wasm' ? { threads: wasmThreadsState().threads, threadsFallback: wasmThreadsState().fallback } : {}),
   };
@@ -189,13 +220,13 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
       ctx.emit({ ...common, value: Math.round(ms), lowerBound: true, measured: 'forward pass and loss only; a step is longer' });
       return;
     }
-    const steps = choice.name === 'cpu' ? 1 : Number(ctx.options['steps'] ?? 5);
+    const stepsHere = choice.name === 'cpu' ? 1 : steps;
     const warmup = choice.name === 'cpu' ? 0 : 1;
     const times: number[] = [];
     const cpuTimes: number[] = [];
     const losses: number[] = [];
     let tensorsBefore = tf.memory().numTensors;
-    for (let i = 0; i < warmup + steps; i++) {
+    for (let i = 0; i < warmup + stepsHere; i++) {
       // The optimiser creates its momentum accumulators in the first step: count tensors after it.
       if (i === 1) tensorsBefore = tf.memory().numTensors;
       const t0 = performance.now();
@@ -213,10 +244,23 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
       }
     }
     const value = median(times);
+    const measured: Record<string, unknown> = {};
+    if (python !== null && pytorchBefore !== null) {
+      // Timed before and after ours, so that both see the machine's load; the mean of the two medians.
+      const after = timePytorch(python, steps);
+      const pytorchMs = (pytorchBefore.value + after.value) / 2;
+      Object.assign(measured, {
+        pytorchMs: Number(pytorchMs.toFixed(1)),
+        pytorchRuns: [pytorchBefore.value, after.value],
+        pytorchVersion: after.version,
+        pytorchThreads: after.threads,
+        ratioToPytorch: Number((value / pytorchMs).toFixed(2)),
+      });
+    }
     ctx.emit({
       ...common,
       value: Math.round(value),
-      steps,
+      steps: stepsHere,
       minMs: Math.round(Math.min(...times)),
       maxMs: Math.round(Math.max(...times)),
       // CPU time of this process per step: less sensitive than wall time to other processes on the machine.
@@ -225,6 +269,7 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
       firstLoss: Number(losses[0]!.toFixed(4)),
       lastLoss: Number(losses[losses.length - 1]!.toFixed(4)),
       tensorsLeaked: tf.memory().numTensors - tensorsBefore,
+      ...measured,
       ...(choice.name === 'cpu' ? { lowerBound: false } : {}),
     });
   } finally {
