@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmTrainingKernels } from './wasm-training/index.js';
+import { describeWasmBuild } from './wasm-training/threads.js';
 
 export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -101,7 +102,8 @@ export async function initBackend(requested: BackendName = 'auto', options: Init
             ? 'fastest available'
             : skipped.map((s) => `${s.name}: ${s.why}`).join('; ')
           : 'requested';
-      const message = `backend: ${name} (${why})`;
+      // wasm also says which build runs: threaded, or single-threaded and why.
+      const message = `backend: ${name} (${why})${name === 'wasm' ? `, ${describeWasmBuild()}` : ''}`;
       if (log) log(message);
       return { name, tfBackend, skipped, message };
     } catch (err) {

@@ -8,10 +8,15 @@
  * process alive: a script that trains on wasm still exits on its own. Anything unexpected (another tfjs version, a
  * failed start) falls back to the stock single-threaded factory.
  *
- * Opt-in: `DATA_PARAMS_WASM_THREADS=N` (N > 1) asks for N threads; the default is the stock single-threaded SIMD
- * build, because (measured here) a wasm abort in the threaded build hangs the process instead of throwing, and on a
- * machine whose cores are busy with other processes the pool's synchronisation made steps slower (3.5 s vs 2.7 s at
- * load average 8 on 2 cores), while the notes measured 1.37x faster on an idle one.
+ * Failures. A trap inside the threaded module (out-of-bounds access, abort) unwinds the calling thread without
+ * releasing what it held: the pool's execution mutex when it was inside a parallel region, so the next pool call
+ * waited forever on a mutex its own thread held (reproduced: the op after a trap spun until killed), and a crashed
+ * worker's error event later killed the process (exit code 7). So every export the backend calls is guarded: the
+ * first trap marks the module broken and throws a WasmThreadsError, and every later call throws it at once; a
+ * crashed worker's error is kept as the reason instead of being rethrown.
+ *
+ * Default: one thread per available core (at most MAX_THREADS); `DATA_PARAMS_WASM_THREADS=1` selects the stock
+ * single-threaded SIMD build and `=N` asks for N threads.
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -23,6 +28,8 @@ import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 const require = createRequire(import.meta.url);
 const SUPPORTED_VERSION = '4.22.0';
 const WASM_PRIORITY = 2;
+/** The module preloads 8 pool workers; more threads would need workers started while the main thread blocks. */
+const MAX_THREADS = 8;
 
 /** What the wasm backend actually runs with, once it has started. */
 export interface WasmThreadsState {
@@ -39,23 +46,100 @@ export function wasmThreadsState(): WasmThreadsState {
   return { ...state };
 }
 
-/** Threads asked for by the environment (DATA_PARAMS_WASM_THREADS, default 1). */
+/** Threads asked for: DATA_PARAMS_WASM_THREADS, else one per available core; at most MAX_THREADS. */
 export function requestedWasmThreads(): number {
   const env = process.env['DATA_PARAMS_WASM_THREADS'];
-  if (env === undefined || env === '') return 1;
+  if (env === undefined || env === '') return Math.min(MAX_THREADS, Math.max(1, os.availableParallelism()));
   const n = Number(env);
   if (!Number.isInteger(n) || n < 1) throw new Error(`DATA_PARAMS_WASM_THREADS must be a positive integer, got '${env}'`);
-  return n;
+  return Math.min(MAX_THREADS, n);
+}
+
+/** Thrown by every call into the threaded module once something inside it has trapped. */
+export class WasmThreadsError extends Error {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(
+      `the threaded wasm build failed (${reason}); its memory and thread pool are in an unknown state, so every ` +
+        'later wasm operation in this process fails too (DATA_PARAMS_WASM_THREADS=1 selects the single-threaded build)',
+      options,
+    );
+    this.name = 'WasmThreadsError';
+  }
+}
+
+/** A short description of what the wasm backend runs, for the backend log line. */
+export function describeWasmBuild(): string {
+  if (state.fallback === null) return `threaded SIMD build, ${state.threads} threads`;
+  return `single-threaded SIMD build: ${state.fallback}`;
 }
 
 interface PThreadWorker {
   unref(): void;
+  onerror: (e: unknown) => void;
 }
+
+type WasmExport = (...args: unknown[]) => unknown;
 
 interface ThreadedModule {
   cwrap(name: string, ret: string | null, args: string[]): (...a: number[]) => number;
+  asm: Record<string, unknown>;
   PThread?: { runningWorkers: PThreadWorker[]; unusedWorkers: PThreadWorker[] };
   tfjs?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** tfjs's own exports besides the kernels (which start with a capital, `_FusedMatMul` with an underscore). */
+const API_EXPORTS = new Set(['init', 'init_with_threads_count', 'get_threads_count', 'register_tensor', 'dispose_data', 'malloc', 'free']);
+
+function describeThrown(err: unknown): string {
+  // A crashed pool thread makes the waiting main thread throw emscripten's "unwind" string.
+  if (err === 'unwind') return 'a thread of the pool crashed';
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/**
+ * Routes tfjs's calls into the module through a guard: after the first exception from wasm every call throws the same
+ * WasmThreadsError instead of entering a module whose locks may still be held. Pool workers that crash report here
+ * instead of rethrowing on the main thread (which would kill the process with exit code 7 at its next turn).
+ * Must run before tfjs `cwrap`s the exports (it captures `Module._name`).
+ */
+function guardModule(wasm: ThreadedModule, workers: PThreadWorker[]): void {
+  let failure: WasmThreadsError | null = null;
+  let workerError: string | null = null;
+  const fail = (err: unknown): WasmThreadsError => {
+    if (failure === null) {
+      const reason = err === 'unwind' && workerError !== null ? `a thread of the pool crashed: ${workerError}` : describeThrown(err);
+      failure = new WasmThreadsError(reason, { cause: err });
+    }
+    return failure;
+  };
+  for (const [name, raw] of Object.entries(wasm.asm)) {
+    if (typeof raw !== 'function' || !(/^_?[A-Z]/.test(name) || API_EXPORTS.has(name))) continue;
+    if (typeof wasm[`_${name}`] !== 'function') continue;
+    const exported = raw as WasmExport;
+    wasm[`_${name}`] = (...args: unknown[]): unknown => {
+      if (failure !== null) throw failure;
+      try {
+        return exported(...args);
+      } catch (err) {
+        throw fail(err);
+      }
+    };
+  }
+  for (const worker of workers) {
+    worker.onerror = (e: unknown) => {
+      if (workerError !== null) return;
+      workerError = describeThrown(e);
+      // The main thread usually saw only "unwind": later calls report the worker's own error.
+      if (failure === null || failure.cause === 'unwind') failure = new WasmThreadsError(`a thread of the pool crashed: ${workerError}`, { cause: e });
+    };
+  }
+}
+
+function poolWorkers(wasm: ThreadedModule): PThreadWorker[] {
+  const pthread = wasm.PThread;
+  if (pthread === undefined) throw new Error('the threaded module has no PThread');
+  return [...pthread.runningWorkers, ...pthread.unusedWorkers];
 }
 
 type ModuleFactory = (config: Record<string, unknown>) => Promise<ThreadedModule>;
@@ -131,6 +215,8 @@ async function startThreaded(
     timer.unref();
   });
   const wasm = await Promise.race([started, timeout]).finally(() => clearTimeout(timer));
+  const workers = poolWorkers(wasm);
+  guardModule(wasm, workers);
   wasm.tfjs = {
     init: wasm.cwrap('init', null, []),
     initWithThreadsCount: wasm.cwrap('init_with_threads_count', null, ['number']),
@@ -142,9 +228,7 @@ async function startThreaded(
   tfwasm.setThreadsCount(threads);
   const backend = new tfwasm.BackendWasm(wasm as unknown as tfwasm.BackendWasm['wasm']);
   // The pool's threads wait on futexes between kernels; unref'd, they never hold the event loop.
-  const pthread = wasm.PThread;
-  if (pthread === undefined) throw new Error('the threaded module has no PThread');
-  for (const worker of [...pthread.runningWorkers, ...pthread.unusedWorkers]) worker.unref();
+  for (const worker of workers) worker.unref();
   return backend;
 }
 
@@ -163,14 +247,19 @@ export function installThreadedWasmFactory(): void {
   const stock = tf.findBackendFactory('wasm');
   if (stock === null || stock === undefined) return;
   if (requested <= 1) {
-    state = { requested, threads: 1, fallback: 'one thread requested' };
+    const why = process.env['DATA_PARAMS_WASM_THREADS'] ? 'DATA_PARAMS_WASM_THREADS=1' : 'one core available';
+    state = { requested, threads: 1, fallback: why };
     return;
   }
   if (tfwasm.version_wasm !== SUPPORTED_VERSION) {
     state = { requested, threads: 1, fallback: `tfjs-backend-wasm ${tfwasm.version_wasm} is not ${SUPPORTED_VERSION}` };
     return;
   }
-  if (tf.engine().registry['wasm'] !== undefined) return; // already running: keep it
+  if (tf.engine().registry['wasm'] !== undefined) {
+    // Already running (started before the training kernels were registered): keep it.
+    if (state.fallback === 'the wasm backend has not started') state = { requested, threads: 1, fallback: 'started before the threaded build was installed' };
+    return;
+  }
   tf.removeBackend('wasm');
   tf.registerBackend(
     'wasm',

@@ -1,0 +1,196 @@
+/**
+ * The threaded-SIMD wasm build (src/runtime/wasm-training/threads.ts): the default thread count, the log line, a trap
+ * that must throw instead of hanging, processes that exit on their own, and the same numbers as the single-threaded
+ * build. Everything that starts a threaded module runs in a child process with a time limit, so that a hang fails
+ * the test instead of the test run.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { describeWasmBuild, requestedWasmThreads, wasmThreadsState } from '../src/runtime/wasm-training/threads.js';
+import { assertClose } from './wasm-compare.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const backendUrl = pathToFileURL(path.join(here, '../src/runtime/backend.js')).href;
+const threadsUrl = pathToFileURL(path.join(here, '../src/runtime/wasm-training/threads.js')).href;
+const benchUrl = pathToFileURL(path.join(here, '../bench/train-step.bench.js')).href;
+const CHILD_LIMIT_MS = 120_000;
+
+interface ChildResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs an ES module script in a fresh node process; kills it after `CHILD_LIMIT_MS` (then `signal` is set). */
+function runChild(script: string, threads: string | null): Promise<ChildResult> {
+  const env = { ...process.env };
+  delete env['DATA_PARAMS_WASM_THREADS'];
+  if (threads !== null) env['DATA_PARAMS_WASM_THREADS'] = threads;
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: here, env, timeout: CHILD_LIMIT_MS });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr, ms: Date.now() - t0 }));
+  });
+}
+
+function assertExitedOnItsOwn(child: ChildResult): void {
+  assert.is(child.signal, null, `child was killed after ${child.ms} ms (it hung or did not exit on its own); stderr: ${child.stderr}`);
+  assert.is(child.status, 0, child.stderr);
+}
+
+function withThreadsEnv<T>(value: string | undefined, f: () => T): T {
+  const saved = process.env['DATA_PARAMS_WASM_THREADS'];
+  if (value === undefined) delete process.env['DATA_PARAMS_WASM_THREADS'];
+  else process.env['DATA_PARAMS_WASM_THREADS'] = value;
+  try {
+    return f();
+  } finally {
+    if (saved === undefined) delete process.env['DATA_PARAMS_WASM_THREADS'];
+    else process.env['DATA_PARAMS_WASM_THREADS'] = saved;
+  }
+}
+
+test('thread count: one per available core by default (at most 8), DATA_PARAMS_WASM_THREADS=N chooses', () => {
+  assert.is(
+    withThreadsEnv(undefined, requestedWasmThreads),
+    Math.min(8, os.availableParallelism()),
+  );
+  assert.is(withThreadsEnv('1', requestedWasmThreads), 1);
+  assert.is(withThreadsEnv('3', requestedWasmThreads), 3);
+  assert.is(withThreadsEnv('64', requestedWasmThreads), 8);
+  assert.throws(() => withThreadsEnv('two', requestedWasmThreads), /DATA_PARAMS_WASM_THREADS must be a positive integer, got 'two'/);
+  assert.throws(() => withThreadsEnv('0', requestedWasmThreads), /positive integer/);
+});
+
+test('describeWasmBuild matches the state of this process', () => {
+  const state = wasmThreadsState();
+  if (state.fallback === null) assert.is(describeWasmBuild(), `threaded SIMD build, ${state.threads} threads`);
+  else assert.is(describeWasmBuild(), `single-threaded SIMD build: ${state.fallback}`);
+});
+
+test('by default a child trains on the threaded build, logs it, and exits on its own (no process.exit)', async () => {
+  const script = `
+    import * as tf from '@tensorflow/tfjs';
+    const { initBackend } = await import(${JSON.stringify(backendUrl)});
+    const { wasmThreadsState } = await import(${JSON.stringify(threadsUrl)});
+    const choice = await initBackend('wasm', { log: null });
+    const w = tf.variable(tf.randomNormal([3, 3, 4, 8], 0, 0.3, 'float32', 1));
+    const x = tf.randomNormal([4, 16, 16, 4], 0, 1, 'float32', 2);
+    const opt = tf.train.sgd(0.05);
+    const losses = [];
+    for (let i = 0; i < 3; i++) {
+      const loss = opt.minimize(() => tf.mean(tf.square(tf.sub(tf.relu(tf.conv2d(x, w, 1, 'same')), 0.5))), true);
+      losses.push(loss.dataSync()[0]);
+      loss.dispose();
+    }
+    process.stdout.write(JSON.stringify({ message: choice.message, state: wasmThreadsState(), losses }));
+  `;
+  const child = await runChild(script, null);
+  assertExitedOnItsOwn(child);
+  const out = JSON.parse(child.stdout) as { message: string; state: { threads: number; fallback: string | null }; losses: number[] };
+  const expected = withThreadsEnv(undefined, requestedWasmThreads);
+  if (expected > 1) {
+    assert.is(out.state.fallback, null, out.message);
+    assert.is(out.state.threads, expected);
+    assert.is(out.message, `backend: wasm (requested), threaded SIMD build, ${expected} threads`);
+  } else {
+    assert.is(out.message, 'backend: wasm (requested), single-threaded SIMD build: one core available');
+  }
+  assert.ok(out.losses[2]! < out.losses[0]!, `losses ${out.losses}`);
+});
+
+test('DATA_PARAMS_WASM_THREADS=1: the single-threaded build, and the log line says why', async () => {
+  const script = `
+    const { initBackend } = await import(${JSON.stringify(backendUrl)});
+    const choice = await initBackend('wasm', { log: null });
+    process.stdout.write(JSON.stringify({ message: choice.message }));
+  `;
+  const child = await runChild(script, '1');
+  assertExitedOnItsOwn(child);
+  assert.is((JSON.parse(child.stdout) as { message: string }).message, 'backend: wasm (requested), single-threaded SIMD build: DATA_PARAMS_WASM_THREADS=1');
+});
+
+test('a trap in the threaded build throws WasmThreadsError, later ops throw it at once, and the process exits', async () => {
+  // A tensor registered with a pointer that runs past the end of wasm memory by one row: the matMul traps in
+  // whichever pool thread reads that row. Before the guard, the next op waited forever on the pool's mutex (the
+  // trapped main thread still held it) or the crashed worker killed the process with exit code 7.
+  const script = `
+    import * as tf from '@tensorflow/tfjs';
+    const { initBackend } = await import(${JSON.stringify(backendUrl)});
+    const { wasmThreadsState } = await import(${JSON.stringify(threadsUrl)});
+    await initBackend('wasm', { log: null });
+    const backend = tf.backend();
+    const M = 256, K = 64;
+    const x = tf.ones([M, K]);
+    const w = tf.ones([K, 64]);
+    const id = backend.dataIdMap.get(x.dataId).id;
+    backend.wasm.tfjs.disposeData(id);
+    backend.wasm.tfjs.registerTensor(id, x.size, backend.wasm.HEAPU8.length - x.size * 4 + K * 4);
+    const outcomes = [];
+    for (const op of [() => tf.matMul(x, w), () => tf.matMul(tf.ones([M, K]), w), () => tf.add(tf.ones([4]), 1)]) {
+      const t0 = Date.now();
+      try {
+        op().dataSync();
+        outcomes.push({ threw: false });
+      } catch (e) {
+        outcomes.push({ threw: true, name: e.name, message: e.message, ms: Date.now() - t0 });
+      }
+    }
+    // Give a crashed worker's error event the chance to arrive (it used to kill the process here).
+    await new Promise((r) => setTimeout(r, 200));
+    process.stdout.write(JSON.stringify({ threads: wasmThreadsState().threads, outcomes }));
+  `;
+  const child = await runChild(script, '2');
+  assertExitedOnItsOwn(child);
+  const out = JSON.parse(child.stdout) as { threads: number; outcomes: { threw: boolean; name?: string; message?: string; ms?: number }[] };
+  assert.is(out.threads, 2);
+  for (const [k, o] of out.outcomes.entries()) {
+    assert.ok(o.threw, `op ${k} did not throw`);
+    assert.is(o.name, 'WasmThreadsError', `op ${k}: ${o.message}`);
+    assert.match(o.message!, /^the threaded wasm build failed \((RuntimeError: memory access out of bounds|a thread of the pool crashed)/);
+    assert.match(o.message!, /DATA_PARAMS_WASM_THREADS=1/);
+  }
+  // Later ops fail without entering the module.
+  assert.ok(out.outcomes[2]!.ms! < 1000, `the third op took ${out.outcomes[2]!.ms} ms to fail`);
+});
+
+test('the threaded build computes the same loss and gradients as the single-threaded one', async () => {
+  // Large enough that XNNPACK splits the convolutions and GEMMs between threads.
+  const script = `
+    import * as tf from '@tensorflow/tfjs';
+    const { initBackend } = await import(${JSON.stringify(backendUrl)});
+    const { wasmThreadsState } = await import(${JSON.stringify(threadsUrl)});
+    const { ReferenceNetwork } = await import(${JSON.stringify(benchUrl)});
+    await initBackend('wasm', { log: null });
+    const net = new ReferenceNetwork(5, 2, 32, 96);
+    const { value, grads } = tf.variableGrads(() => net.loss(), net.variables);
+    const out = [[value.dataSync()[0]], ...net.variables.map((v) => Array.from(grads[v.name].dataSync()))];
+    process.stdout.write(JSON.stringify({ threads: wasmThreadsState().threads, out }));
+  `;
+  const [single, threaded] = await Promise.all([runChild(script, '1'), runChild(script, '2')]);
+  assertExitedOnItsOwn(single);
+  assertExitedOnItsOwn(threaded);
+  const a = JSON.parse(single.stdout) as { threads: number; out: number[][] };
+  const b = JSON.parse(threaded.stdout) as { threads: number; out: number[][] };
+  assert.is(a.threads, 1);
+  assert.is(b.threads, 2);
+  assertClose(
+    b.out.map((o) => Float32Array.from(o)),
+    a.out.map((o) => Float32Array.from(o)),
+    1e-4,
+    'threaded vs single-threaded gradients',
+  );
+});
+
+test.run();
