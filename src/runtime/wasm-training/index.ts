@@ -6,6 +6,7 @@
  * fast paths fall back to the built-in for the cases they do not cover.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedBatchNormPerChannel } from './batch-norm.js';
 import { registerBatchNormGradient } from './batch-norm-grad.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
@@ -14,6 +15,7 @@ import { maxPoolGrad } from './max-pool-grad.js';
 import { sliceViews } from './slice.js';
 import { batchToSpaceND, spaceToBatchND } from './space-batch.js';
 import { registerReductionGradients } from './reduction-gradients.js';
+import { meanLeadingAxes, sumLeadingAxes } from './reductions.js';
 import { resizeBilinearGrad } from './resize-bilinear-grad.js';
 import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
@@ -68,6 +70,9 @@ export function registerWasmTrainingKernels(): string[] {
     ['Cast', castSameDtype],
     ['Slice', sliceViews],
     ['Transpose', transpose],
+    ['Sum', sumLeadingAxes],
+    ['Mean', meanLeadingAxes],
+    ['FusedBatchNorm', fusedBatchNormPerChannel],
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);
