@@ -136,6 +136,25 @@ test('a small conv + batch norm (both forms) + ReLU + global-average-pool net: e
   });
 });
 
+for (const shape of [[2, 3, 5, 4], [7], [3, 5], [1]]) {
+  test(`relu and square gradients (one pass) on [${shape}] match cpu, including 0, infinities and NaN`, async () => {
+    const rng = new Rng(shape.length * 13 + shape[0]!);
+    const x = randomInput(rng, shape, -2, 2);
+    const specials = [0, -0, Infinity, -Infinity, NaN, 1e-30, -1e-30];
+    for (let i = 0; i < x.data.length && i < specials.length; i++) x.data[(i * 5) % x.data.length] = specials[i]!;
+    const dy = randomInput(rng, shape, -3, 3);
+    if (dy.data.length > 3) dy.data[3] = NaN;
+    const f = (t: tf.Tensor, d: tf.Tensor): tf.Tensor[] => [
+      ...tf.grads((u: tf.Tensor) => tf.relu(u))([t], d),
+      ...tf.grads((u: tf.Tensor) => tf.square(u))([t], d),
+    ];
+    const wasm = await runOn('wasm', [x, dy], f);
+    const cpu = await runOn('cpu', [x, dy], f);
+    // Bit for bit: the same float32 products (NaN where cpu has NaN).
+    wasm.forEach((out, k) => assert.equal(Array.from(out), Array.from(cpu[k]!), `output ${k}`));
+  });
+}
+
 test('the fast paths leave no tensors or wasm buffers behind', async () => {
   await tf.setBackend('wasm');
   const rng = new Rng(71);
@@ -145,7 +164,8 @@ test('the fast paths leave no tensors or wasm buffers behind', async () => {
   const step = (): void => {
     const grads = tf.grads((t: tf.Tensor, s: tf.Tensor) => {
       const mom = tf.moments(t, [0, 1, 2]);
-      return tf.add(tf.sum(tf.batchNorm(t, mom.mean, mom.variance, b, s as tf.Tensor1D, 1e-3)), tf.sum(tf.batchNorm(t, m, v, b, s as tf.Tensor1D)));
+      const y = tf.relu(tf.batchNorm(t, mom.mean, mom.variance, b, s as tf.Tensor1D, 1e-3));
+      return tf.add(tf.sum(y), tf.sum(tf.batchNorm(t, m, v, b, s as tf.Tensor1D)));
     })([x, g]);
     tf.dispose(grads);
   };

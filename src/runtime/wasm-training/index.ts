@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fusedBatchNormPerChannel } from './batch-norm.js';
 import { registerBatchNormGradient } from './batch-norm-grad.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
+import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
 import { castSameDtype, identity } from './identity-cast.js';
 import { maxPoolGrad } from './max-pool-grad.js';
@@ -53,6 +54,7 @@ export function registerWasmTrainingKernels(): string[] {
   installThreadedWasmFactory();
   registerReductionGradients();
   registerBatchNormGradient();
+  registerElementwiseGradients();
   const kernels: [string, (args: KernelArgs) => TensorInfo][] = [
     ['Conv2DBackpropFilter', conv2DBackpropFilter],
     ['Conv2DBackpropInput', conv2DBackpropInput],

@@ -68,6 +68,11 @@ const F32X4_MUL = simd(0xe6);
 const F64X2_ADD = simd(0xf0);
 const F64X2_MUL = simd(0xf2);
 const PROMOTE_LOW = simd(0x5f); // f64x2.promote_low_f32x4
+const F32X4_NE = simd(0x42);
+const F32X4_GT = simd(0x44);
+const V128_AND = simd(0x4e);
+const V128_OR = simd(0x50);
+const f32x4Const = (v: number): number[] => [...simd(0x0c), ...[0, 1, 2, 3].flatMap(() => [...new Uint8Array(new Float32Array([v]).buffer)])];
 
 interface Func {
   name: string;
@@ -157,6 +162,36 @@ function normalize(): Func {
   return { name: 'normalize', params: 7, locals: [[2, I32]], body: rowLoop({ x, rows, c, p, end }, inner, adv) };
 }
 
+/**
+ * `for p in [0, 16 * groups) step 16: inner` over whole 4-float groups; pointers advanced by `advance`.
+ * groups must be positive.
+ */
+function elementLoop(groups: number, inner: number[], advance: number[]): number[] {
+  return [...LOOP, ...inner, ...advance, ...get(groups), ...i32c(1), ...I32_SUB, ...tee(groups), ...brIf(0), ...END];
+}
+
+/**
+ * reluGrad(x, dy, groups, out): out = dy * step(x), step(x) = 1 for x > 0, NaN for NaN, else 0 (tfjs-core's
+ * mul(dy, step(x)) as one pass, the same float32 products).
+ */
+function reluGrad(): Func {
+  const [x, dy, groups, out, v] = [0, 1, 2, 3, 4];
+  const step = [
+    ...get(v), ...f32x4Const(0), ...F32X4_GT, ...f32x4Const(1), ...V128_AND,
+    ...get(v), ...get(v), ...F32X4_NE, ...f32x4Const(NaN), ...V128_AND,
+    ...V128_OR,
+  ];
+  const inner = [...get(x), ...load(0), ...set(v), ...get(out), ...get(dy), ...load(0), ...step, ...F32X4_MUL, ...store(0)];
+  return { name: 'reluGrad', params: 4, locals: [[1, V128]], body: elementLoop(groups, inner, [...advance16(x), ...advance16(dy), ...advance16(out)]) };
+}
+
+/** squareGrad(x, dy, groups, out): out = dy * (x + x) (tfjs-core's mul(dy, mul(x, 2)) as one pass, same values). */
+function squareGrad(): Func {
+  const [x, dy, groups, out] = [0, 1, 2, 3];
+  const inner = [...get(out), ...get(dy), ...load(0), ...get(x), ...load(0), ...get(x), ...load(0), ...F32X4_ADD, ...F32X4_MUL, ...store(0)];
+  return { name: 'squareGrad', params: 4, locals: [], body: elementLoop(groups, inner, [...advance16(x), ...advance16(dy), ...advance16(out)]) };
+}
+
 function assemble(funcs: Func[], shared: boolean): Uint8Array {
   const types = funcs.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), 0]);
   // Memory import: no minimum beyond 0; a shared memory must declare a maximum (4 GiB covers any).
@@ -184,6 +219,8 @@ export interface SimdKernels {
   columnSums(x: number, rows: number, c: number, acc: number): void;
   batchNormGradSums(x: number, dy: number, rows: number, c: number, mean: number, accDy: number, accDyXc: number): void;
   normalize(x: number, rows: number, c: number, mean: number, scale: number, offset: number, out: number): void;
+  reluGrad(x: number, dy: number, groups: number, out: number): void;
+  squareGrad(x: number, dy: number, groups: number, out: number): void;
 }
 
 /** The parts of the WebAssembly JS API used here (the project's `lib` setting does not declare them). */
@@ -213,7 +250,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   if (cached !== undefined) return cached;
   let kernels: SimdKernels | null = null;
   try {
-    const bytes = assemble([columnSums(), batchNormGradSums(), normalize()], memory.buffer instanceof SharedArrayBuffer);
+    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad()], memory.buffer instanceof SharedArrayBuffer);
     const instance = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } });
     kernels = instance.exports as unknown as SimdKernels;
   } catch {
