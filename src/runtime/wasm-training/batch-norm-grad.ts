@@ -6,7 +6,8 @@
  * element mean, non-float32, other backends) keep tfjs-core's gradient.
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapF32, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
+import { heapBuffer, heapOffset, scratch, simdKernels } from './simd-kernels.js';
+import { heapF32, release, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 export const BATCH_NORM_GRAD_KERNEL = 'DataParamsWasmBatchNormGrad';
 
@@ -17,33 +18,57 @@ export function batchNormGrad(args: KernelArgs): TensorInfo[] {
   const scale = args.inputs['scale'];
   const eps = (args.attrs as unknown as { varianceEpsilon: number }).varianceEpsilon;
   const c = mean!.shape[0]!;
+  const n = tf.util.sizeFromShape(x!.shape);
   const outs = [backend.makeOutput(x!.shape, 'float32'), ...[0, 1, 2, 3].map(() => backend.makeOutput([c], 'float32'))];
+  const kernels = c >= 4 && c % 4 === 0 ? simdKernels(backend) : null;
+  // Per channel: sum(dy) and sum(dy * (x - mean)) in float64, then dx = dy * k with k = rsqrt(var + eps) * scale.
+  const sumDy = new Float64Array(c);
+  const sumDyXc = new Float64Array(c);
+  const k = new Float32Array(c);
+  const finish = (): void => {
+    const V = heapF32(backend, variance!);
+    const S = scale === undefined ? null : heapF32(backend, scale);
+    const [, DM, DV, DS, DO] = outs.map((o) => heapF32(backend, o)) as Float32Array[];
+    for (let j = 0; j < c; j++) {
+      const rs = 1 / Math.sqrt(V[j]! + eps);
+      const s = S === null ? 1 : S[j]!;
+      k[j] = rs * s;
+      DM![j] = -rs * s * sumDy[j]!;
+      DV![j] = -0.5 * rs * rs * rs * s * sumDyXc[j]!;
+      DS![j] = rs * sumDyXc[j]!;
+      DO![j] = sumDy[j]!;
+    }
+  };
+  if (kernels !== null) {
+    const work = scratch(backend, 24 * c); // [sumDy f64 | sumDyXc f64 | k f32 | zeros f32]
+    const at = work.offset;
+    const buffer = heapBuffer(backend);
+    const accDy = new Float64Array(buffer, at, c);
+    const accDyXc = new Float64Array(buffer, at + 8 * c, c);
+    accDy.fill(0);
+    accDyXc.fill(0);
+    kernels.batchNormGradSums(heapOffset(backend, x!), heapOffset(backend, dy!), n / c, c, heapOffset(backend, mean!), at, at + 8 * c);
+    sumDy.set(accDy);
+    sumDyXc.set(accDyXc);
+    finish();
+    new Float32Array(buffer, at + 16 * c, c).set(k);
+    new Float32Array(buffer, at + 20 * c, c).fill(0);
+    kernels.normalize(heapOffset(backend, dy!), n / c, c, at + 20 * c, at + 16 * c, at + 20 * c, heapOffset(backend, outs[0]!));
+    release(backend, work.info);
+    return outs;
+  }
   const X = heapF32(backend, x!);
   const DY = heapF32(backend, dy!);
   const M = heapF32(backend, mean!);
-  const V = heapF32(backend, variance!);
-  const S = scale === undefined ? null : heapF32(backend, scale);
-  const [DX, DM, DV, DS, DO] = outs.map((o) => heapF32(backend, o)) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
-  const sumDy = new Float64Array(c);
-  const sumDyXc = new Float64Array(c);
-  const n = X.length;
   for (let i = 0; i < n; i += c) {
     for (let j = 0; j < c; j++) {
       const g = DY[i + j]!;
       sumDy[j] += g;
-      sumDyXc[j] += g * (X[i + j]! - M[j]!);
+      sumDyXc[j] += g * Math.fround(X[i + j]! - M[j]!);
     }
   }
-  const k = new Float32Array(c); // rsqrt(var + eps) * scale
-  for (let j = 0; j < c; j++) {
-    const rs = 1 / Math.sqrt(V[j]! + eps);
-    const s = S === null ? 1 : S[j]!;
-    k[j] = rs * s;
-    DM[j] = -rs * s * sumDy[j]!;
-    DV[j] = -0.5 * rs * rs * rs * s * sumDyXc[j]!;
-    DS[j] = rs * sumDyXc[j]!;
-    DO[j] = sumDy[j]!;
-  }
+  finish();
+  const DX = heapF32(backend, outs[0]!);
   for (let i = 0; i < n; i += c) for (let j = 0; j < c; j++) DX[i + j] = DY[i + j]! * k[j]!;
   return outs;
 }

@@ -6,14 +6,17 @@
  * fast paths fall back to the built-in for the cases they do not cover.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedBatchNormPerChannel } from './batch-norm.js';
 import { registerBatchNormGradient } from './batch-norm-grad.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
+import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
 import { castSameDtype, identity } from './identity-cast.js';
 import { maxPoolGrad } from './max-pool-grad.js';
 import { sliceViews } from './slice.js';
 import { batchToSpaceND, spaceToBatchND } from './space-batch.js';
 import { registerReductionGradients } from './reduction-gradients.js';
+import { meanLeadingAxes, sumLeadingAxes } from './reductions.js';
 import { resizeBilinearGrad } from './resize-bilinear-grad.js';
 import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
@@ -51,6 +54,7 @@ export function registerWasmTrainingKernels(): string[] {
   installThreadedWasmFactory();
   registerReductionGradients();
   registerBatchNormGradient();
+  registerElementwiseGradients();
   const kernels: [string, (args: KernelArgs) => TensorInfo][] = [
     ['Conv2DBackpropFilter', conv2DBackpropFilter],
     ['Conv2DBackpropInput', conv2DBackpropInput],
@@ -68,6 +72,9 @@ export function registerWasmTrainingKernels(): string[] {
     ['Cast', castSameDtype],
     ['Slice', sliceViews],
     ['Transpose', transpose],
+    ['Sum', sumLeadingAxes],
+    ['Mean', meanLeadingAxes],
+    ['FusedBatchNorm', fusedBatchNormPerChannel],
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);

@@ -1,0 +1,181 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/runtime/backend.js';
+import { reductionLayout } from '../src/runtime/wasm-training/reductions.js';
+import { simdKernels } from '../src/runtime/wasm-training/simd-kernels.js';
+import type { BackendWasm } from '../src/runtime/wasm-training/wasm-kernel-utils.js';
+import { Rng } from '../src/util/rng.js';
+import { assertClose, compareGrads, randomInput, runOn } from './wasm-compare.js';
+
+test.before(async () => {
+  await initBackend('wasm', { log: null });
+});
+test.after(async () => {
+  await initBackend('cpu', { log: null });
+});
+
+test('the SIMD module assembles and binds to the wasm backend memory', async () => {
+  await tf.setBackend('wasm');
+  assert.ok(simdKernels(tf.backend() as unknown as BackendWasm) !== null, 'SIMD kernels available under Node');
+});
+
+test('reduction layout: reduced axes as the middle of [outer, rows, inner], null when not contiguous', () => {
+  assert.equal(reductionLayout([8, 4, 6, 32], [0, 1, 2]), [1, 192, 32]);
+  assert.equal(reductionLayout([8, 4, 6, 32], [1, 2]), [8, 24, 32]);
+  assert.equal(reductionLayout([8, 4, 6, 32], [-4]), [1, 8, 768]);
+  assert.equal(reductionLayout([8, 4, 6, 32], [3]), [192, 32, 1]);
+  assert.equal(reductionLayout([8, 4, 6, 32], [0, 2]), null);
+});
+
+const reductionCases: { shape: number[]; axis: number | number[] }[] = [
+  { shape: [37, 8], axis: 0 }, // rank 2, leading
+  { shape: [37, 8], axis: 1 }, // trailing: built-in
+  { shape: [5, 7, 12], axis: [0, 1] },
+  { shape: [5, 7, 12], axis: 1 }, // middle
+  { shape: [5, 7, 6], axis: [0, 1] }, // 6 channels: built-in
+  { shape: [3, 5, 6, 16], axis: [0, 1, 2] }, // batch statistics
+  { shape: [3, 5, 6, 16], axis: [1, 2] }, // global average pooling
+  { shape: [3, 5, 6, 16], axis: [0, 2] }, // not contiguous: built-in
+  { shape: [3, 5, 6, 4], axis: [-4, -3] },
+  { shape: [3, 5, 2, 3], axis: [0, 1] }, // inner 6: built-in
+  { shape: [2, 3, 4, 5, 8], axis: [1, 2, 3] },
+  { shape: [1, 1, 1, 8], axis: [0, 1, 2] }, // one row
+];
+
+for (const c of reductionCases) {
+  for (const keepDims of [false, true]) {
+    const what = `sum/mean over [${c.axis}] of [${c.shape}] keepDims ${keepDims} match cpu (values and shapes)`;
+    test(what, async () => {
+      const x = randomInput(new Rng(c.shape.length * 31 + c.shape[0]!), c.shape, -3, 5);
+      const f = (t: tf.Tensor): tf.Tensor[] => [tf.sum(t, c.axis, keepDims), tf.mean(t, c.axis, keepDims)];
+      const shapes = async (backend: 'cpu' | 'wasm'): Promise<number[][]> => {
+        await tf.setBackend(backend);
+        return tf.tidy(() => f(tf.tensor(x.data, x.shape)).map((t) => t.shape.slice()));
+      };
+      assert.equal(await shapes('wasm'), await shapes('cpu'));
+      assertClose(await runOn('wasm', [x], f), await runOn('cpu', [x], f), 1e-6, what);
+      const out = tf.tidy(() => tf.sum(tf.zeros(c.shape), c.axis, keepDims).shape.slice());
+      await compareGrads(`${what}: gradient`, [x], out, (t) => tf.mean(tf.mul(t, t), c.axis, keepDims));
+    });
+  }
+}
+
+test('leading-axis sums are accumulated in float64: exact where a float32 running sum drifts', async () => {
+  // 2^18 rows of 4 channels with a large common offset: float32 running sums lose the low bits.
+  const rows = 1 << 18;
+  const rng = new Rng(3);
+  const data = new Float32Array(rows * 4);
+  const exact = new Float64Array(4);
+  for (let i = 0; i < data.length; i++) {
+    data[i] = 1000 + rng.uniform(0, 1);
+    exact[i % 4] += data[i]!;
+  }
+  const [sum, mean] = await runOn('wasm', [{ shape: [64, rows / 64, 4], data }], (t) => [tf.sum(t, [0, 1]), tf.mean(t, [0, 1])]);
+  for (let j = 0; j < 4; j++) {
+    assert.is(sum![j], Math.fround(exact[j]!), `sum channel ${j}`);
+    assert.is(mean![j], Math.fround(exact[j]! / rows), `mean channel ${j}`);
+  }
+});
+
+const batchNormCases: { shape: number[]; scale: boolean; offset: boolean }[] = [
+  { shape: [2, 5, 3, 8], scale: true, offset: true },
+  { shape: [2, 5, 3, 8], scale: false, offset: true },
+  { shape: [2, 5, 3, 8], scale: true, offset: false },
+  { shape: [7, 12], scale: true, offset: true },
+  { shape: [2, 5, 3, 6], scale: true, offset: true }, // 6 channels: built-in
+];
+
+for (const c of batchNormCases) {
+  const what = `batchNorm forward on [${c.shape}] (scale ${c.scale}, offset ${c.offset}) matches cpu`;
+  test(what, async () => {
+    const rng = new Rng(c.shape.reduce((a, b) => a + b, 0));
+    const ch = c.shape[c.shape.length - 1]!;
+    const inputs = [randomInput(rng, c.shape, -2, 3), randomInput(rng, [ch]), randomInput(rng, [ch], 0.2, 2), randomInput(rng, [ch], 0.5, 1.5), randomInput(rng, [ch])];
+    const f = (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor[] => [
+      tf.batchNorm(x, m as tf.Tensor1D, v as tf.Tensor1D, c.offset ? (b as tf.Tensor1D) : undefined, c.scale ? (g as tf.Tensor1D) : undefined, 1e-3),
+    ];
+    assertClose(await runOn('wasm', inputs, f), await runOn('cpu', inputs, f), 2e-6, what);
+  });
+}
+
+for (const ch of [8, 6]) {
+  const what = `batch-norm gradients w.r.t. every input with ${ch} channels (${ch % 4 === 0 ? 'SIMD' : 'JavaScript'} path) match cpu`;
+  test(what, async () => {
+    const rng = new Rng(50 + ch);
+    const x = randomInput(rng, [2, 5, 3, ch], -2, 3);
+    const mean = randomInput(rng, [ch]);
+    const variance = randomInput(rng, [ch], 0.2, 2);
+    const gamma = randomInput(rng, [ch], 0.5, 1.5);
+    const beta = randomInput(rng, [ch]);
+    await compareGrads(what, [x, mean, variance, gamma, beta], [2, 5, 3, ch], (xt, m, v, g, b) =>
+      tf.batchNorm(xt!, m as tf.Tensor1D, v as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3),
+    );
+  });
+}
+
+test('a small conv + batch norm (both forms) + ReLU + global-average-pool net: every gradient matches cpu', async () => {
+  const rng = new Rng(61);
+  const x = randomInput(rng, [2, 9, 7, 3]);
+  const w1 = randomInput(rng, [3, 3, 3, 8], -0.5, 0.5);
+  const w2 = randomInput(rng, [3, 3, 8, 12], -0.3, 0.3);
+  const g1 = randomInput(rng, [8], 0.5, 1.5);
+  const b1 = randomInput(rng, [8]);
+  const g2 = randomInput(rng, [12], 0.5, 1.5);
+  const b2 = randomInput(rng, [12]);
+  await compareGrads('conv-bn-relu net', [x, w1, w2, g1, b1, g2, b2], [2, 12], (xt, f1, f2, s1, o1, s2, o2) => {
+    // tf.batchNorm with batch statistics (the reference network) ...
+    let h = tf.conv2d(xt as tf.Tensor4D, f1 as tf.Tensor4D, 1, 'same');
+    const m1 = tf.moments(h, [0, 1, 2]);
+    h = tf.relu(tf.batchNorm(h, m1.mean, m1.variance, o1 as tf.Tensor1D, s1 as tf.Tensor1D, 1e-3)) as tf.Tensor4D;
+    // ... and the element-wise form of src/nn's BatchNorm layer.
+    let k = tf.conv2d(h, f2 as tf.Tensor4D, 2, 'same');
+    const m2 = tf.moments(k, [0, 1, 2]);
+    k = tf.add(tf.mul(tf.sub(k, m2.mean), tf.mul(s2!, tf.rsqrt(tf.add(m2.variance, 1e-5)))), o2!) as tf.Tensor4D;
+    return tf.mean(tf.relu(k), [1, 2]);
+  });
+});
+
+for (const shape of [[2, 3, 5, 4], [7], [3, 5], [1]]) {
+  test(`relu and square gradients (one pass) on [${shape}] match cpu, including 0, infinities and NaN`, async () => {
+    const rng = new Rng(shape.length * 13 + shape[0]!);
+    const x = randomInput(rng, shape, -2, 2);
+    const specials = [0, -0, Infinity, -Infinity, NaN, 1e-30, -1e-30];
+    for (let i = 0; i < x.data.length && i < specials.length; i++) x.data[(i * 5) % x.data.length] = specials[i]!;
+    const dy = randomInput(rng, shape, -3, 3);
+    if (dy.data.length > 3) dy.data[3] = NaN;
+    const f = (t: tf.Tensor, d: tf.Tensor): tf.Tensor[] => [
+      ...tf.grads((u: tf.Tensor) => tf.relu(u))([t], d),
+      ...tf.grads((u: tf.Tensor) => tf.square(u))([t], d),
+    ];
+    const wasm = await runOn('wasm', [x, dy], f);
+    const cpu = await runOn('cpu', [x, dy], f);
+    // Bit for bit: the same float32 products (NaN where cpu has NaN).
+    wasm.forEach((out, k) => assert.equal(Array.from(out), Array.from(cpu[k]!), `output ${k}`));
+  });
+}
+
+test('the fast paths leave no tensors or wasm buffers behind', async () => {
+  await tf.setBackend('wasm');
+  const rng = new Rng(71);
+  const x = tf.tensor(randomInput(rng, [2, 4, 5, 8]).data, [2, 4, 5, 8]);
+  const params = [0, 1, 2, 3].map(() => tf.tensor(randomInput(rng, [8], 0.5, 1.5).data, [8]));
+  const [m, v, g, b] = params as [tf.Tensor1D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+  const step = (): void => {
+    const grads = tf.grads((t: tf.Tensor, s: tf.Tensor) => {
+      const mom = tf.moments(t, [0, 1, 2]);
+      const y = tf.relu(tf.batchNorm(t, mom.mean, mom.variance, b, s as tf.Tensor1D, 1e-3));
+      return tf.add(tf.sum(y), tf.sum(tf.batchNorm(t, m, v, b, s as tf.Tensor1D)));
+    })([x, g]);
+    tf.dispose(grads);
+  };
+  step();
+  const tensors = tf.memory().numTensors;
+  const buffers = tf.backend().numDataIds();
+  for (let i = 0; i < 3; i++) step();
+  assert.is(tf.memory().numTensors, tensors);
+  assert.is(tf.backend().numDataIds(), buffers);
+  tf.dispose([x, ...params]);
+});
+
+test.run();
