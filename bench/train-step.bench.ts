@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- --only train-step [--backend NAME] [--steps N] [--include-cpu] [--cpu-full-step] [--profile]
- *   [--pytorch PYTHON]` (wasm threads: one per core by default, at most 8; DATA_PARAMS_WASM_THREADS=1 selects the
- * single-threaded build)
+ *   [--pytorch PYTHON]` (wasm threads: one per core by default, at most 8, single-threaded when the load average
+ * covers every core; DATA_PARAMS_WASM_THREADS=N chooses, 1 selects the single-threaded build)
  *
  * Median milliseconds per training step of the reference network of issue 3 (so the same work can be timed in other
  * frameworks): batch 8 of 128x384x3 NHWC; conv3x3 (no bias) + batch-norm (batch statistics, eps 1e-3) + ReLU with

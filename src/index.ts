@@ -144,5 +144,11 @@ export {
   parseKittiEvalClasses,
 } from '../detection/kitti-eval/index.js';
 export type { KittiApEntry, KittiApDetail, KittiEvalResult, KittiEvalInput, KittiEvalClass, KittiDirsOptions } from '../detection/kitti-eval/index.js';
-export { registerWasmTrainingKernels, wasmThreadsState, requestedWasmThreads } from './runtime/wasm-training/index.js';
-export type { WasmThreadsState } from './runtime/wasm-training/index.js';
+export {
+  registerWasmTrainingKernels,
+  wasmThreadsState,
+  wasmThreadsChoice,
+  requestedWasmThreads,
+  WasmThreadsError,
+} from './runtime/wasm-training/index.js';
+export type { WasmThreadsState, WasmThreadsChoice } from './runtime/wasm-training/index.js';

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { describeWasmBuild, requestedWasmThreads, wasmThreadsState } from '../src/runtime/wasm-training/threads.js';
+import { describeWasmBuild, requestedWasmThreads, wasmThreadsChoice, wasmThreadsState } from '../src/runtime/wasm-training/threads.js';
 import { assertClose } from './wasm-compare.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -61,12 +61,15 @@ function withThreadsEnv<T>(value: string | undefined, f: () => T): T {
   }
 }
 
-test('thread count: one per available core by default (at most 8), DATA_PARAMS_WASM_THREADS=N chooses', () => {
-  assert.is(
-    withThreadsEnv(undefined, requestedWasmThreads),
-    Math.min(8, os.availableParallelism()),
-  );
-  assert.is(withThreadsEnv('1', requestedWasmThreads), 1);
+test('thread count: one per available core unless all are busy (at most 8), DATA_PARAMS_WASM_THREADS=N chooses', () => {
+  const byDefault = withThreadsEnv(undefined, wasmThreadsChoice);
+  const cores = os.availableParallelism();
+  if (cores === 1) assert.equal(byDefault, { threads: 1, why: 'one core available' });
+  else if (byDefault.threads === 1) assert.match(byDefault.why, /^load average [\d.]+ >= \d+ cores, threads would wait on each other/);
+  else assert.equal(byDefault, { threads: Math.min(8, cores), why: `${cores} cores` });
+  // Decided once per process.
+  assert.equal(withThreadsEnv(undefined, wasmThreadsChoice), byDefault);
+  assert.equal(withThreadsEnv('1', wasmThreadsChoice), { threads: 1, why: 'DATA_PARAMS_WASM_THREADS=1' });
   assert.is(withThreadsEnv('3', requestedWasmThreads), 3);
   assert.is(withThreadsEnv('64', requestedWasmThreads), 8);
   assert.throws(() => withThreadsEnv('two', requestedWasmThreads), /DATA_PARAMS_WASM_THREADS must be a positive integer, got 'two'/);
@@ -79,7 +82,7 @@ test('describeWasmBuild matches the state of this process', () => {
   else assert.is(describeWasmBuild(), `single-threaded SIMD build: ${state.fallback}`);
 });
 
-test('by default a child trains on the threaded build, logs it, and exits on its own (no process.exit)', async () => {
+test('by default a child trains on the threaded build (unless all cores are busy), logs which, and exits on its own', async () => {
   const script = `
     import * as tf from '@tensorflow/tfjs';
     const { initBackend } = await import(${JSON.stringify(backendUrl)});
@@ -99,13 +102,14 @@ test('by default a child trains on the threaded build, logs it, and exits on its
   const child = await runChild(script, null);
   assertExitedOnItsOwn(child);
   const out = JSON.parse(child.stdout) as { message: string; state: { threads: number; fallback: string | null }; losses: number[] };
-  const expected = withThreadsEnv(undefined, requestedWasmThreads);
-  if (expected > 1) {
-    assert.is(out.state.fallback, null, out.message);
-    assert.is(out.state.threads, expected);
-    assert.is(out.message, `backend: wasm (requested), threaded SIMD build, ${expected} threads`);
+  // The child decides from the load average at its own start: threaded, or single-threaded saying why.
+  const cores = os.availableParallelism();
+  if (out.state.fallback === null) {
+    assert.is(out.state.threads, Math.min(8, cores));
+    assert.is(out.message, `backend: wasm (requested), threaded SIMD build, ${out.state.threads} threads`);
   } else {
-    assert.is(out.message, 'backend: wasm (requested), single-threaded SIMD build: one core available');
+    assert.is(out.state.threads, 1);
+    assert.match(out.message, cores === 1 ? /single-threaded SIMD build: one core available$/ : /single-threaded SIMD build: load average /);
   }
   assert.ok(out.losses[2]! < out.losses[0]!, `losses ${out.losses}`);
 });
@@ -149,12 +153,20 @@ test('a trap in the threaded build throws WasmThreadsError, later ops throw it a
     }
     // Give a crashed worker's error event the chance to arrive (it used to kill the process here).
     await new Promise((r) => setTimeout(r, 200));
-    process.stdout.write(JSON.stringify({ threads: wasmThreadsState().threads, outcomes }));
+    const threads = wasmThreadsState().threads;
+    // Removing the broken backend must neither throw nor enter the module.
+    tf.removeBackend('wasm');
+    process.stdout.write(JSON.stringify({ threads, outcomes, removed: tf.engine().registry['wasm'] === undefined }));
   `;
   const child = await runChild(script, '2');
   assertExitedOnItsOwn(child);
-  const out = JSON.parse(child.stdout) as { threads: number; outcomes: { threw: boolean; name?: string; message?: string; ms?: number }[] };
+  const out = JSON.parse(child.stdout) as {
+    threads: number;
+    outcomes: { threw: boolean; name?: string; message?: string; ms?: number }[];
+    removed: boolean;
+  };
   assert.is(out.threads, 2);
+  assert.ok(out.removed);
   for (const [k, o] of out.outcomes.entries()) {
     assert.ok(o.threw, `op ${k} did not throw`);
     assert.is(o.name, 'WasmThreadsError', `op ${k}: ${o.message}`);

@@ -45,7 +45,8 @@ function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo |
 
 /**
  * Registers the wasm training kernels (idempotent) and returns their names. Also arranges for the wasm backend, when
- * it starts, to use the threaded-SIMD build if DATA_PARAMS_WASM_THREADS asks for more than one thread (threads.ts),
+ * it starts, to use the threaded-SIMD build with one thread per core unless DATA_PARAMS_WASM_THREADS says otherwise
+ * or the cores are already busy (threads.ts),
  * and replaces the Sum and Mean gradients on wasm by ones without a full-size `ones` tensor, and FusedBatchNorm's by
  * one kernel (batch-norm-grad.ts).
  */
@@ -82,5 +83,5 @@ export function registerWasmTrainingKernels(): string[] {
   return registered;
 }
 
-export { wasmThreadsState, requestedWasmThreads } from './threads.js';
-export type { WasmThreadsState } from './threads.js';
+export { wasmThreadsState, wasmThreadsChoice, requestedWasmThreads, WasmThreadsError } from './threads.js';
+export type { WasmThreadsState, WasmThreadsChoice } from './threads.js';

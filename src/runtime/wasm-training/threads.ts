@@ -15,8 +15,8 @@
  * first trap marks the module broken and throws a WasmThreadsError, and every later call throws it at once; a
  * crashed worker's error is kept as the reason instead of being rethrown.
  *
- * Default: one thread per available core (at most MAX_THREADS); `DATA_PARAMS_WASM_THREADS=1` selects the stock
- * single-threaded SIMD build and `=N` asks for N threads.
+ * Default: one thread per available core (at most MAX_THREADS), unless all cores are busy at start-up (see
+ * wasmThreadsChoice); `DATA_PARAMS_WASM_THREADS=1` selects the stock single-threaded SIMD build and `=N` asks for N.
  */
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -46,13 +46,44 @@ export function wasmThreadsState(): WasmThreadsState {
   return { ...state };
 }
 
-/** Threads asked for: DATA_PARAMS_WASM_THREADS, else one per available core; at most MAX_THREADS. */
-export function requestedWasmThreads(): number {
+export interface WasmThreadsChoice {
+  threads: number;
+  /** Why this many: the variable, the cores, or why one thread. */
+  why: string;
+}
+
+let defaultChoice: WasmThreadsChoice | null = null;
+
+/**
+ * Threads to start and why: `DATA_PARAMS_WASM_THREADS=N` (at most MAX_THREADS), else one per available core unless
+ * the 1-minute load average already covers every core, where the pool's threads would keep waiting for each other
+ * (measured on a 2-core machine at load 4-9: a step took 3.3 s with 2 threads, 2.6 s with 1, medians of 12 alternating
+ * runs each). The default is decided once per process.
+ */
+export function wasmThreadsChoice(): WasmThreadsChoice {
   const env = process.env['DATA_PARAMS_WASM_THREADS'];
-  if (env === undefined || env === '') return Math.min(MAX_THREADS, Math.max(1, os.availableParallelism()));
-  const n = Number(env);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`DATA_PARAMS_WASM_THREADS must be a positive integer, got '${env}'`);
-  return Math.min(MAX_THREADS, n);
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`DATA_PARAMS_WASM_THREADS must be a positive integer, got '${env}'`);
+    return { threads: Math.min(MAX_THREADS, n), why: `DATA_PARAMS_WASM_THREADS=${env}` };
+  }
+  defaultChoice ??= defaultThreads();
+  return { ...defaultChoice };
+}
+
+function defaultThreads(): WasmThreadsChoice {
+  const cores = os.availableParallelism();
+  if (cores <= 1) return { threads: 1, why: 'one core available' };
+  const load = os.loadavg()[0] ?? 0;
+  if (load >= cores) {
+    return { threads: 1, why: `load average ${load.toFixed(1)} >= ${cores} cores, threads would wait on each other (DATA_PARAMS_WASM_THREADS=N forces N)` };
+  }
+  return { threads: Math.min(MAX_THREADS, cores), why: `${cores} cores` };
+}
+
+/** Threads asked for (see wasmThreadsChoice). */
+export function requestedWasmThreads(): number {
+  return wasmThreadsChoice().threads;
 }
 
 /** Thrown by every call into the threaded module once something inside it has trapped. */
@@ -125,6 +156,12 @@ function guardModule(wasm: ThreadedModule, workers: PThreadWorker[]): void {
         throw fail(err);
       }
     };
+  }
+  // The module's own _dispose also removes its process listeners: keep it, but skip it once the module is broken
+  // (its locks may be held), so that removing the backend still works.
+  const dispose = wasm['_dispose'];
+  if (typeof dispose === 'function') {
+    wasm['_dispose'] = (): unknown => (failure === null ? (dispose as WasmExport)() : undefined);
   }
   for (const worker of workers) {
     worker.onerror = (e: unknown) => {
@@ -237,18 +274,18 @@ async function startThreaded(
  * Does nothing when the wasm backend has already started or only one thread is wanted.
  */
 export function installThreadedWasmFactory(): void {
-  let requested: number;
+  let choice: WasmThreadsChoice;
   try {
-    requested = requestedWasmThreads();
+    choice = wasmThreadsChoice();
   } catch (err) {
     state = { requested: 1, threads: 1, fallback: (err as Error).message };
     return;
   }
+  const requested = choice.threads;
   const stock = tf.findBackendFactory('wasm');
   if (stock === null || stock === undefined) return;
   if (requested <= 1) {
-    const why = process.env['DATA_PARAMS_WASM_THREADS'] ? 'DATA_PARAMS_WASM_THREADS=1' : 'one core available';
-    state = { requested, threads: 1, fallback: why };
+    state = { requested, threads: 1, fallback: choice.why };
     return;
   }
   if (tfwasm.version_wasm !== SUPPORTED_VERSION) {
