@@ -117,8 +117,10 @@ export function conv2DBackpropFilterConv(args: KernelArgs): TensorInfo {
  * patches(x)^T [fh*fw*Ci, chunk] . dy [chunk, Co]. Blocking the reduction (N*Ho*Wo, 98,304 on the reference network's
  * first layers) keeps the GEMM's packed dy chunk and the patch rows it walks in cache: XNNPACK's fully-connected op
  * does not block it and streamed the whole packed dy from memory once per few patch rows (~10 instead of ~16 GMAC/s).
- * The transposed patches are copied from x in [Ci, N, H, W] layout (one fast transpose) as runs of Wo per row, with
- * `copyWithin` on the heap at stride 1; each chunk's product is added to the first one's.
+ * The transposed patches come from x in [Ci, N, H, W] layout (one fast transpose). At stride 1 x is first framed by
+ * its zero padding, and every output row gets as many positions as a framed row has columns (the fw - 1 extra ones
+ * with dy = 0): a patch row of a chunk is then one contiguous run of the frame per image, one copy instead of one
+ * per output row. Each chunk's product is added to the first one's.
  */
 export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
   const { backend } = args;
@@ -129,24 +131,37 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
   const info = convInfoFor(x.shape, attrs.filterShape, attrs);
   const { batchSize: n, outHeight: ho, outWidth: wo, outChannels: co } = info;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
-  const xC = transpose(backend, x, [3, 0, 1, 2]); // [Ci, N, H, W]
-  const rowsPerChunk = filterChunkRows(wo);
+  const source = info.strideHeight === 1 && info.strideWidth === 1 ? framedChannelsFirst(backend, x, info) : null;
+  const xC = source ?? transpose(backend, x, [3, 0, 1, 2]); // [Ci, N, H(p), W(p)]
+  // Positions per output row in the GEMM: the frame's width at stride 1 (columns past Wo have dy = 0).
+  const rowWidth = source === null ? wo : info.inWidth + info.padInfo.left + info.padInfo.right;
+  const rowsPerChunk = filterChunkRows(rowWidth);
   let sum: TensorInfo | null = null;
   for (let row0 = 0; row0 < n * ho; row0 += rowsPerChunk) {
     const rows = Math.min(rowsPerChunk, n * ho - row0);
-    const patchesT = backend.makeOutput([k, rows * wo], 'float32');
+    const patchesT = backend.makeOutput([k, rows * rowWidth], 'float32');
     // A fresh copy of the dy rows: the built-in BatchMatMul caches its packed b by tensor id, whatever the shape.
-    const b = backend.makeOutput([rows * wo, co], 'float32');
-    im2colTransposedRows(heapF32(backend, xC), heapF32(backend, patchesT), info, row0, rows);
-    heapF32(backend, b).set(heapF32(backend, dy).subarray(row0 * wo * co, (row0 + rows) * wo * co));
+    const b = backend.makeOutput([rows * rowWidth, co], 'float32');
+    const [X, P, B, DY] = [xC, patchesT, b, dy].map((t) => heapF32(backend, t)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+    if (source === null) {
+      im2colTransposedRows(X, P, info, row0, rows);
+      B.set(DY.subarray(row0 * wo * co, (row0 + rows) * wo * co));
+    } else {
+      im2colFramedRows(X, P, info, rowWidth, row0, rows);
+      for (let r = 0; r < rows; r++) {
+        const dst = r * rowWidth * co;
+        B.set(DY.subarray((row0 + r) * wo * co, (row0 + r + 1) * wo * co), dst);
+        B.fill(0, dst + wo * co, dst + rowWidth * co);
+      }
+    }
     const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b }, { transposeA: false, transposeB: false });
     release(backend, patchesT, b);
     if (sum === null) {
       sum = product;
     } else {
       const S = heapF32(backend, sum);
-      const P = heapF32(backend, product);
-      for (let i = 0; i < S.length; i++) S[i]! += P[i]!;
+      const Q = heapF32(backend, product);
+      for (let i = 0; i < S.length; i++) S[i]! += Q[i]!;
       release(backend, product);
     }
   }
@@ -154,6 +169,66 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
   const dW = reshape(backend, sum!, attrs.filterShape);
   release(backend, sum!);
   return dW;
+}
+
+/**
+ * x as [Ci, N, Hp, Wp] with its padding as zeros (stride 1: Hp = Ho + fh - 1, Wp = Wo + fw - 1), plus fw - 1 zeros
+ * after the end: the unused columns of the last framed row read past it.
+ */
+function framedChannelsFirst(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c } = info;
+  const { top, bottom, left, right } = info.padInfo;
+  const [hp, wp] = [h + top + bottom, w + left + right];
+  const xC = transpose(backend, x, [3, 0, 1, 2]);
+  const framed = backend.makeOutput([c * n * hp * wp + info.filterWidth - 1], 'float32');
+  const X = heapF32(backend, xC);
+  const F = heapF32(backend, framed);
+  F.fill(0);
+  const heap = new Float32Array(F.buffer);
+  const [xBase, fBase] = [X.byteOffset >> 2, F.byteOffset >> 2];
+  for (let plane = 0; plane < c * n; plane++) {
+    for (let i = 0; i < h; i++) {
+      const src = xBase + (plane * h + i) * w;
+      heap.copyWithin(fBase + (plane * hp + i + top) * wp + left, src, src + w);
+    }
+  }
+  release(backend, xC);
+  return framed;
+}
+
+/**
+ * Stride 1: P[(kh, kw, c), (r, j)] = F[c, n, oh + kh, j + kw] for the output rows r = (n, oh) from row0 on and the
+ * frame's columns j; F is x framed by `framedChannelsFirst`. For j >= Wo the value is whatever follows in F (the next
+ * framed row, finite unless x is not): dy is 0 there. One copy per patch row and image.
+ */
+function im2colFramedRows(
+  F: Float32Array,
+  P: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+  wp: number,
+  row0: number,
+  rows: number,
+): void {
+  const { batchSize: n, inChannels: c, outHeight: ho } = info;
+  const hp = ho + info.filterHeight - 1;
+  const heap = new Float32Array(F.buffer);
+  const fBase = F.byteOffset >> 2;
+  let dst = P.byteOffset >> 2;
+  for (let kh = 0; kh < info.filterHeight; kh++) {
+    for (let kw = 0; kw < info.filterWidth; kw++) {
+      for (let ch = 0; ch < c; ch++) {
+        for (let r = row0; r < row0 + rows; ) {
+          const b = Math.floor(r / ho);
+          const oh = r - b * ho;
+          const length = Math.min(row0 + rows - r, ho - oh) * wp;
+          const src = fBase + ((ch * n + b) * hp + oh + kh) * wp + kw;
+          heap.copyWithin(dst, src, src + length);
+          dst += length;
+          r += length / wp;
+        }
+      }
+    }
+  }
 }
 
 /**
