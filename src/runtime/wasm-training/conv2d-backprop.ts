@@ -18,6 +18,7 @@ import {
   reshape,
   transpose,
   slice,
+  type Attrs,
   type BackendWasm,
   type KernelArgs,
   type TensorInfo,
@@ -117,10 +118,10 @@ export function conv2DBackpropFilterConv(args: KernelArgs): TensorInfo {
  * patches(x)^T [fh*fw*Ci, chunk] . dy [chunk, Co]. Blocking the reduction (N*Ho*Wo, 98,304 on the reference network's
  * first layers) keeps the GEMM's packed dy chunk and the patch rows it walks in cache: XNNPACK's fully-connected op
  * does not block it and streamed the whole packed dy from memory once per few patch rows (~10 instead of ~16 GMAC/s).
- * The transposed patches come from x in [Ci, N, H, W] layout (one fast transpose). At stride 1 x is first framed by
- * its zero padding, and every output row gets as many positions as a framed row has columns (the fw - 1 extra ones
- * with dy = 0): a patch row of a chunk is then one contiguous run of the frame per image, one copy instead of one
- * per output row. Each chunk's product is added to the first one's.
+ * The patches come from x split into zero-padded stride-phase planes (`phasePlanes`), where every tap is a stride-1
+ * access; every output row gets as many positions as a plane has columns (the extra ones with dy = 0), so a patch
+ * row of a chunk is one contiguous run of a plane per image: one copy instead of one per output row or element.
+ * Each chunk's product is added to the first one's.
  */
 export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
   const { backend } = args;
@@ -131,10 +132,8 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
   const info = convInfoFor(x.shape, attrs.filterShape, attrs);
   const { batchSize: n, outHeight: ho, outWidth: wo, outChannels: co } = info;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
-  const source = info.strideHeight === 1 && info.strideWidth === 1 ? framedChannelsFirst(backend, x, info) : null;
-  const xC = source ?? transpose(backend, x, [3, 0, 1, 2]); // [Ci, N, H(p), W(p)]
-  // Positions per output row in the GEMM: the frame's width at stride 1 (columns past Wo have dy = 0).
-  const rowWidth = source === null ? wo : info.inWidth + info.padInfo.left + info.padInfo.right;
+  const planes = phasePlanes(backend, x, info);
+  const rowWidth = planes.shape[5]!; // positions per output row in the GEMM
   const rowsPerChunk = filterChunkRows(rowWidth);
   let sum: TensorInfo | null = null;
   for (let row0 = 0; row0 < n * ho; row0 += rowsPerChunk) {
@@ -142,17 +141,12 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
     const patchesT = backend.makeOutput([k, rows * rowWidth], 'float32');
     // A fresh copy of the dy rows: the built-in BatchMatMul caches its packed b by tensor id, whatever the shape.
     const b = backend.makeOutput([rows * rowWidth, co], 'float32');
-    const [X, P, B, DY] = [xC, patchesT, b, dy].map((t) => heapF32(backend, t)) as [Float32Array, Float32Array, Float32Array, Float32Array];
-    if (source === null) {
-      im2colTransposedRows(X, P, info, row0, rows);
-      B.set(DY.subarray(row0 * wo * co, (row0 + rows) * wo * co));
-    } else {
-      im2colFramedRows(X, P, info, rowWidth, row0, rows);
-      for (let r = 0; r < rows; r++) {
-        const dst = r * rowWidth * co;
-        B.set(DY.subarray((row0 + r) * wo * co, (row0 + r + 1) * wo * co), dst);
-        B.fill(0, dst + wo * co, dst + rowWidth * co);
-      }
+    const [X, P, B, DY] = [planes, patchesT, b, dy].map((t) => heapF32(backend, t)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+    im2colFromPlanes(X, planes.shape, P, info, row0, rows);
+    for (let r = 0; r < rows; r++) {
+      const dst = r * rowWidth * co;
+      B.set(DY.subarray((row0 + r) * wo * co, (row0 + r + 1) * wo * co), dst);
+      B.fill(0, dst + wo * co, dst + rowWidth * co);
     }
     const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b }, { transposeA: false, transposeB: false });
     release(backend, patchesT, b);
@@ -165,115 +159,90 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
       release(backend, product);
     }
   }
-  release(backend, xC);
+  release(backend, planes);
   const dW = reshape(backend, sum!, attrs.filterShape);
   release(backend, sum!);
   return dW;
 }
 
 /**
- * x as [Ci, N, Hp, Wp] with its padding as zeros (stride 1: Hp = Ho + fh - 1, Wp = Wo + fw - 1), plus fw - 1 zeros
- * after the end: the unused columns of the last framed row read past it.
+ * x as zero-padded stride-phase planes [Ci, N, sh, sw, Hq, Wq]: plane (c, n, rh, rw) at (i, j) holds the padded x at
+ * (n, i*sh + rh, j*sw + rw, c). Tap (kh, kw) of output (oh, ow) then reads plane (kh % sh, kw % sw) at
+ * (oh + floor(kh / sh), ow + floor(kw / sw)). Transpose and pad are wasm kernels; the phase split (stride > 1 only)
+ * is one pass over x in JavaScript.
  */
-function framedChannelsFirst(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c } = info;
+function phasePlanes(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, strideHeight: sh, strideWidth: sw } = info;
   const { top, bottom, left, right } = info.padInfo;
-  const [hp, wp] = [h + top + bottom, w + left + right];
-  const xC = transpose(backend, x, [3, 0, 1, 2]);
-  const framed = backend.makeOutput([c * n * hp * wp + info.filterWidth - 1], 'float32');
-  const X = heapF32(backend, xC);
-  const F = heapF32(backend, framed);
-  F.fill(0);
-  const heap = new Float32Array(F.buffer);
-  const [xBase, fBase] = [X.byteOffset >> 2, F.byteOffset >> 2];
-  for (let plane = 0; plane < c * n; plane++) {
-    for (let i = 0; i < h; i++) {
-      const src = xBase + (plane * h + i) * w;
-      heap.copyWithin(fBase + (plane * hp + i + top) * wp + left, src, src + w);
-    }
-  }
+  const hq = Math.ceil((h + top + bottom) / sh);
+  const wq = Math.ceil((w + left + right) / sw);
+  const xC = transpose(backend, x, [3, 0, 1, 2]); // [Ci, N, H, W]
+  const padded = runWasmKernel(backend, 'PadV2', { x: xC }, {
+    paddings: [[0, 0], [0, 0], [top, hq * sh - h - top], [left, wq * sw - w - left]],
+    constantValue: 0,
+  } as unknown as Attrs);
   release(backend, xC);
-  return framed;
-}
-
-/**
- * Stride 1: P[(kh, kw, c), (r, j)] = F[c, n, oh + kh, j + kw] for the output rows r = (n, oh) from row0 on and the
- * frame's columns j; F is x framed by `framedChannelsFirst`. For j >= Wo the value is whatever follows in F (the next
- * framed row, finite unless x is not): dy is 0 there. One copy per patch row and image.
- */
-function im2colFramedRows(
-  F: Float32Array,
-  P: Float32Array,
-  info: tf.backend_util.Conv2DInfo,
-  wp: number,
-  row0: number,
-  rows: number,
-): void {
-  const { batchSize: n, inChannels: c, outHeight: ho } = info;
-  const hp = ho + info.filterHeight - 1;
-  const heap = new Float32Array(F.buffer);
-  const fBase = F.byteOffset >> 2;
-  let dst = P.byteOffset >> 2;
-  for (let kh = 0; kh < info.filterHeight; kh++) {
-    for (let kw = 0; kw < info.filterWidth; kw++) {
-      for (let ch = 0; ch < c; ch++) {
-        for (let r = row0; r < row0 + rows; ) {
-          const b = Math.floor(r / ho);
-          const oh = r - b * ho;
-          const length = Math.min(row0 + rows - r, ho - oh) * wp;
-          const src = fBase + ((ch * n + b) * hp + oh + kh) * wp + kw;
-          heap.copyWithin(dst, src, src + length);
-          dst += length;
-          r += length / wp;
+  if (sh === 1 && sw === 1) return reshapeConsuming(backend, padded, [c, n, 1, 1, hq, wq]);
+  const planes = backend.makeOutput([c, n, sh, sw, hq, wq], 'float32');
+  const X = heapF32(backend, padded);
+  const Q = heapF32(backend, planes);
+  const paddedWidth = wq * sw;
+  let dst = 0;
+  for (let plane = 0; plane < c * n; plane++) {
+    for (let rh = 0; rh < sh; rh++) {
+      for (let rw = 0; rw < sw; rw++) {
+        for (let i = 0; i < hq; i++) {
+          let src = (plane * hq * sh + i * sh + rh) * paddedWidth + rw;
+          for (let j = 0; j < wq; j++, src += sw) Q[dst++] = X[src]!;
         }
       }
     }
   }
+  release(backend, padded);
+  return planes;
+}
+
+/** `reshape`, releasing its input. */
+function reshapeConsuming(backend: BackendWasm, x: TensorInfo, shape: number[]): TensorInfo {
+  const out = reshape(backend, x, shape);
+  release(backend, x);
+  return out;
 }
 
 /**
- * P[(kh, kw, c), (r, ow)] = X[c, n, oh*sh + kh - top, ow*sw + kw - left] for the output rows r = (n, oh) from row0 on,
- * zero outside x. X and P are views of the same wasm heap; runs are moved with copyWithin (no subarray objects).
+ * P[(kh, kw, c), (r, j)] = plane (c, n, kh % sh, kw % sw) at (oh + floor(kh / sh), j + floor(kw / sw)) for the output
+ * rows r = (n, oh) from row0 on and the plane's columns j (`phasePlanes`). For j >= Wo the value is whatever follows
+ * in the planes (finite unless x is not; zero past their end): dy is 0 there. One copy per patch row and image.
  */
-function im2colTransposedRows(
+function im2colFromPlanes(
   X: Float32Array,
+  planesShape: number[],
   P: Float32Array,
   info: tf.backend_util.Conv2DInfo,
   row0: number,
   rows: number,
 ): void {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo } = info;
-  const [fh, fw, sh, sw] = [info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth];
-  const [top, left] = [info.padInfo.top, info.padInfo.left];
+  const [c, n, sh, sw, hq, wq] = planesShape as [number, number, number, number, number, number];
+  const ho = info.outHeight;
   const heap = new Float32Array(X.buffer);
   const xBase = X.byteOffset >> 2;
+  const xEnd = xBase + X.length;
   let dst = P.byteOffset >> 2;
-  for (let kh = 0; kh < fh; kh++) {
-    for (let kw = 0; kw < fw; kw++) {
-      // Output columns whose input column lies inside x: ow in [owLo, owHi).
-      const owLo = Math.min(wo, Math.max(0, Math.ceil((left - kw) / sw)));
-      const owHi = Math.max(owLo, Math.min(wo, Math.floor((w - 1 + left - kw) / sw) + 1));
+  for (let kh = 0; kh < info.filterHeight; kh++) {
+    for (let kw = 0; kw < info.filterWidth; kw++) {
+      const [rh, qh, rw, qw] = [kh % sh, Math.floor(kh / sh), kw % sw, Math.floor(kw / sw)];
       for (let ch = 0; ch < c; ch++) {
-        let b = Math.floor(row0 / ho);
-        let oh = row0 - b * ho;
-        for (let r = 0; r < rows; r++, dst += wo) {
-          const ih = oh * sh + kh - top;
-          if (ih < 0 || ih >= h) {
-            heap.fill(0, dst, dst + wo);
-          } else {
-            if (owLo > 0) heap.fill(0, dst, dst + owLo);
-            if (owHi < wo) heap.fill(0, dst + owHi, dst + wo);
-            const src = xBase + ((ch * n + b) * h + ih) * w + owLo * sw + kw - left;
-            if (sw === 1) {
-              heap.copyWithin(dst + owLo, src, src + owHi - owLo);
-            } else {
-              for (let o = dst + owLo, s = src, end = dst + owHi; o < end; o++, s += sw) heap[o] = heap[s]!;
-            }
-          }
-          if (++oh === ho) {
-            oh = 0;
-            b++;
-          }
+        for (let r = row0; r < row0 + rows; ) {
+          const b = Math.floor(r / ho);
+          const oh = r - b * ho;
+          const count = Math.min(row0 + rows - r, ho - oh);
+          const src = xBase + (((((ch * n + b) * sh + rh) * sw + rw) * hq + oh + qh) * wq + qw);
+          const length = count * wq;
+          const copied = Math.min(length, xEnd - src);
+          heap.copyWithin(dst, src, src + copied);
+          if (copied < length) heap.fill(0, dst + copied, dst + length);
+          dst += length;
+          r += count;
         }
       }
     }
