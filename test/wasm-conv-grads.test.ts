@@ -54,22 +54,31 @@ const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: 
   { x: [1, 9, 10, 2], f: [3, 3, 2, 3], s: [2, 1], pad: 'valid' },
 ];
 
-// Each case with both formulations: the im2col GEMMs (dW; dX at stride > 1) and (patch limit 0) the convs.
-for (const limit of [convGradientChoice.maxPatchElements, 0]) {
+// Each case with every formulation: the im2col GEMMs (dW; dX at stride > 1) with the filter gradient in one chunk,
+// in chunks of one output row, and of three rows (which rarely divide N*Ho, so the last chunk is shorter); and
+// (patch limit 0) the convs.
+const formulations: { via: string; limit: number; chunk: number }[] = [
+  { via: 'im2col GEMMs', limit: convGradientChoice.maxPatchElements, chunk: convGradientChoice.filterChunkPositions },
+  { via: 'im2col GEMMs, 1-row chunks', limit: convGradientChoice.maxPatchElements, chunk: 1 },
+  { via: 'im2col GEMMs, 3-row chunks', limit: convGradientChoice.maxPatchElements, chunk: -3 },
+  { via: 'conv formulations', limit: 0, chunk: convGradientChoice.filterChunkPositions },
+];
+for (const { via, limit, chunk } of formulations) {
   for (const c of convCases) {
-    const via = limit === 0 ? 'conv formulations' : 'im2col GEMMs';
     const name = `conv2d gradients match cpu (${via}): x [${c.x}] filter [${c.f}] stride ${c.s} pad ${JSON.stringify(c.pad)}`;
     test(name, async () => {
       const rng = new Rng(c.x.reduce((a, b) => a * 31 + b, c.f[0]!));
       const x = randomInput(rng, c.x);
       const w = randomInput(rng, c.f);
       const shape = await outShapeOn(c.x, c.f, (xt, wt) => tf.conv2d(xt, wt, c.s, c.pad));
-      const saved = convGradientChoice.maxPatchElements;
+      const saved = { ...convGradientChoice };
       convGradientChoice.maxPatchElements = limit;
+      // A negative chunk means that many output rows of this case.
+      convGradientChoice.filterChunkPositions = chunk > 0 ? chunk : -chunk * shape[2]!;
       try {
         await compareGrads(name, [x, w], shape, (xt, wt) => tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, c.s, c.pad));
       } finally {
-        convGradientChoice.maxPatchElements = saved;
+        Object.assign(convGradientChoice, saved);
       }
     });
   }

@@ -1,8 +1,9 @@
 /**
  * Gradients of the 2-D convolution on wasm:
- * - filter gradient: ONE GEMM of the transposed im2col patches of x with dy (conv2DBackpropFilterMatMul) or, when the
- *   patches would be too big, ONE forward conv: input channels become the batch, the batch becomes the channels, dy
- *   becomes the filter, and the stride becomes a dilation (1.5-2x the forward conv's cost);
+ * - filter gradient: GEMMs of the transposed im2col patches of x with dy, one per chunk of output rows, summed
+ *   (conv2DBackpropFilterMatMul) or, when a chunk's patches would be too big, ONE forward conv: input channels become
+ *   the batch, the batch becomes the channels, dy becomes the filter, and the stride becomes a dilation (1.5-2x the
+ *   forward conv's cost);
  * - input gradient: at stride > 1 ONE GEMM of dy with W^T and a col2im scatter-add (conv2DBackpropInputMatMul); else
  *   (or when the patches would be too big) split by stride phase. Every output phase (rh, rw) is a stride-1
  *   correlation of dy with a sub-filter of the flipped filter; all phases are computed at once as extra output
@@ -17,6 +18,7 @@ import {
   reshape,
   transpose,
   slice,
+  type Attrs,
   type BackendWasm,
   type KernelArgs,
   type TensorInfo,
@@ -55,21 +57,29 @@ function requireNHWC(attrs: ConvAttrs, kernel: string): void {
 }
 
 /**
- * Which formulations run. The im2col GEMMs (filter gradient: faster on every layer of the reference network, 433 vs
- * 603 ms in total; input gradient: only at stride > 1) need an extra patch matrix of fh*fw*Ci x N*Ho*Wo floats; above
- * `maxPatchElements` the conv formulations, which need little extra memory, run instead. Tests set the limit to 0 to
- * exercise them.
+ * Which formulations run. The filter gradient's im2col GEMM builds its patches one chunk of about
+ * `filterChunkPositions` output positions (whole output rows) at a time, fh*fw*Ci x chunk floats; above
+ * `maxPatchElements` floats per chunk the conv formulation, which needs little extra memory, runs instead. The strided
+ * input gradient's GEMM needs fh*fw*Ci x N*Ho*Wo floats at once, under the same limit. Tests set the limit to 0 to
+ * exercise the conv formulations, and the chunk size to a few positions to exercise many chunks.
  */
-export const convGradientChoice = { maxPatchElements: 64 * 1024 * 1024 };
+export const convGradientChoice = { maxPatchElements: 64 * 1024 * 1024, filterChunkPositions: 2048 };
+
+/** Output rows (n, oh) per chunk of the filter gradient's GEMM: whole rows, about `filterChunkPositions` positions. */
+function filterChunkRows(outWidth: number): number {
+  return Math.max(1, Math.round(convGradientChoice.filterChunkPositions / outWidth));
+}
 
 /** dW of a 2-D convolution; see the file comment and `convGradientChoice`. */
 export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
   const x = args.inputs['x']!;
   const dy = args.inputs['dy']!;
   const filterShape = (args.attrs as unknown as { filterShape: number[] }).filterShape;
-  const [n, ho, wo] = dy.shape as [number, number, number, number];
-  const patchElements = filterShape[0]! * filterShape[1]! * filterShape[2]! * n * ho * wo;
-  if (x.dtype === 'float32' && patchElements <= convGradientChoice.maxPatchElements) return conv2DBackpropFilterMatMul(args);
+  const wo = dy.shape[2]!;
+  const chunkPatchElements = filterShape[0]! * filterShape[1]! * filterShape[2]! * filterChunkRows(wo) * wo;
+  if (x.dtype === 'float32' && chunkPatchElements <= convGradientChoice.maxPatchElements) {
+    return conv2DBackpropFilterMatMul(args);
+  }
   return conv2DBackpropFilterConv(args);
 }
 
@@ -104,9 +114,14 @@ export function conv2DBackpropFilterConv(args: KernelArgs): TensorInfo {
 }
 
 /**
- * dW as ONE matrix product: dW [fh*fw*Ci, Co] = patches(x)^T [fh*fw*Ci, N*Ho*Wo] . dy [N*Ho*Wo, Co]. The transposed
- * patches are copied in JavaScript as rows of Wo from x in [Ci, N, H, W] layout (one fast transpose); XNNPACK's GEMM
- * then runs near its peak, where the conv trick's indirection walks taps of only N channels each.
+ * dW as a sum of matrix products over chunks of output positions: dW [fh*fw*Ci, Co] = sum over chunks of
+ * patches(x)^T [fh*fw*Ci, chunk] . dy [chunk, Co]. Blocking the reduction (N*Ho*Wo, 98,304 on the reference network's
+ * first layers) keeps the GEMM's packed dy chunk and the patch rows it walks in cache: XNNPACK's fully-connected op
+ * does not block it and streamed the whole packed dy from memory once per few patch rows (~10 instead of ~16 GMAC/s).
+ * The patches come from x split into zero-padded stride-phase planes (`phasePlanes`), where every tap is a stride-1
+ * access; every output row gets as many positions as a plane has columns (the extra ones with dy = 0), so a patch
+ * row of a chunk is one contiguous run of a plane per image: one copy instead of one per output row or element.
+ * Each chunk's product is added to the first one's.
  */
 export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
   const { backend } = args;
@@ -115,57 +130,123 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
   const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
   requireNHWC(attrs, 'Conv2DBackpropFilter');
   const info = convInfoFor(x.shape, attrs.filterShape, attrs);
-  const rows = info.batchSize * info.outHeight * info.outWidth;
-  const xC = transpose(backend, x, [3, 0, 1, 2]); // [Ci, N, H, W]
-  const patchesT = im2colTransposed(backend, xC, info);
-  release(backend, xC);
-  // A fresh copy of dy: the built-in BatchMatMul caches its packed b by tensor id, whatever the shape.
-  const b = backend.makeOutput([rows, info.outChannels], 'float32');
-  heapF32(backend, b).set(heapF32(backend, dy));
-  const dW = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b }, { transposeA: false, transposeB: false });
-  release(backend, patchesT, b);
-  const out = reshape(backend, dW, attrs.filterShape);
-  release(backend, dW);
-  return out;
+  const { batchSize: n, outHeight: ho, outWidth: wo, outChannels: co } = info;
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  const planes = phasePlanes(backend, x, info);
+  const rowWidth = planes.shape[5]!; // positions per output row in the GEMM
+  const rowsPerChunk = filterChunkRows(rowWidth);
+  let sum: TensorInfo | null = null;
+  for (let row0 = 0; row0 < n * ho; row0 += rowsPerChunk) {
+    const rows = Math.min(rowsPerChunk, n * ho - row0);
+    const patchesT = backend.makeOutput([k, rows * rowWidth], 'float32');
+    // A fresh copy of the dy rows: the built-in BatchMatMul caches its packed b by tensor id, whatever the shape.
+    const b = backend.makeOutput([rows * rowWidth, co], 'float32');
+    const [X, P, B, DY] = [planes, patchesT, b, dy].map((t) => heapF32(backend, t)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+    im2colFromPlanes(X, planes.shape, P, info, row0, rows);
+    for (let r = 0; r < rows; r++) {
+      const dst = r * rowWidth * co;
+      B.set(DY.subarray((row0 + r) * wo * co, (row0 + r + 1) * wo * co), dst);
+      B.fill(0, dst + wo * co, dst + rowWidth * co);
+    }
+    const product = runWasmKernel(backend, 'BatchMatMul', { a: patchesT, b }, { transposeA: false, transposeB: false });
+    release(backend, patchesT, b);
+    if (sum === null) {
+      sum = product;
+    } else {
+      const S = heapF32(backend, sum);
+      const Q = heapF32(backend, product);
+      for (let i = 0; i < S.length; i++) S[i]! += Q[i]!;
+      release(backend, product);
+    }
+  }
+  release(backend, planes);
+  const dW = reshape(backend, sum!, attrs.filterShape);
+  release(backend, sum!);
+  return dW;
 }
 
-/** patchesT[(kh, kw, c), (n, oh, ow)] = xC[c, n, oh*sh + kh - top, ow*sw + kw - left], zero outside x. */
-function im2colTransposed(backend: BackendWasm, xC: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo } = info;
-  const [fh, fw, sh, sw] = [info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth];
-  const [top, left] = [info.padInfo.top, info.padInfo.left];
-  const out = backend.makeOutput([fh * fw * c, n * ho * wo], 'float32');
-  const X = heapF32(backend, xC);
-  const P = heapF32(backend, out);
+/**
+ * x as zero-padded stride-phase planes [Ci, N, sh, sw, Hq, Wq]: plane (c, n, rh, rw) at (i, j) holds the padded x at
+ * (n, i*sh + rh, j*sw + rw, c). Tap (kh, kw) of output (oh, ow) then reads plane (kh % sh, kw % sw) at
+ * (oh + floor(kh / sh), ow + floor(kw / sw)). Transpose and pad are wasm kernels; the phase split (stride > 1 only)
+ * is one pass over x in JavaScript.
+ */
+function phasePlanes(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, strideHeight: sh, strideWidth: sw } = info;
+  const { top, bottom, left, right } = info.padInfo;
+  const hq = Math.ceil((h + top + bottom) / sh);
+  const wq = Math.ceil((w + left + right) / sw);
+  const xC = transpose(backend, x, [3, 0, 1, 2]); // [Ci, N, H, W]
+  const padded = runWasmKernel(backend, 'PadV2', { x: xC }, {
+    paddings: [[0, 0], [0, 0], [top, hq * sh - h - top], [left, wq * sw - w - left]],
+    constantValue: 0,
+  } as unknown as Attrs);
+  release(backend, xC);
+  if (sh === 1 && sw === 1) return reshapeConsuming(backend, padded, [c, n, 1, 1, hq, wq]);
+  const planes = backend.makeOutput([c, n, sh, sw, hq, wq], 'float32');
+  const X = heapF32(backend, padded);
+  const Q = heapF32(backend, planes);
+  const paddedWidth = wq * sw;
   let dst = 0;
-  for (let kh = 0; kh < fh; kh++) {
-    for (let kw = 0; kw < fw; kw++) {
-      // Output columns whose input column lies inside x: ow in [owLo, owHi).
-      const owLo = Math.min(wo, Math.max(0, Math.ceil((left - kw) / sw)));
-      const owHi = Math.max(owLo, Math.min(wo, Math.floor((w - 1 + left - kw) / sw) + 1));
-      for (let ch = 0; ch < c; ch++) {
-        for (let b = 0; b < n; b++) {
-          const plane = (ch * n + b) * h * w;
-          for (let oh = 0; oh < ho; oh++, dst += wo) {
-            const ih = oh * sh + kh - top;
-            if (ih < 0 || ih >= h) {
-              P.fill(0, dst, dst + wo);
-              continue;
-            }
-            for (let o = 0; o < owLo; o++) P[dst + o] = 0;
-            for (let o = owHi; o < wo; o++) P[dst + o] = 0;
-            const src = plane + ih * w + owLo * sw + kw - left;
-            if (sw === 1) {
-              P.set(X.subarray(src, src + (owHi - owLo)), dst + owLo);
-            } else {
-              for (let o = owLo, s = src; o < owHi; o++, s += sw) P[dst + o] = X[s]!;
-            }
-          }
+  for (let plane = 0; plane < c * n; plane++) {
+    for (let rh = 0; rh < sh; rh++) {
+      for (let rw = 0; rw < sw; rw++) {
+        for (let i = 0; i < hq; i++) {
+          let src = (plane * hq * sh + i * sh + rh) * paddedWidth + rw;
+          for (let j = 0; j < wq; j++, src += sw) Q[dst++] = X[src]!;
         }
       }
     }
   }
+  release(backend, padded);
+  return planes;
+}
+
+/** `reshape`, releasing its input. */
+function reshapeConsuming(backend: BackendWasm, x: TensorInfo, shape: number[]): TensorInfo {
+  const out = reshape(backend, x, shape);
+  release(backend, x);
   return out;
+}
+
+/**
+ * P[(kh, kw, c), (r, j)] = plane (c, n, kh % sh, kw % sw) at (oh + floor(kh / sh), j + floor(kw / sw)) for the output
+ * rows r = (n, oh) from row0 on and the plane's columns j (`phasePlanes`). For j >= Wo the value is whatever follows
+ * in the planes (finite unless x is not; zero past their end): dy is 0 there. One copy per patch row and image.
+ */
+function im2colFromPlanes(
+  X: Float32Array,
+  planesShape: number[],
+  P: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+  row0: number,
+  rows: number,
+): void {
+  const [c, n, sh, sw, hq, wq] = planesShape as [number, number, number, number, number, number];
+  const ho = info.outHeight;
+  const heap = new Float32Array(X.buffer);
+  const xBase = X.byteOffset >> 2;
+  const xEnd = xBase + X.length;
+  let dst = P.byteOffset >> 2;
+  for (let kh = 0; kh < info.filterHeight; kh++) {
+    for (let kw = 0; kw < info.filterWidth; kw++) {
+      const [rh, qh, rw, qw] = [kh % sh, Math.floor(kh / sh), kw % sw, Math.floor(kw / sw)];
+      for (let ch = 0; ch < c; ch++) {
+        for (let r = row0; r < row0 + rows; ) {
+          const b = Math.floor(r / ho);
+          const oh = r - b * ho;
+          const count = Math.min(row0 + rows - r, ho - oh);
+          const src = xBase + (((((ch * n + b) * sh + rh) * sw + rw) * hq + oh + qh) * wq + qw);
+          const length = count * wq;
+          const copied = Math.min(length, xEnd - src);
+          heap.copyWithin(dst, src, src + copied);
+          if (copied < length) heap.fill(0, dst + copied, dst + length);
+          dst += length;
+          r += count;
+        }
+      }
+    }
+  }
 }
 
 /** Per spatial dimension: where the phase-split correlation starts, how much it pads and where the result sits. */
