@@ -6,7 +6,18 @@ import { evaluateKittiTables, summarise, type KittiEvalResult } from './evaluate
 import type { KittiEvalClass } from './classes.js';
 import type { KittiBoxTable } from './box-table.js';
 import { deserialiseError, scanFiles, type SerialisedError } from './read-files.js';
-import type { ReadWorkerData } from './read-worker.js';
+import {
+  chunkCount,
+  chunksLeft,
+  firstError,
+  joinChunkScans,
+  newChunkControl,
+  scanChunks,
+  scanSharedChunks,
+  type ChunkJob,
+  type ChunkScan,
+  type PostedChunkScan,
+} from './read-chunks.js';
 
 export interface KittiDirsOptions {
   /** Directory of label files `<id>.txt` (e.g. training/label_2). */
@@ -15,7 +26,7 @@ export interface KittiDirsOptions {
   results: string;
   /** File listing the image ids to evaluate, one per line (e.g. ImageSets/val.txt); default: every label file. */
   ids?: string;
-  /** Read the label files in a worker thread while this thread reads the results. Default: when there are at least
+  /** Share the reading with a worker thread (see read-chunks.ts). Default: when there are at least
    * PARALLEL_MIN_IMAGES images and a CPU to spare (more than one, and a load average below their number minus one:
    * on a saturated machine the worker only adds its start-up). Only `readKittiDirsAsync` / `evaluateKittiDirs` use it. */
   parallel?: boolean;
@@ -106,51 +117,91 @@ function readListedImages(options: KittiDirsOptions, { ids, resultsDir }: ImageS
   return { ids, groundTruth, detections, resultsDir, missingResults: missing };
 }
 
-/** Like readKittiDirs; with many images the label files are read by a worker thread in parallel with the results. */
-export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<KittiDirsData> {
-  const set = listImages(options);
-  const cpus = availableParallelism();
-  const parallel = options.parallel ?? (set.ids.length >= PARALLEL_MIN_IMAGES && cpus > 1 && loadavg()[0]! < cpus - 1);
-  if (!parallel) return readListedImages(options, set); // listed once: listing costs ~5 ms per 3769 files
-  const workerData: ReadWorkerData = { dir: options.labels, ids: set.ids, kind: 'label' };
-  // Loaded here, not at the top: a sequential run need not pay for loading the worker machinery.
-  const { Worker } = await import('node:worker_threads');
-  const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData });
-  // A format error found by the worker is the answer; a worker that fails to run at all is replaced by this thread.
-  const labels = new Promise<KittiBoxTable>((resolve, reject) => {
-    let settled = false;
-    const fallback = (): void => {
-      if (settled) return;
-      settled = true;
-      try {
-        resolve(scanFiles(options.labels, set.ids, 'label', false).table);
-      } catch (e) {
-        reject(e);
-      }
-    };
-    worker.once('message', (m: { table?: KittiBoxTable; error?: SerialisedError }) => {
-      settled = true;
-      if (m.error !== undefined) reject(deserialiseError(m.error));
-      else resolve(m.table!);
-    });
-    worker.once('error', fallback);
-    worker.once('exit', fallback);
+/** A started read worker: `read` hands it the job; null when it failed (its chunks are then read again here). */
+interface ReadWorker {
+  read(job: ChunkJob): Promise<PostedChunkScan | null>;
+  /** Lets the process exit without waiting for the worker. */
+  stop(): void;
+}
+
+type WorkerThreads = typeof import('node:worker_threads');
+
+function startReadWorker(threads: WorkerThreads): ReadWorker {
+  // stdout/stderr: true: not piped to this process's streams, whose creation costs this short process several ms
+  // (the worker writes nothing). SHARE_ENV: no copy of the environment. Unmanaged fds: every file it opens it closes.
+  const worker = new threads.Worker(new URL('./read-worker.js', import.meta.url), {
+    stdout: true,
+    stderr: true,
+    env: threads.SHARE_ENV,
+    trackUnmanagedFds: false,
   });
-  let results: { table: KittiBoxTable; missing: string[] } | undefined;
-  let resultsError: unknown;
+  const posted = new Promise<PostedChunkScan | null>((resolve) => {
+    worker.once('message', (m: PostedChunkScan | { failed: SerialisedError }) => resolve('failed' in m ? null : m));
+    worker.once('error', () => resolve(null));
+    worker.once('exit', () => resolve(null));
+  });
+  return {
+    read(job) {
+      worker.postMessage(job);
+      return posted;
+    },
+    stop() {
+      worker.unref();
+      void worker.terminate();
+    },
+  };
+}
+
+/**
+ * Like readKittiDirs; with many images a worker thread reads part of the files (whatever it can claim once it has
+ * started, see read-chunks.ts) while this thread reads the rest. Same tables, same first error.
+ */
+export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<KittiDirsData> {
+  const cpus = availableParallelism();
+  const mayParallel = options.parallel ?? (cpus > 1 && loadavg()[0]! < cpus - 1);
+  // Started before listing the directories: its start-up (~0.1 s) is the slow part.
+  let worker: ReadWorker | null = null;
+  if (mayParallel) {
+    // Loaded only here (getBuiltinModule: without the ES-module loader that import() brings into a CommonJS bundle).
+    const threads =
+      (process.getBuiltinModule?.('node:worker_threads') as WorkerThreads | undefined) ?? (await import('node:worker_threads'));
+    worker = startReadWorker(threads);
+  }
+  let set: ImageSet;
   try {
-    results = scanFiles(set.resultsDir, set.ids, 'result', true);
+    set = listImages(options);
   } catch (e) {
-    resultsError = e;
+    worker?.stop();
+    throw e;
   }
-  try {
-    // Label errors first, as in the sequential reader.
-    const groundTruth = await labels;
-    if (results === undefined) throw resultsError;
-    return { ids: set.ids, groundTruth, detections: results.table, resultsDir: set.resultsDir, missingResults: results.missing };
-  } finally {
-    await worker.terminate();
+  if (worker !== null && options.parallel === undefined && set.ids.length < PARALLEL_MIN_IMAGES) {
+    worker.stop();
+    worker = null;
   }
+  if (worker === null) return readListedImages(options, set); // listed once: listing costs ~5 ms per 3769 files
+  const job: ChunkJob = { labels: options.labels, results: set.resultsDir, ids: set.ids, control: newChunkControl() };
+  const posted = worker.read(job);
+  const total = chunkCount(set.ids.length);
+  const scans: ChunkScan[] = [scanSharedChunks(job)];
+  // The worker's part is needed when it claimed chunks before this thread's first error (or at all).
+  if (chunksLeft(scans, scans[0]!.error?.chunk ?? total).length > 0) {
+    const theirs = await posted;
+    if (theirs !== null) {
+      const { error, ...rest } = theirs;
+      scans.push(error === undefined ? rest : { ...rest, error: { chunk: error.chunk, error: deserialiseError(error.error) } });
+    }
+  }
+  worker.stop();
+  // Chunks a failed worker had claimed: read here.
+  const left = chunksLeft(scans, firstError(scans)?.chunk ?? total);
+  if (left.length > 0) {
+    let k = 0;
+    scans.push(scanChunks(job, () => (k < left.length ? left[k++]! : -1)));
+  }
+  const error = firstError(scans);
+  if (error !== undefined) throw error.error;
+  const { groundTruth, detections, missing } = joinChunkScans(scans, set.ids.length);
+  return { ids: set.ids, groundTruth, detections, resultsDir: set.resultsDir, missingResults: missing.map((i) => set.ids[i]!) };
 }
 
 /** Reads the directories and evaluates them; `onMissingResults` hears about images without a result file. */
