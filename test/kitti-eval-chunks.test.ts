@@ -10,6 +10,8 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { KittiFormatError } from '../datasets/kitti/label-file.js';
 import { readKittiDirs, readKittiDirsAsync } from '../detection/kitti-eval/index.js';
+import { evaluateKernelTables, evaluateKittiTables } from '../detection/kitti-eval/evaluate.js';
+import { EvalKernel } from '../detection/kitti-eval/evaluate-wasm.js';
 import {
   CHUNK_FILES,
   chunkCount,
@@ -172,6 +174,22 @@ test('the first error in chunk order wins: a label error before a result error, 
     write(labels, id70, label(70));
     write(labels, id140, label(140));
   }
+});
+
+test('tables joined into an evaluation kernel score exactly as the sequential tables, and read back whole', () => {
+  const seq = readKittiDirs({ labels, results });
+  const kernel = new EvalKernel();
+  const joined = joinChunkScans(splitScan(2, (c) => c % 2), N, (n, g, d) => kernel.allocTables(n, g, d));
+  sameTable(joined.groundTruth, seq.groundTruth);
+  sameTable(joined.detections, seq.detections);
+  const classes = ['car', 'pedestrian', 'cyclist'] as const;
+  const viaKernel = evaluateKernelTables(kernel, classes);
+  assert.equal(viaKernel, evaluateKittiTables({ groundTruth: seq.groundTruth, detections: seq.detections, classes }));
+  assert.ok(viaKernel.car!.moderate.gt > 0 && viaKernel.pedestrian!.moderate.gt > 0);
+  // The evaluation's allocations moved the memory; the tables are still there.
+  const back = kernel.loadedTables();
+  sameTable(back.groundTruth, seq.groundTruth);
+  sameTable(back.detections, seq.detections);
 });
 
 test('the parallel reader gives the sequential tables on a many-chunk set', async () => {

@@ -51,6 +51,8 @@ const enum H {
   dFp,
   joinsAt,
   events,
+  /** The block allocTables reserves (read by JavaScript only). */
+  tables,
   // Written by the kernel.
   nGt = 40,
   nDet,
@@ -646,6 +648,8 @@ export function buildEvalWasm(): Uint8Array {
 export class EvalKernel {
   private readonly x: EvalExports;
   private top = HEADER_BYTES;
+  /** Addresses of the columns allocTables adds beyond the kernel's: ground-truth score, detection truncation, occlusion. */
+  private unused: number[] | null = null;
 
   constructor() {
     compiled ??= new wasm.Module(Buffer.from(EVAL_WASM, 'base64'));
@@ -686,6 +690,78 @@ export class EvalKernel {
 
   f64(at: number, n: number): Float64Array {
     return new Float64Array(this.x.memory.buffer, at, n);
+  }
+
+  /**
+   * Room for the two tables in this memory (header slots gtStartIn .. detScore, as `load` sets them), for a reader to
+   * fill in place of `load`'s copy; the columns the kernel does not read (ground-truth scores, detections' truncation
+   * and occlusion) are allocated too, so that the tables are whole. The views are valid until the next allocation;
+   * `loadedTables` gives them again. Throws KernelTooLarge beyond MAX_BYTES.
+   */
+  allocTables(nImages: number, gtRows: number, detRows: number): { groundTruth: KittiBoxTable; detections: KittiBoxTable } {
+    this.setHeader(H.nImages, nImages);
+    const layout: [H | null, number][] = [
+      [H.gtStartIn, 4 * (nImages + 1)],
+      [H.gtType, gtRows],
+      [H.gtBox, 32 * gtRows],
+      [H.gtOcc, 8 * gtRows],
+      [H.gtTrunc, 8 * gtRows],
+      [null, 8 * gtRows],
+      [H.detStartIn, 4 * (nImages + 1)],
+      [H.detType, detRows],
+      [H.detBox, 32 * detRows],
+      [null, 8 * detRows],
+      [null, 8 * detRows],
+      [H.detScore, 8 * detRows],
+    ];
+    // One allocation for all, so that no growth detaches the first views while the last are made.
+    let bytes = 0;
+    for (const [, b] of layout) bytes += Math.ceil(b / 8) * 8;
+    let at = this.alloc(H.tables, bytes);
+    const addresses = layout.map(([slot, b]) => {
+      if (slot !== null) this.setHeader(slot, at);
+      const here = at;
+      at += Math.ceil(b / 8) * 8;
+      return here;
+    });
+    this.unused = [addresses[5]!, addresses[9]!, addresses[10]!];
+    // The row counts, where loadedTables reads them (the reader writes the same values).
+    new Int32Array(this.x.memory.buffer, addresses[0]! + 4 * nImages, 1)[0] = gtRows;
+    new Int32Array(this.x.memory.buffer, addresses[6]! + 4 * nImages, 1)[0] = detRows;
+    return this.loadedTables();
+  }
+
+  /** The tables of `allocTables` (or `load`'s copies), as views of the current memory. */
+  loadedTables(): { groundTruth: KittiBoxTable; detections: KittiBoxTable } {
+    const b = this.x.memory.buffer;
+    const n = this.header(H.nImages);
+    const start = (slot: H): Int32Array => new Int32Array(b, this.header(slot), n + 1);
+    const gtStart = start(H.gtStartIn);
+    const detStart = start(H.detStartIn);
+    const g = gtStart[n]!;
+    const d = detStart[n]!;
+    const f64 = (at: number, length: number): Float64Array => new Float64Array(b, at, length);
+    const [gtScore, detTrunc, detOcc] = this.unused ?? [-1, -1, -1];
+    return {
+      groundTruth: {
+        nImages: n,
+        start: gtStart,
+        type: new Uint8Array(b, this.header(H.gtType), g),
+        box: f64(this.header(H.gtBox), 4 * g),
+        occluded: f64(this.header(H.gtOcc), g),
+        truncated: f64(this.header(H.gtTrunc), g),
+        score: gtScore < 0 ? new Float64Array(g).fill(Number.NaN) : f64(gtScore, g),
+      },
+      detections: {
+        nImages: n,
+        start: detStart,
+        type: new Uint8Array(b, this.header(H.detType), d),
+        box: f64(this.header(H.detBox), 4 * d),
+        truncated: detTrunc < 0 ? new Float64Array(d) : f64(detTrunc, d),
+        occluded: detOcc < 0 ? new Float64Array(d) : f64(detOcc, d),
+        score: f64(this.header(H.detScore), d),
+      },
+    };
   }
 
   /** Copies the two tables in (header slots gtStartIn .. detScore). */

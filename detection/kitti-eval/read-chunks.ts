@@ -120,15 +120,11 @@ interface ChunkPlace {
   image: number;
 }
 
-function concatKind(scans: readonly ChunkScan[], places: readonly ChunkPlace[], first: number, last: number, nImages: number): KittiBoxTable {
-  let rows = 0;
-  for (let c = first; c < last; c++) {
-    const { from, to } = chunkRange(c, nImages);
-    const p = places[c]!;
-    const start = scans[p.scan]!.table.start;
-    rows += start[p.image + to - from]! - start[p.image]!;
-  }
-  const out: KittiBoxTable = {
+/** Tables of these sizes to fill (fresh arrays, or room in an evaluation kernel's memory). */
+export type TableAllocator = (nImages: number, gtRows: number, detRows: number) => { groundTruth: KittiBoxTable; detections: KittiBoxTable };
+
+export const newTables: TableAllocator = (nImages, gtRows, detRows) => {
+  const table = (rows: number): KittiBoxTable => ({
     nImages,
     start: new Int32Array(nImages + 1),
     type: new Uint8Array(rows),
@@ -136,7 +132,22 @@ function concatKind(scans: readonly ChunkScan[], places: readonly ChunkPlace[], 
     truncated: new Float64Array(rows),
     occluded: new Float64Array(rows),
     score: new Float64Array(rows),
-  };
+  });
+  return { groundTruth: table(gtRows), detections: table(detRows) };
+};
+
+function kindRows(scans: readonly ChunkScan[], places: readonly ChunkPlace[], first: number, last: number, nImages: number): number {
+  let rows = 0;
+  for (let c = first; c < last; c++) {
+    const { from, to } = chunkRange(c, nImages);
+    const p = places[c]!;
+    const start = scans[p.scan]!.table.start;
+    rows += start[p.image + to - from]! - start[p.image]!;
+  }
+  return rows;
+}
+
+function concatKind(scans: readonly ChunkScan[], places: readonly ChunkPlace[], first: number, last: number, nImages: number, out: KittiBoxTable): void {
   let row = 0;
   for (let c = first; c < last; c++) {
     const { from, to } = chunkRange(c, nImages);
@@ -153,13 +164,16 @@ function concatKind(scans: readonly ChunkScan[], places: readonly ChunkPlace[], 
     row += r1 - r0;
   }
   out.start[nImages] = row;
-  return out;
 }
 
-/** The label and result tables from scans that together read every chunk once (throws otherwise). */
+/**
+ * The label and result tables from scans that together read every chunk once (throws otherwise), written into
+ * `alloc`'s tables.
+ */
 export function joinChunkScans(
   scans: readonly ChunkScan[],
   nImages: number,
+  alloc: TableAllocator = newTables,
 ): { groundTruth: KittiBoxTable; detections: KittiBoxTable; missing: number[] } {
   const total = chunkCount(nImages);
   const places: ChunkPlace[] = new Array<ChunkPlace>(total);
@@ -175,9 +189,8 @@ export function joinChunkScans(
   for (let c = 0; c < total; c++) if (places[c] === undefined) throw new Error(`chunk ${c} was not read`);
   const perKind = chunksPerKind(nImages);
   const missing = scans.flatMap((s) => s.missing).sort((a, b) => a - b);
-  return {
-    groundTruth: concatKind(scans, places, 0, perKind, nImages),
-    detections: concatKind(scans, places, perKind, total, nImages),
-    missing,
-  };
+  const out = alloc(nImages, kindRows(scans, places, 0, perKind, nImages), kindRows(scans, places, perKind, total, nImages));
+  concatKind(scans, places, 0, perKind, nImages, out.groundTruth);
+  concatKind(scans, places, perKind, total, nImages, out.detections);
+  return { ...out, missing };
 }

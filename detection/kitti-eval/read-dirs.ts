@@ -2,7 +2,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
-import { evaluateKittiTables, summarise, type KittiEvalResult } from './evaluate.js';
+import { evaluateKernelTables, evaluateKittiTables, summarise, type KittiEvalResult } from './evaluate.js';
+import { EvalKernel, KernelTooLarge } from './evaluate-wasm.js';
 import type { KittiEvalClass } from './classes.js';
 import type { KittiBoxTable } from './box-table.js';
 import { deserialiseError, scanFiles, type SerialisedError } from './read-files.js';
@@ -11,12 +12,14 @@ import {
   chunksLeft,
   firstError,
   joinChunkScans,
+  newTables,
   newChunkControl,
   scanChunks,
   scanSharedChunks,
   type ChunkJob,
   type ChunkScan,
   type PostedChunkScan,
+  type TableAllocator,
 } from './read-chunks.js';
 
 export interface KittiDirsOptions {
@@ -156,7 +159,12 @@ function startReadWorker(threads: WorkerThreads): ReadWorker {
  * Like readKittiDirs; with many images a worker thread reads part of the files (whatever it can claim once it has
  * started, see read-chunks.ts) while this thread reads the rest. Same tables, same first error.
  */
-export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<KittiDirsData> {
+export function readKittiDirsAsync(options: KittiDirsOptions): Promise<KittiDirsData> {
+  return readDirsAsync(options, newTables);
+}
+
+/** readKittiDirsAsync; the parallel reader joins its threads' tables into `alloc`'s. */
+async function readDirsAsync(options: KittiDirsOptions, alloc: TableAllocator): Promise<KittiDirsData> {
   const cpus = availableParallelism();
   const mayParallel = options.parallel ?? (cpus > 1 && loadavg()[0]! < cpus - 1);
   // Started before listing the directories: its start-up (~0.1 s) is the slow part.
@@ -200,7 +208,7 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
   }
   const error = firstError(scans);
   if (error !== undefined) throw error.error;
-  const { groundTruth, detections, missing } = joinChunkScans(scans, set.ids.length);
+  const { groundTruth, detections, missing } = joinChunkScans(scans, set.ids.length, alloc);
   return { ids: set.ids, groundTruth, detections, resultsDir: set.resultsDir, missingResults: missing.map((i) => set.ids[i]!) };
 }
 
@@ -208,7 +216,25 @@ export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<Kit
 export async function evaluateKittiDirs(
   options: KittiDirsOptions & { classes?: readonly KittiEvalClass[]; onMissingResults?: (ids: string[], resultsDir: string) => void },
 ): Promise<KittiEvalResult> {
-  const data = await readKittiDirsAsync(options);
+  // The parallel reader joins its tables straight into the evaluation kernel's memory: one copy of ~60k rows fewer
+  // (fresh memory costs page faults, ~10 ms here).
+  const joined: { kernel: EvalKernel | null } = { kernel: null };
+  const data = await readDirsAsync(options, (nImages, gtRows, detRows) => {
+    try {
+      const kernel = new EvalKernel();
+      const tables = kernel.allocTables(nImages, gtRows, detRows);
+      joined.kernel = kernel;
+      return tables;
+    } catch (e) {
+      if (!(e instanceof KernelTooLarge)) throw e;
+      return newTables(nImages, gtRows, detRows);
+    }
+  });
   if (data.missingResults.length > 0) options.onMissingResults?.(data.missingResults, data.resultsDir);
-  return summarise(evaluateKittiTables({ groundTruth: data.groundTruth, detections: data.detections, classes: options.classes }));
+  const classes = options.classes;
+  return summarise(
+    joined.kernel !== null
+      ? evaluateKernelTables(joined.kernel, classes)
+      : evaluateKittiTables({ groundTruth: data.groundTruth, detections: data.detections, classes }),
+  );
 }
