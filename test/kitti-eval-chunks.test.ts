@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { KittiFormatError } from '../datasets/kitti/label-file.js';
-import { readKittiDirs, readKittiDirsAsync } from '../detection/kitti-eval/index.js';
-import { evaluateKernelTables, evaluateKittiTables } from '../detection/kitti-eval/evaluate.js';
+import { evaluateKittiDirs, readKittiDirs, readKittiDirsAsync } from '../detection/kitti-eval/index.js';
+import { evaluateKernelTables, evaluateKittiTables, summarise } from '../detection/kitti-eval/evaluate.js';
+import { WasmTableScanner } from '../detection/kitti-eval/scan-wasm.js';
 import { EvalKernel } from '../detection/kitti-eval/evaluate-wasm.js';
 import {
   CHUNK_FILES,
@@ -24,7 +25,7 @@ import {
   type ChunkScan,
   type PostedChunkScan,
 } from '../detection/kitti-eval/read-chunks.js';
-import { deserialiseError } from '../detection/kitti-eval/read-files.js';
+import { deserialiseError, scanInto } from '../detection/kitti-eval/read-files.js';
 import { TAIL, sameTable } from './kitti-eval-fixture.js';
 
 const DET_TAIL = '-1 -1 -1 -1000 -1000 -1000 -10';
@@ -190,6 +191,23 @@ test('tables joined into an evaluation kernel score exactly as the sequential ta
   const back = kernel.loadedTables();
   sameTable(back.groundTruth, seq.groundTruth);
   sameTable(back.detections, seq.detections);
+});
+
+test('a kernel adopting a scanner\'s rows in place scores exactly as the JavaScript reference; evaluateKittiDirs too', async () => {
+  const seq = readKittiDirs({ labels, results });
+  const scanner = new WasmTableScanner(8); // small: the columns move as it grows
+  scanInto(scanner, labels, ids, 'label', false);
+  assert.equal(scanInto(scanner, results, ids, 'result', true), seq.missingResults);
+  const cols = scanner.columnAddresses();
+  const kernel = new EvalKernel(cols.memory, cols.end);
+  kernel.adoptTables(N, scanner.finish().start, cols);
+  const classes = ['car', 'pedestrian', 'cyclist'] as const;
+  const reference = evaluateKittiTables({ groundTruth: seq.groundTruth, detections: seq.detections, classes, engine: 'js' });
+  assert.equal(evaluateKernelTables(kernel, classes), reference);
+  const back = kernel.loadedTables();
+  sameTable(back.groundTruth, seq.groundTruth);
+  sameTable(back.detections, seq.detections);
+  for (const parallel of [false, true]) assert.equal(await evaluateKittiDirs({ labels, results, classes, parallel }), summarise(reference));
 });
 
 test('the parallel reader gives the sequential tables on a many-chunk set', async () => {

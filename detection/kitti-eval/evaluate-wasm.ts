@@ -13,6 +13,7 @@
 import { buildModule, F64, FunctionBuilder, I32, Op } from './wasm-emit.js';
 import { TypeCode, type KittiBoxTable } from './box-table.js';
 import { EVAL_WASM } from './wasm-binaries.js';
+import type { ScannedColumns } from './scan-wasm.js';
 
 /** Header slots (i32 index). */
 const enum H {
@@ -619,16 +620,22 @@ function boxFunction(name: string, overFirst: boolean): FunctionBuilder {
 }
 
 interface EvalExports {
-  memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  memory: WasmMemory;
   count(code: number, neighbour: number, maxMinHeight: number): number;
   pack(code: number, neighbour: number, minOverlap: number, maxMinHeight: number): number;
   pass1(minHeight: number, maxOcclusion: number, maxTruncation: number): number;
   pass2(nThr: number): number;
 }
 
+/** The few WebAssembly JS-API members used (the project's lib settings do not declare them). */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
+  Memory: new (descriptor: { initial: number }) => WasmMemory;
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 let compiled: object | null = null;
@@ -641,7 +648,11 @@ const HEADER_BYTES = 256;
 
 /** The kernel's bytes from its code above; wasm-binaries.ts holds them (the code takes ~10 ms to run in a cold process). */
 export function buildEvalWasm(): Uint8Array {
-  return buildModule([countFunction(), packFunction(), pass1Function(), pass2Function(), boxFunction('boxIou', false), boxFunction('overlapOverFirst', true)], 1);
+  return buildModule(
+    [countFunction(), packFunction(), pass1Function(), pass2Function(), boxFunction('boxIou', false), boxFunction('overlapOverFirst', true)],
+    1,
+    true,
+  );
 }
 
 /** The kernel with its memory and a bump allocator over it. */
@@ -651,9 +662,15 @@ export class EvalKernel {
   /** Addresses of the columns allocTables adds beyond the kernel's: ground-truth score, detection truncation, occlusion. */
   private unused: number[] | null = null;
 
-  constructor() {
+  /**
+   * A kernel on a memory of its own, or on `memory` from byte `freeFrom` on (e.g. a finished scanner's, whose tables
+   * `adoptTables` then uses where they are). Its header takes bytes [0, 256) of that memory.
+   */
+  constructor(memory?: WasmMemory, freeFrom = HEADER_BYTES) {
     compiled ??= new wasm.Module(Buffer.from(EVAL_WASM, 'base64'));
-    this.x = new wasm.Instance(compiled, {}).exports as unknown as EvalExports;
+    const env = { memory: memory ?? new wasm.Memory({ initial: 1 }) };
+    this.x = new wasm.Instance(compiled, { env }).exports as unknown as EvalExports;
+    this.top = Math.ceil(Math.max(HEADER_BYTES, freeFrom) / 8) * 8;
   }
 
   get exports(): EvalExports {
@@ -731,7 +748,31 @@ export class EvalKernel {
     return this.loadedTables();
   }
 
-  /** The tables of `allocTables` (or `load`'s copies), as views of the current memory. */
+  /**
+   * Takes a finished scanner's tables where they are (this kernel must be on its memory, from `cols.end` on): label
+   * images 0 .. nImages - 1 then result images, rows from `start` (2 nImages + 1 entries). Only the two start arrays
+   * are written (results' rebased to their first row).
+   */
+  adoptTables(nImages: number, start: Int32Array, cols: ScannedColumns): void {
+    const g = start[nImages]!;
+    const gtAt = this.alloc(H.gtStartIn, 4 * (nImages + 1));
+    const detAt = this.alloc(H.detStartIn, 4 * (nImages + 1));
+    const b = this.x.memory.buffer;
+    new Int32Array(b, gtAt, nImages + 1).set(start.subarray(0, nImages + 1));
+    const det = new Int32Array(b, detAt, nImages + 1);
+    for (let i = 0; i <= nImages; i++) det[i] = start[nImages + i]! - g;
+    this.setHeader(H.nImages, nImages);
+    this.setHeader(H.gtType, cols.type);
+    this.setHeader(H.gtBox, cols.box);
+    this.setHeader(H.gtOcc, cols.occluded);
+    this.setHeader(H.gtTrunc, cols.truncated);
+    this.setHeader(H.detType, cols.type + g);
+    this.setHeader(H.detBox, cols.box + 32 * g);
+    this.setHeader(H.detScore, cols.score + 8 * g);
+    this.unused = [cols.score, cols.truncated + 8 * g, cols.occluded + 8 * g];
+  }
+
+  /** The tables of `allocTables` or `adoptTables` (or `load`'s copies), as views of the current memory. */
   loadedTables(): { groundTruth: KittiBoxTable; detections: KittiBoxTable } {
     const b = this.x.memory.buffer;
     const n = this.header(H.nImages);

@@ -6,7 +6,8 @@ import { evaluateKernelTables, evaluateKittiTables, summarise, type KittiEvalRes
 import { EvalKernel, KernelTooLarge } from './evaluate-wasm.js';
 import type { KittiEvalClass } from './classes.js';
 import type { KittiBoxTable } from './box-table.js';
-import { deserialiseError, scanFiles, type SerialisedError } from './read-files.js';
+import { deserialiseError, scanFiles, scanInto, type SerialisedError } from './read-files.js';
+import { WasmTableScanner } from './scan-wasm.js';
 import {
   chunkCount,
   chunksLeft,
@@ -160,11 +161,51 @@ function startReadWorker(threads: WorkerThreads): ReadWorker {
  * started, see read-chunks.ts) while this thread reads the rest. Same tables, same first error.
  */
 export function readKittiDirsAsync(options: KittiDirsOptions): Promise<KittiDirsData> {
-  return readDirsAsync(options, newTables);
+  return readDirsAsync(options, null);
 }
 
-/** readKittiDirsAsync; the parallel reader joins its threads' tables into `alloc`'s. */
-async function readDirsAsync(options: KittiDirsOptions, alloc: TableAllocator): Promise<KittiDirsData> {
+/**
+ * Where evaluateKittiDirs wants the tables: in an evaluation kernel's memory, so that the kernel need not copy them
+ * in (~60k rows of fresh memory: ~10 ms of page faults on a VM). The readers set `kernel`; null when they could not.
+ */
+interface KernelTarget {
+  kernel: EvalKernel | null;
+}
+
+/** The sequential reader for a KernelTarget: both directories into one scanner, whose rows the kernel then adopts. */
+function readIntoKernel(options: KittiDirsOptions, { ids, resultsDir }: ImageSet, target: KernelTarget): KittiDirsData {
+  const n = ids.length;
+  const scanner = new WasmTableScanner(32 * n);
+  scanInto(scanner, options.labels, ids, 'label', false);
+  const missingResults = scanInto(scanner, resultsDir, ids, 'result', true);
+  const both = scanner.finish();
+  const cols = scanner.columnAddresses();
+  try {
+    const kernel = new EvalKernel(cols.memory, cols.end);
+    kernel.adoptTables(n, both.start, cols);
+    target.kernel = kernel;
+    return { ids, ...kernel.loadedTables(), resultsDir, missingResults };
+  } catch (e) {
+    if (!(e instanceof KernelTooLarge)) throw e;
+  }
+  // Beyond the kernel's memory limit: two tables for the JavaScript evaluator.
+  const g = both.start[n]!;
+  const rows = (t: KittiBoxTable, from: number, to: number, start: Int32Array): KittiBoxTable => ({
+    nImages: n,
+    start,
+    type: t.type.slice(from, to),
+    box: t.box.slice(4 * from, 4 * to),
+    truncated: t.truncated.slice(from, to),
+    occluded: t.occluded.slice(from, to),
+    score: t.score.slice(from, to),
+  });
+  const groundTruth = rows(both, 0, g, both.start.slice(0, n + 1));
+  const detections = rows(both, g, both.type.length, both.start.slice(n).map((r) => r - g));
+  return { ids, groundTruth, detections, resultsDir, missingResults };
+}
+
+/** readKittiDirsAsync; with a target, the tables go into an evaluation kernel (see KernelTarget). */
+async function readDirsAsync(options: KittiDirsOptions, target: KernelTarget | null): Promise<KittiDirsData> {
   const cpus = availableParallelism();
   const mayParallel = options.parallel ?? (cpus > 1 && loadavg()[0]! < cpus - 1);
   // Started before listing the directories: its start-up (~0.1 s) is the slow part.
@@ -186,7 +227,8 @@ async function readDirsAsync(options: KittiDirsOptions, alloc: TableAllocator): 
     worker.stop();
     worker = null;
   }
-  if (worker === null) return readListedImages(options, set); // listed once: listing costs ~5 ms per 3769 files
+  // Listed once: listing costs ~5 ms per 3769 files.
+  if (worker === null) return target === null ? readListedImages(options, set) : readIntoKernel(options, set, target);
   const job: ChunkJob = { labels: options.labels, results: set.resultsDir, ids: set.ids, control: newChunkControl() };
   const posted = worker.read(job);
   const total = chunkCount(set.ids.length);
@@ -208,6 +250,20 @@ async function readDirsAsync(options: KittiDirsOptions, alloc: TableAllocator): 
   }
   const error = firstError(scans);
   if (error !== undefined) throw error.error;
+  const alloc: TableAllocator =
+    target === null
+      ? newTables
+      : (nImages, gtRows, detRows) => {
+          try {
+            const kernel = new EvalKernel();
+            const tables = kernel.allocTables(nImages, gtRows, detRows);
+            target.kernel = kernel;
+            return tables;
+          } catch (e) {
+            if (!(e instanceof KernelTooLarge)) throw e;
+            return newTables(nImages, gtRows, detRows);
+          }
+        };
   const { groundTruth, detections, missing } = joinChunkScans(scans, set.ids.length, alloc);
   return { ids: set.ids, groundTruth, detections, resultsDir: set.resultsDir, missingResults: missing.map((i) => set.ids[i]!) };
 }
@@ -216,20 +272,8 @@ async function readDirsAsync(options: KittiDirsOptions, alloc: TableAllocator): 
 export async function evaluateKittiDirs(
   options: KittiDirsOptions & { classes?: readonly KittiEvalClass[]; onMissingResults?: (ids: string[], resultsDir: string) => void },
 ): Promise<KittiEvalResult> {
-  // The parallel reader joins its tables straight into the evaluation kernel's memory: one copy of ~60k rows fewer
-  // (fresh memory costs page faults, ~10 ms here).
-  const joined: { kernel: EvalKernel | null } = { kernel: null };
-  const data = await readDirsAsync(options, (nImages, gtRows, detRows) => {
-    try {
-      const kernel = new EvalKernel();
-      const tables = kernel.allocTables(nImages, gtRows, detRows);
-      joined.kernel = kernel;
-      return tables;
-    } catch (e) {
-      if (!(e instanceof KernelTooLarge)) throw e;
-      return newTables(nImages, gtRows, detRows);
-    }
-  });
+  const joined: KernelTarget = { kernel: null };
+  const data = await readDirsAsync(options, joined);
   if (data.missingResults.length > 0) options.onMissingResults?.(data.missingResults, data.resultsDir);
   const classes = options.classes;
   return summarise(

@@ -18,13 +18,25 @@ export function scanFiles(
   allowMissing: boolean,
 ): { table: KittiBoxTable; missing: string[] } {
   const scanner = new WasmTableScanner(16 * ids.length);
+  const missing = scanInto(scanner, dir, ids, kind, allowMissing);
+  return { table: scanner.finish(), missing };
+}
+
+/** scanFiles into a given scanner (after the images it has); returns the missing ids. */
+export function scanInto(
+  scanner: WasmTableScanner,
+  dir: string,
+  ids: readonly string[],
+  kind: 'label' | 'result',
+  allowMissing: boolean,
+): string[] {
   const missing: string[] = [];
   const prefix = path.join(dir, '_').slice(0, -1); // normalised once, with its trailing separator
   for (const id of ids) {
     if (!scanFile(scanner, prefix + id + '.txt', kind, allowMissing)) missing.push(id);
     scanner.endImage();
   }
-  return { table: scanner.finish(), missing };
+  return missing;
 }
 
 /**
