@@ -32,12 +32,19 @@ export interface KittiDirsOptions {
   ids?: string;
   /** Share the reading with a worker thread (see read-chunks.ts). Default: when there are at least
    * PARALLEL_MIN_IMAGES images and a CPU to spare (more than one, and a load average below their number minus one:
-   * on a saturated machine the worker only adds its start-up). Only `readKittiDirsAsync` / `evaluateKittiDirs` use it. */
+   * on a busy machine the worker's start-up, ~0.1 s of CPU, and the contention cost more than its share of the
+   * files saves). Only `readKittiDirsAsync` / `evaluateKittiDirs` use it. */
   parallel?: boolean;
 }
 
-/** Below this many images a worker costs more than it saves. */
-export const PARALLEL_MIN_IMAGES = 1000;
+/**
+ * Below this many images a worker costs more than it saves. Measured on a 2-core VM (load 5-6, so only the CPU
+ * figures carry over): at 3769 images the main thread used MORE CPU with the worker than without (317-382 vs
+ * 269-321 ms: starting it, joining the tables, and both threads faulting in fresh memory at once) while the process
+ * used ~230 ms more; at 20000 images the worker took ~45% of the files and the main thread's CPU fell from ~1.1 s to
+ * 0.75-0.96 s (process: +0.4 s). So only large sets on an idle machine gain wall time.
+ */
+export const PARALLEL_MIN_IMAGES = 10000;
 
 export interface KittiDirsData {
   ids: string[];
@@ -206,29 +213,15 @@ function readIntoKernel(options: KittiDirsOptions, { ids, resultsDir }: ImageSet
 
 /** readKittiDirsAsync; with a target, the tables go into an evaluation kernel (see KernelTarget). */
 async function readDirsAsync(options: KittiDirsOptions, target: KernelTarget | null): Promise<KittiDirsData> {
+  const set = listImages(options);
   const cpus = availableParallelism();
-  const mayParallel = options.parallel ?? (cpus > 1 && loadavg()[0]! < cpus - 1);
-  // Started before listing the directories: its start-up (~0.1 s) is the slow part.
-  let worker: ReadWorker | null = null;
-  if (mayParallel) {
-    // Loaded only here (getBuiltinModule: without the ES-module loader that import() brings into a CommonJS bundle).
-    const threads =
-      (process.getBuiltinModule?.('node:worker_threads') as WorkerThreads | undefined) ?? (await import('node:worker_threads'));
-    worker = startReadWorker(threads);
-  }
-  let set: ImageSet;
-  try {
-    set = listImages(options);
-  } catch (e) {
-    worker?.stop();
-    throw e;
-  }
-  if (worker !== null && options.parallel === undefined && set.ids.length < PARALLEL_MIN_IMAGES) {
-    worker.stop();
-    worker = null;
-  }
+  const parallel = options.parallel ?? (set.ids.length >= PARALLEL_MIN_IMAGES && cpus > 1 && loadavg()[0]! < cpus - 1);
   // Listed once: listing costs ~5 ms per 3769 files.
-  if (worker === null) return target === null ? readListedImages(options, set) : readIntoKernel(options, set, target);
+  if (!parallel) return target === null ? readListedImages(options, set) : readIntoKernel(options, set, target);
+  // Loaded only here (getBuiltinModule: without the ES-module loader that import() brings into a CommonJS bundle).
+  const threads =
+    (process.getBuiltinModule?.('node:worker_threads') as WorkerThreads | undefined) ?? (await import('node:worker_threads'));
+  const worker = startReadWorker(threads);
   const job: ChunkJob = { labels: options.labels, results: set.resultsDir, ids: set.ids, control: newChunkControl() };
   const posted = worker.read(job);
   const total = chunkCount(set.ids.length);

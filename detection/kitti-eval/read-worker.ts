@@ -1,6 +1,6 @@
 /**
- * Worker: started before the image set is known (its start-up is the slow part), it waits for a ChunkJob, reads the
- * chunks it can claim while the main thread reads the others, and posts what it read (a PostedChunkScan).
+ * Worker: waits for a ChunkJob, reads the chunks it can claim while the main thread reads the others, and posts what
+ * it read (a PostedChunkScan).
  */
 import { parentPort } from 'node:worker_threads';
 import { scanSharedChunks, type ChunkJob, type PostedChunkScan } from './read-chunks.js';
