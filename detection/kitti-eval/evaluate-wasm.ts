@@ -13,6 +13,7 @@
 import { buildModule, F64, FunctionBuilder, I32, Op } from './wasm-emit.js';
 import { TypeCode, type KittiBoxTable } from './box-table.js';
 import { EVAL_WASM } from './wasm-binaries.js';
+import type { ScannedColumns } from './scan-wasm.js';
 
 /** Header slots (i32 index). */
 const enum H {
@@ -51,6 +52,8 @@ const enum H {
   dFp,
   joinsAt,
   events,
+  /** The block allocTables reserves (read by JavaScript only). */
+  tables,
   // Written by the kernel.
   nGt = 40,
   nDet,
@@ -617,16 +620,22 @@ function boxFunction(name: string, overFirst: boolean): FunctionBuilder {
 }
 
 interface EvalExports {
-  memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  memory: WasmMemory;
   count(code: number, neighbour: number, maxMinHeight: number): number;
   pack(code: number, neighbour: number, minOverlap: number, maxMinHeight: number): number;
   pass1(minHeight: number, maxOcclusion: number, maxTruncation: number): number;
   pass2(nThr: number): number;
 }
 
+/** The few WebAssembly JS-API members used (the project's lib settings do not declare them). */
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
+  Memory: new (descriptor: { initial: number }) => WasmMemory;
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 let compiled: object | null = null;
@@ -639,17 +648,29 @@ const HEADER_BYTES = 256;
 
 /** The kernel's bytes from its code above; wasm-binaries.ts holds them (the code takes ~10 ms to run in a cold process). */
 export function buildEvalWasm(): Uint8Array {
-  return buildModule([countFunction(), packFunction(), pass1Function(), pass2Function(), boxFunction('boxIou', false), boxFunction('overlapOverFirst', true)], 1);
+  return buildModule(
+    [countFunction(), packFunction(), pass1Function(), pass2Function(), boxFunction('boxIou', false), boxFunction('overlapOverFirst', true)],
+    1,
+    true,
+  );
 }
 
 /** The kernel with its memory and a bump allocator over it. */
 export class EvalKernel {
   private readonly x: EvalExports;
   private top = HEADER_BYTES;
+  /** Addresses of the columns allocTables adds beyond the kernel's: ground-truth score, detection truncation, occlusion. */
+  private unused: number[] | null = null;
 
-  constructor() {
+  /**
+   * A kernel on a memory of its own, or on `memory` from byte `freeFrom` on (e.g. a finished scanner's, whose tables
+   * `adoptTables` then uses where they are). Its header takes bytes [0, 256) of that memory.
+   */
+  constructor(memory?: WasmMemory, freeFrom = HEADER_BYTES) {
     compiled ??= new wasm.Module(Buffer.from(EVAL_WASM, 'base64'));
-    this.x = new wasm.Instance(compiled, {}).exports as unknown as EvalExports;
+    const env = { memory: memory ?? new wasm.Memory({ initial: 1 }) };
+    this.x = new wasm.Instance(compiled, { env }).exports as unknown as EvalExports;
+    this.top = Math.ceil(Math.max(HEADER_BYTES, freeFrom) / 8) * 8;
   }
 
   get exports(): EvalExports {
@@ -686,6 +707,102 @@ export class EvalKernel {
 
   f64(at: number, n: number): Float64Array {
     return new Float64Array(this.x.memory.buffer, at, n);
+  }
+
+  /**
+   * Room for the two tables in this memory (header slots gtStartIn .. detScore, as `load` sets them), for a reader to
+   * fill in place of `load`'s copy; the columns the kernel does not read (ground-truth scores, detections' truncation
+   * and occlusion) are allocated too, so that the tables are whole. The views are valid until the next allocation;
+   * `loadedTables` gives them again. Throws KernelTooLarge beyond MAX_BYTES.
+   */
+  allocTables(nImages: number, gtRows: number, detRows: number): { groundTruth: KittiBoxTable; detections: KittiBoxTable } {
+    this.setHeader(H.nImages, nImages);
+    const layout: [H | null, number][] = [
+      [H.gtStartIn, 4 * (nImages + 1)],
+      [H.gtType, gtRows],
+      [H.gtBox, 32 * gtRows],
+      [H.gtOcc, 8 * gtRows],
+      [H.gtTrunc, 8 * gtRows],
+      [null, 8 * gtRows],
+      [H.detStartIn, 4 * (nImages + 1)],
+      [H.detType, detRows],
+      [H.detBox, 32 * detRows],
+      [null, 8 * detRows],
+      [null, 8 * detRows],
+      [H.detScore, 8 * detRows],
+    ];
+    // One allocation for all, so that no growth detaches the first views while the last are made.
+    let bytes = 0;
+    for (const [, b] of layout) bytes += Math.ceil(b / 8) * 8;
+    let at = this.alloc(H.tables, bytes);
+    const addresses = layout.map(([slot, b]) => {
+      if (slot !== null) this.setHeader(slot, at);
+      const here = at;
+      at += Math.ceil(b / 8) * 8;
+      return here;
+    });
+    this.unused = [addresses[5]!, addresses[9]!, addresses[10]!];
+    // The row counts, where loadedTables reads them (the reader writes the same values).
+    new Int32Array(this.x.memory.buffer, addresses[0]! + 4 * nImages, 1)[0] = gtRows;
+    new Int32Array(this.x.memory.buffer, addresses[6]! + 4 * nImages, 1)[0] = detRows;
+    return this.loadedTables();
+  }
+
+  /**
+   * Takes a finished scanner's tables where they are (this kernel must be on its memory, from `cols.end` on): label
+   * images 0 .. nImages - 1 then result images, rows from `start` (2 nImages + 1 entries). Only the two start arrays
+   * are written (results' rebased to their first row).
+   */
+  adoptTables(nImages: number, start: Int32Array, cols: ScannedColumns): void {
+    const g = start[nImages]!;
+    const gtAt = this.alloc(H.gtStartIn, 4 * (nImages + 1));
+    const detAt = this.alloc(H.detStartIn, 4 * (nImages + 1));
+    const b = this.x.memory.buffer;
+    new Int32Array(b, gtAt, nImages + 1).set(start.subarray(0, nImages + 1));
+    const det = new Int32Array(b, detAt, nImages + 1);
+    for (let i = 0; i <= nImages; i++) det[i] = start[nImages + i]! - g;
+    this.setHeader(H.nImages, nImages);
+    this.setHeader(H.gtType, cols.type);
+    this.setHeader(H.gtBox, cols.box);
+    this.setHeader(H.gtOcc, cols.occluded);
+    this.setHeader(H.gtTrunc, cols.truncated);
+    this.setHeader(H.detType, cols.type + g);
+    this.setHeader(H.detBox, cols.box + 32 * g);
+    this.setHeader(H.detScore, cols.score + 8 * g);
+    this.unused = [cols.score, cols.truncated + 8 * g, cols.occluded + 8 * g];
+  }
+
+  /** The tables of `allocTables` or `adoptTables` (or `load`'s copies), as views of the current memory. */
+  loadedTables(): { groundTruth: KittiBoxTable; detections: KittiBoxTable } {
+    const b = this.x.memory.buffer;
+    const n = this.header(H.nImages);
+    const start = (slot: H): Int32Array => new Int32Array(b, this.header(slot), n + 1);
+    const gtStart = start(H.gtStartIn);
+    const detStart = start(H.detStartIn);
+    const g = gtStart[n]!;
+    const d = detStart[n]!;
+    const f64 = (at: number, length: number): Float64Array => new Float64Array(b, at, length);
+    const [gtScore, detTrunc, detOcc] = this.unused ?? [-1, -1, -1];
+    return {
+      groundTruth: {
+        nImages: n,
+        start: gtStart,
+        type: new Uint8Array(b, this.header(H.gtType), g),
+        box: f64(this.header(H.gtBox), 4 * g),
+        occluded: f64(this.header(H.gtOcc), g),
+        truncated: f64(this.header(H.gtTrunc), g),
+        score: gtScore < 0 ? new Float64Array(g).fill(Number.NaN) : f64(gtScore, g),
+      },
+      detections: {
+        nImages: n,
+        start: detStart,
+        type: new Uint8Array(b, this.header(H.detType), d),
+        box: f64(this.header(H.detBox), 4 * d),
+        truncated: detTrunc < 0 ? new Float64Array(d) : f64(detTrunc, d),
+        occluded: detOcc < 0 ? new Float64Array(d) : f64(detOcc, d),
+        score: f64(this.header(H.detScore), d),
+      },
+    };
   }
 
   /** Copies the two tables in (header slots gtStartIn .. detScore). */

@@ -113,14 +113,32 @@ export function evaluateKittiTables(input: KittiTableInput): KittiEvalResult<Kit
       kernel = null;
     }
   }
+  return evaluateClasses(kernel, () => input, input.classes);
+}
+
+/**
+ * The evaluation of tables a reader wrote into `kernel`'s memory (EvalKernel.allocTables), without the copy that
+ * evaluateKittiTables makes.
+ */
+export function evaluateKernelTables(kernel: EvalKernel, classes?: readonly KittiEvalClass[]): KittiEvalResult<KittiApDetail> {
+  // The tables are read back from the kernel only for a class too large for it (its allocations move the memory).
+  return evaluateClasses(kernel, () => kernel.loadedTables(), classes);
+}
+
+function evaluateClasses(
+  kernel: EvalKernel | null,
+  tables: () => { groundTruth: KittiBoxTable; detections: KittiBoxTable },
+  classes: readonly KittiEvalClass[] | undefined,
+): KittiEvalResult<KittiApDetail> {
   const out: KittiEvalResult<KittiApDetail> = {};
-  for (const cls of input.classes ?? KITTI_EVAL_CLASSES) {
-    const viaKernel = kernel === null ? null : evaluateClassKernel(kernel, cls, input.groundTruth.nImages);
+  for (const cls of classes ?? KITTI_EVAL_CLASSES) {
+    const viaKernel = kernel === null ? null : evaluateClassKernel(kernel, cls, kernel.header(H.nImages));
     if (viaKernel !== null) {
       out[cls] = viaKernel;
       continue;
     }
-    const packed = packClass(cls, input.groundTruth, input.detections);
+    const { groundTruth, detections } = tables();
+    const packed = packClass(cls, groundTruth, detections);
     out[cls] = {
       easy: evaluateDifficulty(packed, KITTI_DIFFICULTIES[0]),
       moderate: evaluateDifficulty(packed, KITTI_DIFFICULTIES[1]),

@@ -2,11 +2,26 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
-import { evaluateKittiTables, summarise, type KittiEvalResult } from './evaluate.js';
+import { evaluateKernelTables, evaluateKittiTables, summarise, type KittiEvalResult } from './evaluate.js';
+import { EvalKernel, KernelTooLarge } from './evaluate-wasm.js';
 import type { KittiEvalClass } from './classes.js';
 import type { KittiBoxTable } from './box-table.js';
-import { deserialiseError, scanFiles, type SerialisedError } from './read-files.js';
-import type { ReadWorkerData } from './read-worker.js';
+import { deserialiseError, scanFiles, scanInto, type SerialisedError } from './read-files.js';
+import { WasmTableScanner } from './scan-wasm.js';
+import {
+  chunkCount,
+  chunksLeft,
+  firstError,
+  joinChunkScans,
+  newTables,
+  newChunkControl,
+  scanChunks,
+  scanSharedChunks,
+  type ChunkJob,
+  type ChunkScan,
+  type PostedChunkScan,
+  type TableAllocator,
+} from './read-chunks.js';
 
 export interface KittiDirsOptions {
   /** Directory of label files `<id>.txt` (e.g. training/label_2). */
@@ -15,14 +30,21 @@ export interface KittiDirsOptions {
   results: string;
   /** File listing the image ids to evaluate, one per line (e.g. ImageSets/val.txt); default: every label file. */
   ids?: string;
-  /** Read the label files in a worker thread while this thread reads the results. Default: when there are at least
+  /** Share the reading with a worker thread (see read-chunks.ts). Default: when there are at least
    * PARALLEL_MIN_IMAGES images and a CPU to spare (more than one, and a load average below their number minus one:
-   * on a saturated machine the worker only adds its start-up). Only `readKittiDirsAsync` / `evaluateKittiDirs` use it. */
+   * on a busy machine the worker's start-up, ~0.1 s of CPU, and the contention cost more than its share of the
+   * files saves). Only `readKittiDirsAsync` / `evaluateKittiDirs` use it. */
   parallel?: boolean;
 }
 
-/** Below this many images a worker costs more than it saves. */
-export const PARALLEL_MIN_IMAGES = 1000;
+/**
+ * Below this many images a worker costs more than it saves. Measured on a 2-core VM (load 5-6, so only the CPU
+ * figures carry over): at 3769 images the main thread used MORE CPU with the worker than without (317-382 vs
+ * 269-321 ms: starting it, joining the tables, and both threads faulting in fresh memory at once) while the process
+ * used ~230 ms more; at 20000 images the worker took ~45% of the files and the main thread's CPU fell from ~1.1 s to
+ * 0.75-0.96 s (process: +0.4 s). So only large sets on an idle machine gain wall time.
+ */
+export const PARALLEL_MIN_IMAGES = 10000;
 
 export interface KittiDirsData {
   ids: string[];
@@ -106,58 +128,150 @@ function readListedImages(options: KittiDirsOptions, { ids, resultsDir }: ImageS
   return { ids, groundTruth, detections, resultsDir, missingResults: missing };
 }
 
-/** Like readKittiDirs; with many images the label files are read by a worker thread in parallel with the results. */
-export async function readKittiDirsAsync(options: KittiDirsOptions): Promise<KittiDirsData> {
+/** A started read worker: `read` hands it the job; null when it failed (its chunks are then read again here). */
+interface ReadWorker {
+  read(job: ChunkJob): Promise<PostedChunkScan | null>;
+  /** Lets the process exit without waiting for the worker. */
+  stop(): void;
+}
+
+type WorkerThreads = typeof import('node:worker_threads');
+
+function startReadWorker(threads: WorkerThreads): ReadWorker {
+  // stdout/stderr: true: not piped to this process's streams, whose creation costs this short process several ms
+  // (the worker writes nothing). SHARE_ENV: no copy of the environment. Unmanaged fds: every file it opens it closes.
+  const worker = new threads.Worker(new URL('./read-worker.js', import.meta.url), {
+    stdout: true,
+    stderr: true,
+    env: threads.SHARE_ENV,
+    trackUnmanagedFds: false,
+  });
+  const posted = new Promise<PostedChunkScan | null>((resolve) => {
+    worker.once('message', (m: PostedChunkScan | { failed: SerialisedError }) => resolve('failed' in m ? null : m));
+    worker.once('error', () => resolve(null));
+    worker.once('exit', () => resolve(null));
+  });
+  return {
+    read(job) {
+      worker.postMessage(job);
+      return posted;
+    },
+    stop() {
+      worker.unref();
+      void worker.terminate();
+    },
+  };
+}
+
+/**
+ * Like readKittiDirs; with many images a worker thread reads part of the files (whatever it can claim once it has
+ * started, see read-chunks.ts) while this thread reads the rest. Same tables, same first error.
+ */
+export function readKittiDirsAsync(options: KittiDirsOptions): Promise<KittiDirsData> {
+  return readDirsAsync(options, null);
+}
+
+/**
+ * Where evaluateKittiDirs wants the tables: in an evaluation kernel's memory, so that the kernel need not copy them
+ * in (~60k rows of fresh memory: ~10 ms of page faults on a VM). The readers set `kernel`; null when they could not.
+ */
+interface KernelTarget {
+  kernel: EvalKernel | null;
+}
+
+/** The sequential reader for a KernelTarget: both directories into one scanner, whose rows the kernel then adopts. */
+function readIntoKernel(options: KittiDirsOptions, { ids, resultsDir }: ImageSet, target: KernelTarget): KittiDirsData {
+  const n = ids.length;
+  const scanner = new WasmTableScanner(32 * n);
+  scanInto(scanner, options.labels, ids, 'label', false);
+  const missingResults = scanInto(scanner, resultsDir, ids, 'result', true);
+  const both = scanner.finish();
+  const cols = scanner.columnAddresses();
+  try {
+    const kernel = new EvalKernel(cols.memory, cols.end);
+    kernel.adoptTables(n, both.start, cols);
+    target.kernel = kernel;
+    return { ids, ...kernel.loadedTables(), resultsDir, missingResults };
+  } catch (e) {
+    if (!(e instanceof KernelTooLarge)) throw e;
+  }
+  // Beyond the kernel's memory limit: two tables for the JavaScript evaluator.
+  const g = both.start[n]!;
+  const rows = (t: KittiBoxTable, from: number, to: number, start: Int32Array): KittiBoxTable => ({
+    nImages: n,
+    start,
+    type: t.type.slice(from, to),
+    box: t.box.slice(4 * from, 4 * to),
+    truncated: t.truncated.slice(from, to),
+    occluded: t.occluded.slice(from, to),
+    score: t.score.slice(from, to),
+  });
+  const groundTruth = rows(both, 0, g, both.start.slice(0, n + 1));
+  const detections = rows(both, g, both.type.length, both.start.slice(n).map((r) => r - g));
+  return { ids, groundTruth, detections, resultsDir, missingResults };
+}
+
+/** readKittiDirsAsync; with a target, the tables go into an evaluation kernel (see KernelTarget). */
+async function readDirsAsync(options: KittiDirsOptions, target: KernelTarget | null): Promise<KittiDirsData> {
   const set = listImages(options);
   const cpus = availableParallelism();
   const parallel = options.parallel ?? (set.ids.length >= PARALLEL_MIN_IMAGES && cpus > 1 && loadavg()[0]! < cpus - 1);
-  if (!parallel) return readListedImages(options, set); // listed once: listing costs ~5 ms per 3769 files
-  const workerData: ReadWorkerData = { dir: options.labels, ids: set.ids, kind: 'label' };
-  // Loaded here, not at the top: a sequential run need not pay for loading the worker machinery.
-  const { Worker } = await import('node:worker_threads');
-  const worker = new Worker(new URL('./read-worker.js', import.meta.url), { workerData });
-  // A format error found by the worker is the answer; a worker that fails to run at all is replaced by this thread.
-  const labels = new Promise<KittiBoxTable>((resolve, reject) => {
-    let settled = false;
-    const fallback = (): void => {
-      if (settled) return;
-      settled = true;
-      try {
-        resolve(scanFiles(options.labels, set.ids, 'label', false).table);
-      } catch (e) {
-        reject(e);
-      }
-    };
-    worker.once('message', (m: { table?: KittiBoxTable; error?: SerialisedError }) => {
-      settled = true;
-      if (m.error !== undefined) reject(deserialiseError(m.error));
-      else resolve(m.table!);
-    });
-    worker.once('error', fallback);
-    worker.once('exit', fallback);
-  });
-  let results: { table: KittiBoxTable; missing: string[] } | undefined;
-  let resultsError: unknown;
-  try {
-    results = scanFiles(set.resultsDir, set.ids, 'result', true);
-  } catch (e) {
-    resultsError = e;
+  // Listed once: listing costs ~5 ms per 3769 files.
+  if (!parallel) return target === null ? readListedImages(options, set) : readIntoKernel(options, set, target);
+  // Loaded only here (getBuiltinModule: without the ES-module loader that import() brings into a CommonJS bundle).
+  const threads =
+    (process.getBuiltinModule?.('node:worker_threads') as WorkerThreads | undefined) ?? (await import('node:worker_threads'));
+  const worker = startReadWorker(threads);
+  const job: ChunkJob = { labels: options.labels, results: set.resultsDir, ids: set.ids, control: newChunkControl() };
+  const posted = worker.read(job);
+  const total = chunkCount(set.ids.length);
+  const scans: ChunkScan[] = [scanSharedChunks(job)];
+  // The worker's part is needed when it claimed chunks before this thread's first error (or at all).
+  if (chunksLeft(scans, scans[0]!.error?.chunk ?? total).length > 0) {
+    const theirs = await posted;
+    if (theirs !== null) {
+      const { error, ...rest } = theirs;
+      scans.push(error === undefined ? rest : { ...rest, error: { chunk: error.chunk, error: deserialiseError(error.error) } });
+    }
   }
-  try {
-    // Label errors first, as in the sequential reader.
-    const groundTruth = await labels;
-    if (results === undefined) throw resultsError;
-    return { ids: set.ids, groundTruth, detections: results.table, resultsDir: set.resultsDir, missingResults: results.missing };
-  } finally {
-    await worker.terminate();
+  worker.stop();
+  // Chunks a failed worker had claimed: read here.
+  const left = chunksLeft(scans, firstError(scans)?.chunk ?? total);
+  if (left.length > 0) {
+    let k = 0;
+    scans.push(scanChunks(job, () => (k < left.length ? left[k++]! : -1)));
   }
+  const error = firstError(scans);
+  if (error !== undefined) throw error.error;
+  const alloc: TableAllocator =
+    target === null
+      ? newTables
+      : (nImages, gtRows, detRows) => {
+          try {
+            const kernel = new EvalKernel();
+            const tables = kernel.allocTables(nImages, gtRows, detRows);
+            target.kernel = kernel;
+            return tables;
+          } catch (e) {
+            if (!(e instanceof KernelTooLarge)) throw e;
+            return newTables(nImages, gtRows, detRows);
+          }
+        };
+  const { groundTruth, detections, missing } = joinChunkScans(scans, set.ids.length, alloc);
+  return { ids: set.ids, groundTruth, detections, resultsDir: set.resultsDir, missingResults: missing.map((i) => set.ids[i]!) };
 }
 
 /** Reads the directories and evaluates them; `onMissingResults` hears about images without a result file. */
 export async function evaluateKittiDirs(
   options: KittiDirsOptions & { classes?: readonly KittiEvalClass[]; onMissingResults?: (ids: string[], resultsDir: string) => void },
 ): Promise<KittiEvalResult> {
-  const data = await readKittiDirsAsync(options);
+  const joined: KernelTarget = { kernel: null };
+  const data = await readDirsAsync(options, joined);
   if (data.missingResults.length > 0) options.onMissingResults?.(data.missingResults, data.resultsDir);
-  return summarise(evaluateKittiTables({ groundTruth: data.groundTruth, detections: data.detections, classes: options.classes }));
+  const classes = options.classes;
+  return summarise(
+    joined.kernel !== null
+      ? evaluateKernelTables(joined.kernel, classes)
+      : evaluateKittiTables({ groundTruth: data.groundTruth, detections: data.detections, classes }),
+  );
 }

@@ -18,31 +18,49 @@ export function scanFiles(
   allowMissing: boolean,
 ): { table: KittiBoxTable; missing: string[] } {
   const scanner = new WasmTableScanner(16 * ids.length);
+  const missing = scanInto(scanner, dir, ids, kind, allowMissing);
+  return { table: scanner.finish(), missing };
+}
+
+/** scanFiles into a given scanner (after the images it has); returns the missing ids. */
+export function scanInto(
+  scanner: WasmTableScanner,
+  dir: string,
+  ids: readonly string[],
+  kind: 'label' | 'result',
+  allowMissing: boolean,
+): string[] {
   const missing: string[] = [];
   const prefix = path.join(dir, '_').slice(0, -1); // normalised once, with its trailing separator
   for (const id of ids) {
-    const file = prefix + id + '.txt';
-    let fd: number;
-    try {
-      fd = openSync(file, constants.O_RDONLY);
-    } catch (e) {
-      if (!allowMissing || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      missing.push(id);
-      scanner.endImage();
-      continue;
-    }
-    let n: number;
-    try {
-      n = readSync(fd, scanner.input, 0, WASM_INPUT_CAPACITY, null);
-    } finally {
-      closeSync(fd);
-    }
-    // A short read of a regular file is its end; a file that fills the buffer is read whole by the reference parser.
-    if (n < WASM_INPUT_CAPACITY) scanner.scan(n, file, kind);
-    else scanner.addObjects(parseKittiObjects(readFileSync(file, 'utf8'), file, { kind }));
+    if (!scanFile(scanner, prefix + id + '.txt', kind, allowMissing)) missing.push(id);
     scanner.endImage();
   }
-  return { table: scanner.finish(), missing };
+  return missing;
+}
+
+/**
+ * Appends one file's objects to the scanner's current image; false when the file does not exist and `allowMissing`
+ * (open fails with ENOENT; cheaper than listing the directory, as missing files are rare).
+ */
+export function scanFile(scanner: WasmTableScanner, file: string, kind: 'label' | 'result', allowMissing: boolean): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY);
+  } catch (e) {
+    if (!allowMissing || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return false;
+  }
+  let n: number;
+  try {
+    n = readSync(fd, scanner.input, 0, WASM_INPUT_CAPACITY, null);
+  } finally {
+    closeSync(fd);
+  }
+  // A short read of a regular file is its end; a file that fills the buffer is read whole by the reference parser.
+  if (n < WASM_INPUT_CAPACITY) scanner.scan(n, file, kind);
+  else scanner.addObjects(parseKittiObjects(readFileSync(file, 'utf8'), file, { kind }));
+  return true;
 }
 
 /** An error as a worker can post it. */

@@ -1,17 +1,21 @@
-/** Worker: reads one directory's files (the label files, while the main thread reads the results). */
-import { parentPort, workerData } from 'node:worker_threads';
-import { ownTable, scanFiles, serialiseError, tableBuffers } from './read-files.js';
+/**
+ * Worker: waits for a ChunkJob, reads the chunks it can claim while the main thread reads the others, and posts what
+ * it read (a PostedChunkScan).
+ */
+import { parentPort } from 'node:worker_threads';
+import { scanSharedChunks, type ChunkJob, type PostedChunkScan } from './read-chunks.js';
+import { ownTable, serialiseError, tableBuffers } from './read-files.js';
 
-export interface ReadWorkerData {
-  dir: string;
-  ids: string[];
-  kind: 'label' | 'result';
-}
-
-const { dir, ids, kind } = workerData as ReadWorkerData;
-try {
-  const table = ownTable(scanFiles(dir, ids, kind, false).table);
-  parentPort!.postMessage({ table }, tableBuffers(table));
-} catch (e) {
-  parentPort!.postMessage({ error: serialiseError(e) });
-}
+parentPort!.once('message', (job: ChunkJob) => {
+  let posted: PostedChunkScan;
+  try {
+    const scan = scanSharedChunks(job);
+    const table = ownTable(scan.table);
+    posted = { chunks: scan.chunks, table, missing: scan.missing };
+    if (scan.error !== undefined) posted.error = { chunk: scan.error.chunk, error: serialiseError(scan.error.error) };
+    parentPort!.postMessage(posted, tableBuffers(table));
+  } catch (e) {
+    // Not a file's error (those are in the scan): the main thread reads this worker's chunks again.
+    parentPort!.postMessage({ failed: serialiseError(e) });
+  }
+});

@@ -214,6 +214,18 @@ interface WasmMemory {
   readonly buffer: ArrayBuffer;
   grow(pages: number): number;
 }
+
+/** A scanner's columns: byte addresses in its memory (rows at 32 bytes of box, 8 of each double, 1 of type). */
+export interface ScannedColumns {
+  memory: WasmMemory;
+  box: number;
+  truncated: number;
+  occluded: number;
+  score: number;
+  type: number;
+  /** The first byte after the columns. */
+  end: number;
+}
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: unknown };
@@ -315,6 +327,23 @@ export class WasmTableScanner {
       occluded: new Float64Array(buffer, COLUMNS_AT + 40 * cap, n),
       score: new Float64Array(buffer, COLUMNS_AT + 48 * cap, n),
       type: new Uint8Array(buffer, COLUMNS_AT + 56 * cap, n),
+    };
+  }
+
+  /**
+   * Where the columns are (byte addresses in `memory`) and the first byte after them, for a kernel that reads the
+   * rows in place (EvalKernel.adoptTables); scan nothing more after that.
+   */
+  columnAddresses(): ScannedColumns {
+    const cap = this.capacity;
+    return {
+      memory: this.exports.memory,
+      box: COLUMNS_AT,
+      truncated: COLUMNS_AT + 32 * cap,
+      occluded: COLUMNS_AT + 40 * cap,
+      score: COLUMNS_AT + 48 * cap,
+      type: COLUMNS_AT + 56 * cap,
+      end: COLUMNS_AT + ROW_BYTES * cap,
     };
   }
 

@@ -234,13 +234,24 @@ function name(s: string): number[] {
   return out.concat(b);
 }
 
-/** A module of the given functions (called by their index in this list) and one memory, all exported by name. */
-export function buildModule(functions: readonly FunctionBuilder[], memoryPages: number): Uint8Array {
+/**
+ * A module of the given functions (called by their index in this list) and one memory, all exported by name. With
+ * `importMemory` the memory is not the module's own but imported as env.memory (at least `memoryPages`), so that an
+ * instance can work on another instance's memory.
+ */
+export function buildModule(functions: readonly FunctionBuilder[], memoryPages: number, importMemory = false): Uint8Array {
   const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   const types = functions.map((f) => [0x60, f.params.length, ...f.params, f.results.length, ...f.results]);
   const typeSec: number[] = [];
   vec(typeSec, types);
   section(out, 1, typeSec);
+  if (importMemory) {
+    const imp = [...name('env'), ...name('memory'), 0x02, 0];
+    uleb(imp, memoryPages);
+    const impSec: number[] = [];
+    vec(impSec, [imp]);
+    section(out, 2, impSec);
+  }
   const funcSec: number[] = [];
   vec(
     funcSec,
@@ -251,9 +262,11 @@ export function buildModule(functions: readonly FunctionBuilder[], memoryPages: 
     }),
   );
   section(out, 3, funcSec);
-  const memSec: number[] = [1, 0];
-  uleb(memSec, memoryPages);
-  section(out, 5, memSec);
+  if (!importMemory) {
+    const memSec: number[] = [1, 0];
+    uleb(memSec, memoryPages);
+    section(out, 5, memSec);
+  }
   const exports: number[][] = [[...name('memory'), 0x02, 0]];
   functions.forEach((f, i) => {
     const e = [...name(f.name), 0x00];
