@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
+import { broadcastKind } from '../src/runtime/wasm-training/binary-broadcast.js';
 import { reductionLayout } from '../src/runtime/wasm-training/reductions.js';
 import { simdKernels } from '../src/runtime/wasm-training/simd-kernels.js';
 import type { BackendWasm } from '../src/runtime/wasm-training/wasm-kernel-utils.js';
@@ -154,6 +155,47 @@ for (const shape of [[2, 3, 5, 4], [7], [3, 5], [1]]) {
     wasm.forEach((out, k) => assert.equal(Array.from(out), Array.from(cpu[k]!), `output ${k}`));
   });
 }
+
+test('broadcast kinds: scalar, last-axis vector, column, or none', () => {
+  assert.is(broadcastKind([5, 8], []), 'scalar');
+  assert.is(broadcastKind([5, 6], [1, 1]), 'scalar');
+  assert.is(broadcastKind([2, 3, 4, 8], [8]), 'vector');
+  assert.is(broadcastKind([2, 3, 4, 8], [1, 1, 1, 8]), 'vector');
+  assert.is(broadcastKind([2, 3, 4, 8], [2, 3, 4, 1]), 'column');
+  assert.is(broadcastKind([5, 4], [5, 1]), 'column');
+  assert.is(broadcastKind([2, 3, 4, 6], [6]), null); // 6 channels: built-in
+  assert.is(broadcastKind([2, 3, 4, 8], [3, 1, 8]), null);
+  assert.is(broadcastKind([2, 3, 4, 8], [1, 3, 4, 1]), null);
+});
+
+const binaryOps: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+  ['add', tf.add], ['sub', tf.sub], ['mul', tf.mul], ['div', tf.div], ['minimum', tf.minimum], ['maximum', tf.maximum],
+];
+const broadcastPairs: [number[], number[]][] = [
+  [[3, 4, 5, 8], [8]], [[3, 4, 5, 8], [1, 1, 1, 8]], [[7, 12], [12]], // per-channel vectors
+  [[3, 4, 5, 8], [3, 4, 5, 1]], [[9, 4], [9, 1]], // columns
+  [[6, 4], []], [[2, 3, 4], [1, 1]], // scalars
+];
+/** Left to the built-ins, whose minimum and maximum ignore a NaN operand (cpu's propagate it): no NaN in these. */
+const builtInPairs: [number[], number[]][] = [[[5], [1]], [[3, 4, 5, 6], [6]], [[7, 3], [7, 1]], [[3, 5], []], [[4, 1, 8], [1, 3, 8]], [[2, 3], [2, 3]]];
+
+test('add/sub/mul/div/minimum/maximum with a broadcast operand (either side) equal cpu bit for bit', async () => {
+  const rng = new Rng(81);
+  for (const [fullShape, otherShape] of [...broadcastPairs, ...builtInPairs]) {
+    const full = randomInput(rng, fullShape, -3, 3);
+    const other = randomInput(rng, otherShape, -3, 3);
+    const specials = builtInPairs.some(([s]) => s === fullShape) ? [0, -0, Infinity, -Infinity] : [0, -0, Infinity, -Infinity, NaN];
+    specials.forEach((v, i) => { if (i < full.data.length) full.data[(i * 7) % full.data.length] = v; });
+    if (other.data.length > 2 && specials.length === 5) [other.data[0], other.data[1]] = [0, NaN];
+    const f = (x: tf.Tensor, y: tf.Tensor): tf.Tensor[] => binaryOps.flatMap(([, op]) => [op(x, y), op(y, x)]);
+    const wasm = await runOn('wasm', [full, other], f);
+    const cpu = await runOn('cpu', [full, other], f);
+    wasm.forEach((out, k) => {
+      const what = `${binaryOps[k >> 1]![0]} [${fullShape}] ${k % 2 === 0 ? 'with' : 'after'} [${otherShape}]`;
+      assert.equal(Array.from(out), Array.from(cpu[k]!), what);
+    });
+  }
+});
 
 test('the fast paths leave no tensors or wasm buffers behind', async () => {
   await tf.setBackend('wasm');

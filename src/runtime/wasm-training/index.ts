@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedBatchNormPerChannel } from './batch-norm.js';
 import { registerBatchNormGradient } from './batch-norm-grad.js';
+import { binaryBroadcastFastPaths } from './binary-broadcast.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
 import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
@@ -75,6 +76,7 @@ export function registerWasmTrainingKernels(): string[] {
     ['Sum', sumLeadingAxes],
     ['Mean', meanLeadingAxes],
     ['FusedBatchNorm', fusedBatchNormPerChannel],
+    ...binaryBroadcastFastPaths,
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);

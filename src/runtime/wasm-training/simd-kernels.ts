@@ -82,15 +82,22 @@ interface Func {
 }
 
 /**
- * `for rows: for each 4 channels at byte offset p (0 <= p < 4c): inner(p)`, with x advanced by 16 bytes per group.
- * Locals used: rows (param), c (param), `x` (param, byte pointer, advanced), p and end (scratch i32 locals).
+ * `for rows: { rowStart; for each 4 channels at byte offset p (0 <= p < 4c): { inner; advance } rowEnd }`.
+ * Locals: rows and c (params; rows counts down), p and end (scratch i32 locals).
  */
-function rowLoop(v: { x: number; rows: number; c: number; p: number; end: number }, inner: number[], advance: number[]): number[] {
+function rowLoop(
+  v: { rows: number; c: number; p: number; end: number },
+  inner: number[],
+  advance: number[],
+  rowStart: number[] = [],
+  rowEnd: number[] = [],
+): number[] {
   return [
     ...BLOCK,
     ...get(v.rows), ...I32_EQZ, ...brIf(0),
     ...get(v.c), ...i32c(2), ...I32_SHL, ...set(v.end),
     ...LOOP,
+    ...rowStart,
     ...i32c(0), ...set(v.p),
     ...LOOP,
     ...inner,
@@ -98,6 +105,7 @@ function rowLoop(v: { x: number; rows: number; c: number; p: number; end: number
     ...get(v.p), ...i32c(16), ...I32_ADD, ...tee(v.p),
     ...get(v.end), ...I32_LT_U, ...brIf(0),
     ...END,
+    ...rowEnd,
     ...get(v.rows), ...i32c(1), ...I32_SUB, ...tee(v.rows), ...brIf(0),
     ...END,
     ...END,
@@ -122,7 +130,7 @@ const advance16 = (ptr: number): number[] => [...get(ptr), ...i32c(16), ...I32_A
 function columnSums(): Func {
   const [x, rows, c, acc, p, end, v] = [0, 1, 2, 3, 4, 5, 6];
   const inner = [...get(x), ...load(0), ...set(v), ...accumulate(acc, p, v)];
-  return { name: 'columnSums', params: 4, locals: [[2, I32], [1, V128]], body: rowLoop({ x, rows, c, p, end }, inner, advance16(x)) };
+  return { name: 'columnSums', params: 4, locals: [[2, I32], [1, V128]], body: rowLoop({ rows, c, p, end }, inner, advance16(x)) };
 }
 
 /**
@@ -146,7 +154,7 @@ function batchNormGradSums(): Func {
     ...accAt(16, prodHigh),
   ];
   const adv = [...advance16(x), ...advance16(dy)];
-  return { name: 'batchNormGradSums', params: 7, locals: [[2, I32], [2, V128]], body: rowLoop({ x, rows, c, p, end }, inner, adv) };
+  return { name: 'batchNormGradSums', params: 7, locals: [[2, I32], [2, V128]], body: rowLoop({ rows, c, p, end }, inner, adv) };
 }
 
 /** normalize(x, rows, c, mean, scale, offset, out): out = (x - mean[j]) * scale[j] + offset[j] in float32. */
@@ -159,7 +167,7 @@ function normalize(): Func {
     ...store(0),
   ];
   const adv = [...advance16(x), ...advance16(out)];
-  return { name: 'normalize', params: 7, locals: [[2, I32]], body: rowLoop({ x, rows, c, p, end }, inner, adv) };
+  return { name: 'normalize', params: 7, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, adv) };
 }
 
 /**
@@ -192,6 +200,33 @@ function squareGrad(): Func {
   return { name: 'squareGrad', params: 4, locals: [], body: elementLoop(groups, inner, [...advance16(x), ...advance16(dy), ...advance16(out)]) };
 }
 
+/** f32x4 opcodes of the binary ops with a fast path (binary-broadcast.ts). */
+export const BINARY_OPS = { add: 0xe4, sub: 0xe5, mul: 0xe6, div: 0xe7, min: 0xe8, max: 0xe9 } as const;
+export type BinaryOp = keyof typeof BINARY_OPS;
+/** The broadcast operand: a last-axis vector `v[j]` or a column `v[r]` (one value per row); second or first operand. */
+export const BROADCAST_MODES = ['vectorSecond', 'vectorFirst', 'columnSecond', 'columnFirst'] as const;
+export type BroadcastMode = (typeof BROADCAST_MODES)[number];
+
+/** binary_<op>_<mode>(a, v, rows, c, out): out[r, j] = a[r, j] op v (or v op a[r, j]), a full [rows, c]. */
+function binary(op: BinaryOp, mode: BroadcastMode): Func {
+  const [a, v, rows, c, out, p, end, s] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const column = mode.startsWith('column');
+  const other = column ? get(s) : [...get(v), ...get(p), ...I32_ADD, ...load(0)];
+  const full = [...get(a), ...load(0)];
+  const operands = mode.endsWith('Second') ? [...full, ...other] : [...other, ...full];
+  const inner = [...get(out), ...operands, ...simd(BINARY_OPS[op]), ...store(0)];
+  const adv = [...advance16(a), ...advance16(out)];
+  // A column: v[r] splatted to 4 lanes at the start of each row (v128.load32_splat), v advanced by 4 bytes per row.
+  const rowStart = column ? [...get(v), ...simd(0x09), 2, 0, ...set(s)] : [];
+  const rowEnd = column ? [...get(v), ...i32c(4), ...I32_ADD, ...set(v)] : [];
+  return {
+    name: `binary_${op}_${mode}`,
+    params: 5,
+    locals: [[2, I32], [1, V128]],
+    body: rowLoop({ rows, c, p, end }, inner, adv, rowStart, rowEnd),
+  };
+}
+
 function assemble(funcs: Func[], shared: boolean): Uint8Array {
   const types = funcs.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), 0]);
   // Memory import: no minimum beyond 0; a shared memory must declare a maximum (4 GiB covers any).
@@ -221,6 +256,8 @@ export interface SimdKernels {
   normalize(x: number, rows: number, c: number, mean: number, scale: number, offset: number, out: number): void;
   reluGrad(x: number, dy: number, groups: number, out: number): void;
   squareGrad(x: number, dy: number, groups: number, out: number): void;
+  /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
+  [binary: `binary_${string}`]: (a: number, v: number, rows: number, c: number, out: number) => void;
 }
 
 /** The parts of the WebAssembly JS API used here (the project's `lib` setting does not declare them). */
@@ -250,7 +287,8 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   if (cached !== undefined) return cached;
   let kernels: SimdKernels | null = null;
   try {
-    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad()], memory.buffer instanceof SharedArrayBuffer);
+    const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
+    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), ...binaries], memory.buffer instanceof SharedArrayBuffer);
     const instance = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } });
     kernels = instance.exports as unknown as SimdKernels;
   } catch {
