@@ -197,6 +197,32 @@ test('add/sub/mul/div/minimum/maximum with a broadcast operand (either side) equ
   }
 });
 
+/** The distance between |v| and the next float32 up. */
+function ulpF32(v: number): number {
+  const bits = new Uint32Array(new Float32Array([Math.abs(v)]).buffer);
+  return new Float32Array(new Uint32Array([bits[0]! + 1]).buffer)[0]! - Math.fround(Math.abs(v));
+}
+
+test('exp (SIMD polynomial) is within 2 ulp of e^x from -110 to 90; 0, infinities, NaN and denormals as cpu', async () => {
+  const n = 1 << 16;
+  const xs = new Float32Array(n + 3); // + 3: a scalar tail after the 4-wide groups
+  for (let i = 0; i < xs.length; i++) xs[i] = -110 + (200 * i) / n;
+  const specials = [0, -0, 1, -1, 88.72, 88.73, -87.3, -103.9, -104.5, Infinity, -Infinity, NaN, 1e-8, Math.LN2 / 2];
+  specials.forEach((v, i) => (xs[i * 101] = v));
+  const [wasm] = await runOn('wasm', [{ shape: [xs.length], data: xs }], (t) => [tf.exp(t)]);
+  const [cpu] = await runOn('cpu', [{ shape: [xs.length], data: xs }], (t) => [tf.exp(t)]);
+  for (let i = 0; i < xs.length; i++) {
+    const exact = Math.exp(xs[i]!);
+    const got = wasm![i]!;
+    if (!Number.isFinite(cpu![i]!) || cpu![i]! < 1.2e-38) {
+      // Overflow, underflow to denormals or 0, NaN: cpu's value (denormals to within the smallest one).
+      assert.ok(Object.is(got, cpu![i]) || Math.abs(got - cpu![i]!) <= 1.5e-45, `exp(${xs[i]}) = ${got}, cpu ${cpu![i]}`);
+    } else {
+      assert.ok(Math.abs(got - exact) <= 2 * ulpF32(exact), `exp(${xs[i]}) = ${got}, e^x = ${exact}`);
+    }
+  }
+});
+
 test('the fast paths leave no tensors or wasm buffers behind', async () => {
   await tf.setBackend('wasm');
   const rng = new Rng(71);

@@ -12,6 +12,7 @@ import { binaryBroadcastFastPaths } from './binary-broadcast.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
 import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
+import { expSimd } from './exp.js';
 import { castSameDtype, identity } from './identity-cast.js';
 import { maxPoolGrad } from './max-pool-grad.js';
 import { sliceViews } from './slice.js';
@@ -77,6 +78,7 @@ export function registerWasmTrainingKernels(): string[] {
     ['Mean', meanLeadingAxes],
     ['FusedBatchNorm', fusedBatchNormPerChannel],
     ...binaryBroadcastFastPaths,
+    ['Exp', expSimd],
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);

@@ -200,6 +200,40 @@ function squareGrad(): Func {
   return { name: 'squareGrad', params: 4, locals: [], body: elementLoop(groups, inner, [...advance16(x), ...advance16(dy), ...advance16(out)]) };
 }
 
+/**
+ * exp(x, groups, out): out = e^x (Cephes' single-precision method: e^x = 2^n * e^r, n = round(x log2 e), r reduced
+ * with a two-part ln 2, e^r by a degree-7 polynomial; 2^n applied as two power-of-two factors so that overflow
+ * gives infinity and underflow gradual denormals). Within 2 ulp of the correctly rounded result (tested); NaN stays
+ * NaN; x is clamped to [-104, 89] first (e^x is 0 resp. infinity beyond).
+ */
+function exp(): Func {
+  const [x, groups, out, v, n, ni, half] = [0, 1, 2, 3, 4, 5, 6];
+  const f = (op: number): number[] => simd(op);
+  const [F32X4_MIN, F32X4_MAX, F32X4_NEAREST] = [f(0xe8), f(0xe9), f(0x6a)];
+  const [I32X4_SHL, I32X4_SHR_S, I32X4_ADD, I32X4_SUB, TRUNC_SAT] = [f(0xab), f(0xac), f(0xae), f(0xb1), f(0xf8)];
+  const i32x4Const = (k: number): number[] => [...simd(0x0c), ...[0, 1, 2, 3].flatMap(() => [...new Uint8Array(new Int32Array([k]).buffer)])];
+  const coefficients = [1.987569150e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
+  // p = (((((c0 r + c1) r + c2) r + c3) r + c4) r + c5) r^2 + r + 1, with r in local v.
+  let poly = f32x4Const(coefficients[0]!);
+  for (const k of coefficients.slice(1)) poly = [...poly, ...get(v), ...F32X4_MUL, ...f32x4Const(k), ...F32X4_ADD];
+  poly = [...poly, ...get(v), ...get(v), ...F32X4_MUL, ...F32X4_MUL, ...get(v), ...F32X4_ADD, ...f32x4Const(1), ...F32X4_ADD];
+  const powerOfTwo = (exponent: number[]): number[] => [...exponent, ...i32x4Const(127), ...I32X4_ADD, ...i32c(23), ...I32X4_SHL];
+  const inner = [
+    ...get(x), ...load(0), ...f32x4Const(-104), ...F32X4_MAX, ...f32x4Const(89), ...F32X4_MIN, ...set(v),
+    ...get(v), ...f32x4Const(Math.LOG2E), ...F32X4_MUL, ...F32X4_NEAREST, ...tee(n),
+    ...TRUNC_SAT, ...tee(ni), ...i32c(1), ...I32X4_SHR_S, ...set(half),
+    // r = x - n * 0.693359375 - n * (-2.12194440e-4): the first product is exact
+    ...get(v), ...get(n), ...f32x4Const(0.693359375), ...F32X4_MUL, ...F32X4_SUB,
+    ...get(n), ...f32x4Const(-2.12194440e-4), ...F32X4_MUL, ...F32X4_SUB, ...set(v),
+    ...get(out),
+    ...poly,
+    ...powerOfTwo(get(half)), ...F32X4_MUL,
+    ...powerOfTwo([...get(ni), ...get(half), ...I32X4_SUB]), ...F32X4_MUL,
+    ...store(0),
+  ];
+  return { name: 'exp', params: 3, locals: [[4, V128]], body: elementLoop(groups, inner, [...advance16(x), ...advance16(out)]) };
+}
+
 /** f32x4 opcodes of the binary ops with a fast path (binary-broadcast.ts). */
 export const BINARY_OPS = { add: 0xe4, sub: 0xe5, mul: 0xe6, div: 0xe7, min: 0xe8, max: 0xe9 } as const;
 export type BinaryOp = keyof typeof BINARY_OPS;
@@ -256,6 +290,7 @@ export interface SimdKernels {
   normalize(x: number, rows: number, c: number, mean: number, scale: number, offset: number, out: number): void;
   reluGrad(x: number, dy: number, groups: number, out: number): void;
   squareGrad(x: number, dy: number, groups: number, out: number): void;
+  exp(x: number, groups: number, out: number): void;
   /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
   [binary: `binary_${string}`]: (a: number, v: number, rows: number, c: number, out: number) => void;
 }
@@ -288,7 +323,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   let kernels: SimdKernels | null = null;
   try {
     const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
-    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), ...binaries], memory.buffer instanceof SharedArrayBuffer);
+    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), ...binaries], memory.buffer instanceof SharedArrayBuffer);
     const instance = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } });
     kernels = instance.exports as unknown as SimdKernels;
   } catch {
