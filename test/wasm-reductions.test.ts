@@ -223,6 +223,34 @@ test('exp (SIMD polynomial) is within 2 ulp of e^x from -110 to 90; 0, infinitie
   }
 });
 
+const tiledPools: { x: [number, number, number, number]; size: [number, number]; pad: 'valid' | 'same' }[] = [
+  { x: [2, 6, 8, 8], size: [2, 2], pad: 'valid' },
+  { x: [1, 7, 9, 4], size: [3, 3], pad: 'valid' }, // a row and a column past the last window
+  { x: [2, 4, 9, 12], size: [2, 3], pad: 'same' }, // exact: no padding
+  { x: [1, 5, 5, 4], size: [1, 1], pad: 'valid' },
+];
+
+for (const c of tiledPools) {
+  test(`max-pool gradient, non-overlapping ${c.size} windows on [${c.x}] ${c.pad} (SIMD): ties, negatives, NaN as cpu`, async () => {
+    const x = randomInput(new Rng(c.x[2]! + c.size[1]), c.x, -2, 1);
+    // Ties (first maximum wins), all-negative windows, and NaN (never the maximum).
+    for (let i = 0; i < x.data.length; i += 7) x.data[i] = 0.5;
+    for (let i = 3; i < x.data.length; i += 29) x.data[i] = NaN;
+    const out = tf.tidy(() => tf.maxPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.size, c.pad).shape.slice());
+    const w = randomInput(new Rng(5), out);
+    const f = (t: tf.Tensor, d: tf.Tensor): tf.Tensor[] => tf.grads((u: tf.Tensor) => tf.maxPool(u as tf.Tensor4D, c.size, c.size, c.pad))([t], d);
+    const wasm = await runOn('wasm', [x, w], f);
+    const cpu = await runOn('cpu', [x, w], f);
+    assert.equal(Array.from(wasm[0]!), Array.from(cpu[0]!));
+  });
+}
+
+test('max-pool gradient of a window of -infinity and NaN only is zero (SIMD path)', async () => {
+  const x = { shape: [1, 2, 2, 4], data: new Float32Array([-Infinity, NaN, -Infinity, 1, NaN, -Infinity, -1, 1, -Infinity, NaN, -2, 1, NaN, NaN, -3, 2]) };
+  const [dx] = await runOn('wasm', [x], (t) => tf.grads((u: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(u as tf.Tensor4D, 2, 2, 'valid'), 3)))([t]));
+  assert.equal(Array.from(dx!), [0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+});
+
 test('the fast paths leave no tensors or wasm buffers behind', async () => {
   await tf.setBackend('wasm');
   const rng = new Rng(71);

@@ -52,6 +52,7 @@ const i32c = (n: number): number[] => [0x41, ...sleb(n)];
 const I32_ADD = [0x6a];
 const I32_SUB = [0x6b];
 const I32_SHL = [0x74];
+const I32_MUL = [0x6c];
 const I32_LT_U = [0x49];
 const I32_EQZ = [0x45];
 const BLOCK = [0x02, 0x40];
@@ -234,6 +235,65 @@ function exp(): Func {
   return { name: 'exp', params: 3, locals: [[4, V128]], body: elementLoop(groups, inner, [...advance16(x), ...advance16(out)]) };
 }
 
+/** `counter = count; do { body } while (--counter)`: count must be positive. */
+function countedLoop(counter: number, count: number[], body: number[]): number[] {
+  return [...count, ...set(counter), ...LOOP, ...body, ...get(counter), ...i32c(1), ...I32_SUB, ...tee(counter), ...brIf(0), ...END];
+}
+
+/**
+ * maxPoolGradTiles(x, dy, dx, windows, c, fh, fw, rowBytes): the max-pool gradient for one row of `windows`
+ * non-overlapping fh x fw windows (stride = window, no padding) starting at x / dx, rows rowBytes apart. Per channel,
+ * the first maximum in row-major order (strictly greater wins, starting from -infinity, so NaN never wins) gets dy;
+ * every other element of the window gets 0.
+ */
+function maxPoolGradTiles(): Func {
+  const [x, dy, dx, windows, c, fh, fw, rowBytes] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [p, end, i, j, addr, a2, k] = [8, 9, 10, 11, 12, 13, 14];
+  const [best, win, v, gt, dyv] = [15, 16, 17, 18, 19];
+  const [I32X4_SPLAT, I32X4_EQ, BITSELECT] = [simd(0x11), simd(0x37), simd(0x52)];
+  const pixelBytes = [...get(c), ...i32c(2), ...I32_SHL];
+  const overWindow = (start: number[], inner: number[]): number[] => [
+    ...i32c(0), ...set(k),
+    ...start, ...set(addr),
+    ...countedLoop(i, get(fh), [
+      ...get(addr), ...set(a2),
+      ...countedLoop(j, get(fw), [
+        ...inner,
+        ...get(k), ...i32c(1), ...I32_ADD, ...set(k),
+        ...get(a2), ...pixelBytes, ...I32_ADD, ...set(a2),
+      ]),
+      ...get(addr), ...get(rowBytes), ...I32_ADD, ...set(addr),
+    ]),
+  ];
+  const scan = [
+    ...get(a2), ...load(0), ...tee(v), ...get(best), ...F32X4_GT, ...set(gt),
+    ...get(v), ...get(best), ...get(gt), ...BITSELECT, ...set(best),
+    ...get(k), ...I32X4_SPLAT, ...get(win), ...get(gt), ...BITSELECT, ...set(win),
+  ];
+  const write = [...get(a2), ...get(dyv), ...get(win), ...get(k), ...I32X4_SPLAT, ...I32X4_EQ, ...V128_AND, ...store(0)];
+  const perGroup = [
+    ...f32x4Const(-Infinity), ...set(best),
+    ...simd(0x0c), ...new Array<number>(16).fill(0xff), ...set(win), // i32x4 all -1
+    ...overWindow([...get(x), ...get(p), ...I32_ADD], scan),
+    ...get(dy), ...get(p), ...I32_ADD, ...load(0), ...set(dyv),
+    ...overWindow([...get(dx), ...get(p), ...I32_ADD], write),
+  ];
+  const windowBytes = [...get(fw), ...pixelBytes, ...I32_MUL];
+  const body = countedLoop(windows, get(windows), [
+    ...pixelBytes, ...set(end),
+    ...i32c(0), ...set(p),
+    ...LOOP,
+    ...perGroup,
+    ...get(p), ...i32c(16), ...I32_ADD, ...tee(p),
+    ...get(end), ...I32_LT_U, ...brIf(0),
+    ...END,
+    ...get(x), ...windowBytes, ...I32_ADD, ...set(x),
+    ...get(dx), ...windowBytes, ...I32_ADD, ...set(dx),
+    ...get(dy), ...pixelBytes, ...I32_ADD, ...set(dy),
+  ]);
+  return { name: 'maxPoolGradTiles', params: 8, locals: [[7, I32], [5, V128]], body };
+}
+
 /** f32x4 opcodes of the binary ops with a fast path (binary-broadcast.ts). */
 export const BINARY_OPS = { add: 0xe4, sub: 0xe5, mul: 0xe6, div: 0xe7, min: 0xe8, max: 0xe9 } as const;
 export type BinaryOp = keyof typeof BINARY_OPS;
@@ -291,6 +351,7 @@ export interface SimdKernels {
   reluGrad(x: number, dy: number, groups: number, out: number): void;
   squareGrad(x: number, dy: number, groups: number, out: number): void;
   exp(x: number, groups: number, out: number): void;
+  maxPoolGradTiles(x: number, dy: number, dx: number, windows: number, c: number, fh: number, fw: number, rowBytes: number): void;
   /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
   [binary: `binary_${string}`]: (a: number, v: number, rows: number, c: number, out: number) => void;
 }
@@ -323,7 +384,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   let kernels: SimdKernels | null = null;
   try {
     const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
-    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), ...binaries], memory.buffer instanceof SharedArrayBuffer);
+    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), maxPoolGradTiles(), ...binaries], memory.buffer instanceof SharedArrayBuffer);
     const instance = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } });
     kernels = instance.exports as unknown as SimdKernels;
   } catch {
