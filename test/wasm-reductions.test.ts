@@ -251,6 +251,23 @@ test('max-pool gradient of a window of -infinity and NaN only is zero (SIMD path
   assert.equal(Array.from(dx!), [0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
 });
 
+test('slice and pad of the last axis only (SIMD row copies) match cpu for float32 and int32; their gradients too', async () => {
+  const rng = new Rng(91);
+  const x = randomInput(rng, [37, 12], -5, 5);
+  const x4 = randomInput(rng, [2, 3, 5, 8], -5, 5);
+  const f = (t: tf.Tensor, u: tf.Tensor): tf.Tensor[] => {
+    const ti = tf.cast(t, 'int32');
+    return [
+      tf.slice(t, [0, 4], [-1, 4]), tf.slice(t, [0, 0], [-1, 8]), tf.slice(t, [0, 1], [-1, 8]), tf.slice(t, [0, 3], [-1, 6]),
+      tf.slice(t, [2, 4], [30, 4]), tf.cast(tf.slice(ti, [0, 8], [-1, 4]), 'float32'), tf.slice(u, [0, 0, 0, 4], [-1, -1, -1, 4]),
+      tf.pad(t, [[0, 0], [4, 0]]), tf.pad(t, [[0, 0], [1, 3]], 2.5), tf.pad(t, [[1, 0], [0, 4]]), tf.cast(tf.pad(ti, [[0, 0], [0, 4]], 7), 'float32'),
+      tf.pad(u, [[0, 0], [0, 0], [0, 0], [3, 1]]),
+      ...tf.grads((v: tf.Tensor) => tf.mul(tf.slice(v, [0, 4], [-1, 8]), 3))([t]),
+    ];
+  };
+  assertClose(await runOn('wasm', [x, x4], f), await runOn('cpu', [x, x4], f), 0, 'last-axis slice and pad');
+});
+
 test('the fast paths leave no tensors or wasm buffers behind', async () => {
   await tf.setBackend('wasm');
   const rng = new Rng(71);

@@ -235,6 +235,14 @@ function exp(): Func {
   return { name: 'exp', params: 3, locals: [[4, V128]], body: elementLoop(groups, inner, [...advance16(x), ...advance16(out)]) };
 }
 
+/** copyRows(src, dst, rows, c, srcStride, dstStride): copies c 4-byte elements per row; strides in bytes. */
+function copyRows(): Func {
+  const [src, dst, rows, c, srcStride, dstStride, p, end] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const inner = [...get(dst), ...get(p), ...I32_ADD, ...get(src), ...get(p), ...I32_ADD, ...load(0), ...store(0)];
+  const rowEnd = [...get(src), ...get(srcStride), ...I32_ADD, ...set(src), ...get(dst), ...get(dstStride), ...I32_ADD, ...set(dst)];
+  return { name: 'copyRows', params: 6, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, [], [], rowEnd) };
+}
+
 /** `counter = count; do { body } while (--counter)`: count must be positive. */
 function countedLoop(counter: number, count: number[], body: number[]): number[] {
   return [...count, ...set(counter), ...LOOP, ...body, ...get(counter), ...i32c(1), ...I32_SUB, ...tee(counter), ...brIf(0), ...END];
@@ -351,6 +359,7 @@ export interface SimdKernels {
   reluGrad(x: number, dy: number, groups: number, out: number): void;
   squareGrad(x: number, dy: number, groups: number, out: number): void;
   exp(x: number, groups: number, out: number): void;
+  copyRows(src: number, dst: number, rows: number, c: number, srcStride: number, dstStride: number): void;
   maxPoolGradTiles(x: number, dy: number, dx: number, windows: number, c: number, fh: number, fw: number, rowBytes: number): void;
   /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
   [binary: `binary_${string}`]: (a: number, v: number, rows: number, c: number, out: number) => void;
@@ -384,7 +393,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   let kernels: SimdKernels | null = null;
   try {
     const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
-    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), maxPoolGradTiles(), ...binaries], memory.buffer instanceof SharedArrayBuffer);
+    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), maxPoolGradTiles(), copyRows(), ...binaries], memory.buffer instanceof SharedArrayBuffer);
     const instance = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } });
     kernels = instance.exports as unknown as SimdKernels;
   } catch {
