@@ -33,7 +33,8 @@ const reductionCases: { shape: number[]; axis: number | number[] }[] = [
   { shape: [37, 8], axis: 0 }, // rank 2, leading
   { shape: [37, 8], axis: 1 }, // trailing: built-in
   { shape: [5, 7, 12], axis: [0, 1] },
-  { shape: [5, 7, 12], axis: 1 }, // middle
+  { shape: [5, 7, 12], axis: 1 }, // middle, blocks too small: built-in
+  { shape: [3, 20, 16], axis: 1 }, // middle
   { shape: [5, 7, 6], axis: [0, 1] }, // 6 channels: built-in
   { shape: [3, 5, 6, 16], axis: [0, 1, 2] }, // batch statistics
   { shape: [3, 5, 6, 16], axis: [1, 2] }, // global average pooling

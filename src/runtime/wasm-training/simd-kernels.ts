@@ -1,14 +1,17 @@
 /**
- * A few per-channel loops written directly in WebAssembly SIMD, run on the wasm backend's own memory (the module
- * imports tfjs-backend-wasm's WebAssembly.Memory, so tensors are read and written in place, without copies).
+ * A few loops written directly in WebAssembly SIMD, run on the wasm backend's own memory (the module imports
+ * tfjs-backend-wasm's WebAssembly.Memory, so tensors are read and written in place, without copies): per-channel
+ * sums, batch norm and its gradient, broadcast binary ops, exp, the ReLU/square gradients, max-pool gradient, row
+ * copies.
  *
- * Why: the batch-norm statistics and their gradients are one-pass loops over [rows, channels] data. tfjs-backend-wasm
- * has no kernel for a reduction over leading axes (it transposes the whole tensor first), and the same loops in
- * JavaScript ran at ~3 ns per element, no faster than transpose + reduce; as SIMD they run at memory speed.
+ * Why: these are one-pass loops over [rows, channels] data that tfjs-backend-wasm does slowly (a reduction over
+ * leading axes transposes the whole tensor first; broadcasting ops use a generic index loop), and the same loops in
+ * JavaScript ran at ~3 ns per element, no faster than the built-ins; as SIMD they run at about memory speed.
  *
- * The module is assembled here from its bytes (no toolchain, no dependency). Every function works on `rows` rows
- * of `c` float32 channels, c a positive multiple of 4 (the callers check), pointers are byte offsets into the heap.
- * Sums are accumulated in float64 (more accurate than the built-ins' float32 running sums).
+ * The module is assembled here from its bytes (no toolchain, no dependency). The per-channel functions work on
+ * `rows` rows of `c` float32 channels, c a positive multiple of 4 (the callers check); element-wise ones on a
+ * positive number of 4-float groups (callers do the tail); pointers are byte offsets into the heap. Sums are
+ * accumulated in float64 (more accurate than the built-ins' float32 running sums).
  */
 import type { BackendWasm, TensorInfo } from './wasm-kernel-utils.js';
 
