@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
+import { broadcastKind } from '../src/runtime/wasm-training/binary-broadcast.js';
 import { reductionLayout } from '../src/runtime/wasm-training/reductions.js';
 import { simdKernels } from '../src/runtime/wasm-training/simd-kernels.js';
 import type { BackendWasm } from '../src/runtime/wasm-training/wasm-kernel-utils.js';
@@ -32,7 +33,8 @@ const reductionCases: { shape: number[]; axis: number | number[] }[] = [
   { shape: [37, 8], axis: 0 }, // rank 2, leading
   { shape: [37, 8], axis: 1 }, // trailing: built-in
   { shape: [5, 7, 12], axis: [0, 1] },
-  { shape: [5, 7, 12], axis: 1 }, // middle
+  { shape: [5, 7, 12], axis: 1 }, // middle, blocks too small: built-in
+  { shape: [3, 20, 16], axis: 1 }, // middle
   { shape: [5, 7, 6], axis: [0, 1] }, // 6 channels: built-in
   { shape: [3, 5, 6, 16], axis: [0, 1, 2] }, // batch statistics
   { shape: [3, 5, 6, 16], axis: [1, 2] }, // global average pooling
@@ -154,6 +156,118 @@ for (const shape of [[2, 3, 5, 4], [7], [3, 5], [1]]) {
     wasm.forEach((out, k) => assert.equal(Array.from(out), Array.from(cpu[k]!), `output ${k}`));
   });
 }
+
+test('broadcast kinds: scalar, last-axis vector, column, or none', () => {
+  assert.is(broadcastKind([5, 8], []), 'scalar');
+  assert.is(broadcastKind([5, 6], [1, 1]), 'scalar');
+  assert.is(broadcastKind([2, 3, 4, 8], [8]), 'vector');
+  assert.is(broadcastKind([2, 3, 4, 8], [1, 1, 1, 8]), 'vector');
+  assert.is(broadcastKind([2, 3, 4, 8], [2, 3, 4, 1]), 'column');
+  assert.is(broadcastKind([5, 4], [5, 1]), 'column');
+  assert.is(broadcastKind([2, 3, 4, 6], [6]), null); // 6 channels: built-in
+  assert.is(broadcastKind([2, 3, 4, 8], [3, 1, 8]), null);
+  assert.is(broadcastKind([2, 3, 4, 8], [1, 3, 4, 1]), null);
+});
+
+const binaryOps: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+  ['add', tf.add], ['sub', tf.sub], ['mul', tf.mul], ['div', tf.div], ['minimum', tf.minimum], ['maximum', tf.maximum],
+];
+const broadcastPairs: [number[], number[]][] = [
+  [[3, 4, 5, 8], [8]], [[3, 4, 5, 8], [1, 1, 1, 8]], [[7, 12], [12]], // per-channel vectors
+  [[3, 4, 5, 8], [3, 4, 5, 1]], [[9, 4], [9, 1]], // columns
+  [[6, 4], []], [[2, 3, 4], [1, 1]], // scalars
+];
+/** Left to the built-ins, whose minimum and maximum ignore a NaN operand (cpu's propagate it): no NaN in these. */
+const builtInPairs: [number[], number[]][] = [[[5], [1]], [[3, 4, 5, 6], [6]], [[7, 3], [7, 1]], [[3, 5], []], [[4, 1, 8], [1, 3, 8]], [[2, 3], [2, 3]]];
+
+test('add/sub/mul/div/minimum/maximum with a broadcast operand (either side) equal cpu bit for bit', async () => {
+  const rng = new Rng(81);
+  for (const [fullShape, otherShape] of [...broadcastPairs, ...builtInPairs]) {
+    const full = randomInput(rng, fullShape, -3, 3);
+    const other = randomInput(rng, otherShape, -3, 3);
+    const specials = builtInPairs.some(([s]) => s === fullShape) ? [0, -0, Infinity, -Infinity] : [0, -0, Infinity, -Infinity, NaN];
+    specials.forEach((v, i) => { if (i < full.data.length) full.data[(i * 7) % full.data.length] = v; });
+    if (other.data.length > 2 && specials.length === 5) [other.data[0], other.data[1]] = [0, NaN];
+    const f = (x: tf.Tensor, y: tf.Tensor): tf.Tensor[] => binaryOps.flatMap(([, op]) => [op(x, y), op(y, x)]);
+    const wasm = await runOn('wasm', [full, other], f);
+    const cpu = await runOn('cpu', [full, other], f);
+    wasm.forEach((out, k) => {
+      const what = `${binaryOps[k >> 1]![0]} [${fullShape}] ${k % 2 === 0 ? 'with' : 'after'} [${otherShape}]`;
+      assert.equal(Array.from(out), Array.from(cpu[k]!), what);
+    });
+  }
+});
+
+/** The distance between |v| and the next float32 up. */
+function ulpF32(v: number): number {
+  const bits = new Uint32Array(new Float32Array([Math.abs(v)]).buffer);
+  return new Float32Array(new Uint32Array([bits[0]! + 1]).buffer)[0]! - Math.fround(Math.abs(v));
+}
+
+test('exp (SIMD polynomial) is within 2 ulp of e^x from -110 to 90; 0, infinities, NaN and denormals as cpu', async () => {
+  const n = 1 << 16;
+  const xs = new Float32Array(n + 3); // + 3: a scalar tail after the 4-wide groups
+  for (let i = 0; i < xs.length; i++) xs[i] = -110 + (200 * i) / n;
+  const specials = [0, -0, 1, -1, 88.72, 88.73, -87.3, -103.9, -104.5, Infinity, -Infinity, NaN, 1e-8, Math.LN2 / 2];
+  specials.forEach((v, i) => (xs[i * 101] = v));
+  const [wasm] = await runOn('wasm', [{ shape: [xs.length], data: xs }], (t) => [tf.exp(t)]);
+  const [cpu] = await runOn('cpu', [{ shape: [xs.length], data: xs }], (t) => [tf.exp(t)]);
+  for (let i = 0; i < xs.length; i++) {
+    const exact = Math.exp(xs[i]!);
+    const got = wasm![i]!;
+    if (!Number.isFinite(cpu![i]!) || cpu![i]! < 1.2e-38) {
+      // Overflow, underflow to denormals or 0, NaN: cpu's value (denormals to within the smallest one).
+      assert.ok(Object.is(got, cpu![i]) || Math.abs(got - cpu![i]!) <= 1.5e-45, `exp(${xs[i]}) = ${got}, cpu ${cpu![i]}`);
+    } else {
+      assert.ok(Math.abs(got - exact) <= 2 * ulpF32(exact), `exp(${xs[i]}) = ${got}, e^x = ${exact}`);
+    }
+  }
+});
+
+const tiledPools: { x: [number, number, number, number]; size: [number, number]; pad: 'valid' | 'same' }[] = [
+  { x: [2, 6, 8, 8], size: [2, 2], pad: 'valid' },
+  { x: [1, 7, 9, 4], size: [3, 3], pad: 'valid' }, // a row and a column past the last window
+  { x: [2, 4, 9, 12], size: [2, 3], pad: 'same' }, // exact: no padding
+  { x: [1, 5, 5, 4], size: [1, 1], pad: 'valid' },
+];
+
+for (const c of tiledPools) {
+  test(`max-pool gradient, non-overlapping ${c.size} windows on [${c.x}] ${c.pad} (SIMD): ties, negatives, NaN as cpu`, async () => {
+    const x = randomInput(new Rng(c.x[2]! + c.size[1]), c.x, -2, 1);
+    // Ties (first maximum wins), all-negative windows, and NaN (never the maximum).
+    for (let i = 0; i < x.data.length; i += 7) x.data[i] = 0.5;
+    for (let i = 3; i < x.data.length; i += 29) x.data[i] = NaN;
+    const out = tf.tidy(() => tf.maxPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.size, c.pad).shape.slice());
+    const w = randomInput(new Rng(5), out);
+    const f = (t: tf.Tensor, d: tf.Tensor): tf.Tensor[] => tf.grads((u: tf.Tensor) => tf.maxPool(u as tf.Tensor4D, c.size, c.size, c.pad))([t], d);
+    const wasm = await runOn('wasm', [x, w], f);
+    const cpu = await runOn('cpu', [x, w], f);
+    assert.equal(Array.from(wasm[0]!), Array.from(cpu[0]!));
+  });
+}
+
+test('max-pool gradient of a window of -infinity and NaN only is zero (SIMD path)', async () => {
+  const x = { shape: [1, 2, 2, 4], data: new Float32Array([-Infinity, NaN, -Infinity, 1, NaN, -Infinity, -1, 1, -Infinity, NaN, -2, 1, NaN, NaN, -3, 2]) };
+  const [dx] = await runOn('wasm', [x], (t) => tf.grads((u: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(u as tf.Tensor4D, 2, 2, 'valid'), 3)))([t]));
+  assert.equal(Array.from(dx!), [0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+});
+
+test('slice and pad of the last axis only (SIMD row copies) match cpu for float32 and int32; their gradients too', async () => {
+  const rng = new Rng(91);
+  const x = randomInput(rng, [37, 12], -5, 5);
+  const x4 = randomInput(rng, [2, 3, 5, 8], -5, 5);
+  const f = (t: tf.Tensor, u: tf.Tensor): tf.Tensor[] => {
+    const ti = tf.cast(t, 'int32');
+    return [
+      tf.slice(t, [0, 4], [-1, 4]), tf.slice(t, [0, 0], [-1, 8]), tf.slice(t, [0, 1], [-1, 8]), tf.slice(t, [0, 3], [-1, 6]),
+      tf.slice(t, [2, 4], [30, 4]), tf.cast(tf.slice(ti, [0, 8], [-1, 4]), 'float32'), tf.slice(u, [0, 0, 0, 4], [-1, -1, -1, 4]),
+      tf.pad(t, [[0, 0], [4, 0]]), tf.pad(t, [[0, 0], [1, 3]], 2.5), tf.pad(t, [[1, 0], [0, 4]]), tf.cast(tf.pad(ti, [[0, 0], [0, 4]], 7), 'float32'),
+      tf.pad(u, [[0, 0], [0, 0], [0, 0], [3, 1]]),
+      ...tf.grads((v: tf.Tensor) => tf.mul(tf.slice(v, [0, 4], [-1, 8]), 3))([t]),
+    ];
+  };
+  assertClose(await runOn('wasm', [x, x4], f), await runOn('cpu', [x, x4], f), 0, 'last-axis slice and pad');
+});
 
 test('the fast paths leave no tensors or wasm buffers behind', async () => {
   await tf.setBackend('wasm');

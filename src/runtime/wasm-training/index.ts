@@ -8,10 +8,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedBatchNormPerChannel } from './batch-norm.js';
 import { registerBatchNormGradient } from './batch-norm-grad.js';
+import { binaryBroadcastFastPaths } from './binary-broadcast.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
 import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
+import { expSimd } from './exp.js';
 import { castSameDtype, identity } from './identity-cast.js';
+import { padLastAxis, sliceLastAxis } from './last-axis-rows.js';
 import { maxPoolGrad } from './max-pool-grad.js';
 import { sliceViews } from './slice.js';
 import { batchToSpaceND, spaceToBatchND } from './space-batch.js';
@@ -76,10 +79,14 @@ export function registerWasmTrainingKernels(): string[] {
     ['Sum', sumLeadingAxes],
     ['Mean', meanLeadingAxes],
     ['FusedBatchNorm', fusedBatchNormPerChannel],
+    ...binaryBroadcastFastPaths,
+    ['Exp', expSimd],
+    ['Slice', sliceLastAxis], // tried before sliceViews (registered above), which it falls back to
+    ['PadV2', padLastAxis],
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);
-  registered = [...kernels, ...fastPaths].map(([name]) => name);
+  registered = [...new Set([...kernels, ...fastPaths].map(([name]) => name))];
   return registered;
 }
 

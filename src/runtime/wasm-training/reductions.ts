@@ -3,7 +3,8 @@
  * per-channel broadcasts, global average pooling) in one pass with float64 accumulators (simd-kernels.ts). The
  * built-ins transpose the whole tensor first so that the reduced axes come last, then sum in float32: ~7x slower
  * at [8,64,192,32] and less accurate. Other cases (trailing axes, which the built-ins reduce in place; axes that are
- * not one contiguous block; fewer than 4 or a non-multiple of 4 kept inner elements; non-float32) return null.
+ * not one contiguous block; fewer than 4 or a non-multiple of 4 kept inner elements; many small blocks; non-float32)
+ * return null.
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapBuffer, heapOffset, scratch, simdKernels } from './simd-kernels.js';
@@ -29,6 +30,8 @@ function reduce(args: KernelArgs, mean: boolean): TensorInfo | null {
   if (layout === null) return null;
   const [outer, rows, inner] = layout;
   if (inner < 4 || inner % 4 !== 0 || outer * rows === 0) return null;
+  // Many tiny blocks (e.g. axis 1 of [100000, 2, 4]): the per-block call overhead would outweigh the transpose.
+  if (outer > 1 && rows * inner < 256) return null;
   const kernels = simdKernels(backend);
   if (kernels === null) return null;
   const axes = tf.util.parseAxisParam(axis, x.shape);
@@ -40,12 +43,13 @@ function reduce(args: KernelArgs, mean: boolean): TensorInfo | null {
   const outBase = heapOffset(backend, out);
   const buffer = heapBuffer(backend);
   const sums = new Float64Array(buffer, acc, inner);
+  const dst = new Float32Array(buffer, outBase, outer * inner);
   for (let o = 0; o < outer; o++) {
     sums.fill(0);
     kernels.columnSums(xBase + o * rows * inner * 4, rows, inner, acc);
-    const dst = new Float32Array(buffer, outBase + o * inner * 4, inner);
-    if (mean) for (let j = 0; j < inner; j++) dst[j] = sums[j]! / rows;
-    else dst.set(sums);
+    const at = o * inner;
+    if (mean) for (let j = 0; j < inner; j++) dst[at + j] = sums[j]! / rows;
+    else dst.set(sums, at);
   }
   release(backend, accumulators.info);
   return out;

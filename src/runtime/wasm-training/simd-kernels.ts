@@ -1,14 +1,17 @@
 /**
- * A few per-channel loops written directly in WebAssembly SIMD, run on the wasm backend's own memory (the module
- * imports tfjs-backend-wasm's WebAssembly.Memory, so tensors are read and written in place, without copies).
+ * A few loops written directly in WebAssembly SIMD, run on the wasm backend's own memory (the module imports
+ * tfjs-backend-wasm's WebAssembly.Memory, so tensors are read and written in place, without copies): per-channel
+ * sums, batch norm and its gradient, broadcast binary ops, exp, the ReLU/square gradients, max-pool gradient, row
+ * copies.
  *
- * Why: the batch-norm statistics and their gradients are one-pass loops over [rows, channels] data. tfjs-backend-wasm
- * has no kernel for a reduction over leading axes (it transposes the whole tensor first), and the same loops in
- * JavaScript ran at ~3 ns per element, no faster than transpose + reduce; as SIMD they run at memory speed.
+ * Why: these are one-pass loops over [rows, channels] data that tfjs-backend-wasm does slowly (a reduction over
+ * leading axes transposes the whole tensor first; broadcasting ops use a generic index loop), and the same loops in
+ * JavaScript ran at ~3 ns per element, no faster than the built-ins; as SIMD they run at about memory speed.
  *
- * The module is assembled here from its bytes (no toolchain, no dependency). Every function works on `rows` rows
- * of `c` float32 channels, c a positive multiple of 4 (the callers check), pointers are byte offsets into the heap.
- * Sums are accumulated in float64 (more accurate than the built-ins' float32 running sums).
+ * The module is assembled here from its bytes (no toolchain, no dependency). The per-channel functions work on
+ * `rows` rows of `c` float32 channels, c a positive multiple of 4 (the callers check); element-wise ones on a
+ * positive number of 4-float groups (callers do the tail); pointers are byte offsets into the heap. Sums are
+ * accumulated in float64 (more accurate than the built-ins' float32 running sums).
  */
 import type { BackendWasm, TensorInfo } from './wasm-kernel-utils.js';
 
@@ -52,6 +55,7 @@ const i32c = (n: number): number[] => [0x41, ...sleb(n)];
 const I32_ADD = [0x6a];
 const I32_SUB = [0x6b];
 const I32_SHL = [0x74];
+const I32_MUL = [0x6c];
 const I32_LT_U = [0x49];
 const I32_EQZ = [0x45];
 const BLOCK = [0x02, 0x40];
@@ -82,15 +86,22 @@ interface Func {
 }
 
 /**
- * `for rows: for each 4 channels at byte offset p (0 <= p < 4c): inner(p)`, with x advanced by 16 bytes per group.
- * Locals used: rows (param), c (param), `x` (param, byte pointer, advanced), p and end (scratch i32 locals).
+ * `for rows: { rowStart; for each 4 channels at byte offset p (0 <= p < 4c): { inner; advance } rowEnd }`.
+ * Locals: rows and c (params; rows counts down), p and end (scratch i32 locals).
  */
-function rowLoop(v: { x: number; rows: number; c: number; p: number; end: number }, inner: number[], advance: number[]): number[] {
+function rowLoop(
+  v: { rows: number; c: number; p: number; end: number },
+  inner: number[],
+  advance: number[],
+  rowStart: number[] = [],
+  rowEnd: number[] = [],
+): number[] {
   return [
     ...BLOCK,
     ...get(v.rows), ...I32_EQZ, ...brIf(0),
     ...get(v.c), ...i32c(2), ...I32_SHL, ...set(v.end),
     ...LOOP,
+    ...rowStart,
     ...i32c(0), ...set(v.p),
     ...LOOP,
     ...inner,
@@ -98,6 +109,7 @@ function rowLoop(v: { x: number; rows: number; c: number; p: number; end: number
     ...get(v.p), ...i32c(16), ...I32_ADD, ...tee(v.p),
     ...get(v.end), ...I32_LT_U, ...brIf(0),
     ...END,
+    ...rowEnd,
     ...get(v.rows), ...i32c(1), ...I32_SUB, ...tee(v.rows), ...brIf(0),
     ...END,
     ...END,
@@ -122,7 +134,7 @@ const advance16 = (ptr: number): number[] => [...get(ptr), ...i32c(16), ...I32_A
 function columnSums(): Func {
   const [x, rows, c, acc, p, end, v] = [0, 1, 2, 3, 4, 5, 6];
   const inner = [...get(x), ...load(0), ...set(v), ...accumulate(acc, p, v)];
-  return { name: 'columnSums', params: 4, locals: [[2, I32], [1, V128]], body: rowLoop({ x, rows, c, p, end }, inner, advance16(x)) };
+  return { name: 'columnSums', params: 4, locals: [[2, I32], [1, V128]], body: rowLoop({ rows, c, p, end }, inner, advance16(x)) };
 }
 
 /**
@@ -146,7 +158,7 @@ function batchNormGradSums(): Func {
     ...accAt(16, prodHigh),
   ];
   const adv = [...advance16(x), ...advance16(dy)];
-  return { name: 'batchNormGradSums', params: 7, locals: [[2, I32], [2, V128]], body: rowLoop({ x, rows, c, p, end }, inner, adv) };
+  return { name: 'batchNormGradSums', params: 7, locals: [[2, I32], [2, V128]], body: rowLoop({ rows, c, p, end }, inner, adv) };
 }
 
 /** normalize(x, rows, c, mean, scale, offset, out): out = (x - mean[j]) * scale[j] + offset[j] in float32. */
@@ -159,7 +171,7 @@ function normalize(): Func {
     ...store(0),
   ];
   const adv = [...advance16(x), ...advance16(out)];
-  return { name: 'normalize', params: 7, locals: [[2, I32]], body: rowLoop({ x, rows, c, p, end }, inner, adv) };
+  return { name: 'normalize', params: 7, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, adv) };
 }
 
 /**
@@ -192,6 +204,134 @@ function squareGrad(): Func {
   return { name: 'squareGrad', params: 4, locals: [], body: elementLoop(groups, inner, [...advance16(x), ...advance16(dy), ...advance16(out)]) };
 }
 
+/**
+ * exp(x, groups, out): out = e^x (Cephes' single-precision method: e^x = 2^n * e^r, n = round(x log2 e), r reduced
+ * with a two-part ln 2, e^r by a degree-7 polynomial; 2^n applied as two power-of-two factors so that overflow
+ * gives infinity and underflow gradual denormals). Within 2 ulp of the correctly rounded result (tested); NaN stays
+ * NaN; x is clamped to [-104, 89] first (e^x is 0 resp. infinity beyond).
+ */
+function exp(): Func {
+  const [x, groups, out, v, n, ni, half] = [0, 1, 2, 3, 4, 5, 6];
+  const f = (op: number): number[] => simd(op);
+  const [F32X4_MIN, F32X4_MAX, F32X4_NEAREST] = [f(0xe8), f(0xe9), f(0x6a)];
+  const [I32X4_SHL, I32X4_SHR_S, I32X4_ADD, I32X4_SUB, TRUNC_SAT] = [f(0xab), f(0xac), f(0xae), f(0xb1), f(0xf8)];
+  const i32x4Const = (k: number): number[] => [...simd(0x0c), ...[0, 1, 2, 3].flatMap(() => [...new Uint8Array(new Int32Array([k]).buffer)])];
+  const coefficients = [1.987569150e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
+  // p = (((((c0 r + c1) r + c2) r + c3) r + c4) r + c5) r^2 + r + 1, with r in local v.
+  let poly = f32x4Const(coefficients[0]!);
+  for (const k of coefficients.slice(1)) poly = [...poly, ...get(v), ...F32X4_MUL, ...f32x4Const(k), ...F32X4_ADD];
+  poly = [...poly, ...get(v), ...get(v), ...F32X4_MUL, ...F32X4_MUL, ...get(v), ...F32X4_ADD, ...f32x4Const(1), ...F32X4_ADD];
+  const powerOfTwo = (exponent: number[]): number[] => [...exponent, ...i32x4Const(127), ...I32X4_ADD, ...i32c(23), ...I32X4_SHL];
+  const inner = [
+    ...get(x), ...load(0), ...f32x4Const(-104), ...F32X4_MAX, ...f32x4Const(89), ...F32X4_MIN, ...set(v),
+    ...get(v), ...f32x4Const(Math.LOG2E), ...F32X4_MUL, ...F32X4_NEAREST, ...tee(n),
+    ...TRUNC_SAT, ...tee(ni), ...i32c(1), ...I32X4_SHR_S, ...set(half),
+    // r = x - n * 0.693359375 - n * (-2.12194440e-4): the first product is exact
+    ...get(v), ...get(n), ...f32x4Const(0.693359375), ...F32X4_MUL, ...F32X4_SUB,
+    ...get(n), ...f32x4Const(-2.12194440e-4), ...F32X4_MUL, ...F32X4_SUB, ...set(v),
+    ...get(out),
+    ...poly,
+    ...powerOfTwo(get(half)), ...F32X4_MUL,
+    ...powerOfTwo([...get(ni), ...get(half), ...I32X4_SUB]), ...F32X4_MUL,
+    ...store(0),
+  ];
+  return { name: 'exp', params: 3, locals: [[4, V128]], body: elementLoop(groups, inner, [...advance16(x), ...advance16(out)]) };
+}
+
+/** copyRows(src, dst, rows, c, srcStride, dstStride): copies c 4-byte elements per row; strides in bytes. */
+function copyRows(): Func {
+  const [src, dst, rows, c, srcStride, dstStride, p, end] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const inner = [...get(dst), ...get(p), ...I32_ADD, ...get(src), ...get(p), ...I32_ADD, ...load(0), ...store(0)];
+  const rowEnd = [...get(src), ...get(srcStride), ...I32_ADD, ...set(src), ...get(dst), ...get(dstStride), ...I32_ADD, ...set(dst)];
+  return { name: 'copyRows', params: 6, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, [], [], rowEnd) };
+}
+
+/** `counter = count; do { body } while (--counter)`: count must be positive. */
+function countedLoop(counter: number, count: number[], body: number[]): number[] {
+  return [...count, ...set(counter), ...LOOP, ...body, ...get(counter), ...i32c(1), ...I32_SUB, ...tee(counter), ...brIf(0), ...END];
+}
+
+/**
+ * maxPoolGradTiles(x, dy, dx, windows, c, fh, fw, rowBytes): the max-pool gradient for one row of `windows`
+ * non-overlapping fh x fw windows (stride = window, no padding) starting at x / dx, rows rowBytes apart. Per channel,
+ * the first maximum in row-major order (strictly greater wins, starting from -infinity, so NaN never wins) gets dy;
+ * every other element of the window gets 0.
+ */
+function maxPoolGradTiles(): Func {
+  const [x, dy, dx, windows, c, fh, fw, rowBytes] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [p, end, i, j, addr, a2, k] = [8, 9, 10, 11, 12, 13, 14];
+  const [best, win, v, gt, dyv] = [15, 16, 17, 18, 19];
+  const [I32X4_SPLAT, I32X4_EQ, BITSELECT] = [simd(0x11), simd(0x37), simd(0x52)];
+  const pixelBytes = [...get(c), ...i32c(2), ...I32_SHL];
+  const overWindow = (start: number[], inner: number[]): number[] => [
+    ...i32c(0), ...set(k),
+    ...start, ...set(addr),
+    ...countedLoop(i, get(fh), [
+      ...get(addr), ...set(a2),
+      ...countedLoop(j, get(fw), [
+        ...inner,
+        ...get(k), ...i32c(1), ...I32_ADD, ...set(k),
+        ...get(a2), ...pixelBytes, ...I32_ADD, ...set(a2),
+      ]),
+      ...get(addr), ...get(rowBytes), ...I32_ADD, ...set(addr),
+    ]),
+  ];
+  const scan = [
+    ...get(a2), ...load(0), ...tee(v), ...get(best), ...F32X4_GT, ...set(gt),
+    ...get(v), ...get(best), ...get(gt), ...BITSELECT, ...set(best),
+    ...get(k), ...I32X4_SPLAT, ...get(win), ...get(gt), ...BITSELECT, ...set(win),
+  ];
+  const write = [...get(a2), ...get(dyv), ...get(win), ...get(k), ...I32X4_SPLAT, ...I32X4_EQ, ...V128_AND, ...store(0)];
+  const perGroup = [
+    ...f32x4Const(-Infinity), ...set(best),
+    ...simd(0x0c), ...new Array<number>(16).fill(0xff), ...set(win), // i32x4 all -1
+    ...overWindow([...get(x), ...get(p), ...I32_ADD], scan),
+    ...get(dy), ...get(p), ...I32_ADD, ...load(0), ...set(dyv),
+    ...overWindow([...get(dx), ...get(p), ...I32_ADD], write),
+  ];
+  const windowBytes = [...get(fw), ...pixelBytes, ...I32_MUL];
+  const body = countedLoop(windows, get(windows), [
+    ...pixelBytes, ...set(end),
+    ...i32c(0), ...set(p),
+    ...LOOP,
+    ...perGroup,
+    ...get(p), ...i32c(16), ...I32_ADD, ...tee(p),
+    ...get(end), ...I32_LT_U, ...brIf(0),
+    ...END,
+    ...get(x), ...windowBytes, ...I32_ADD, ...set(x),
+    ...get(dx), ...windowBytes, ...I32_ADD, ...set(dx),
+    ...get(dy), ...pixelBytes, ...I32_ADD, ...set(dy),
+  ]);
+  return { name: 'maxPoolGradTiles', params: 8, locals: [[7, I32], [5, V128]], body };
+}
+
+/** f32x4 opcodes of the binary ops with a fast path (binary-broadcast.ts). */
+export const BINARY_OPS = { add: 0xe4, sub: 0xe5, mul: 0xe6, div: 0xe7, min: 0xe8, max: 0xe9 } as const;
+export type BinaryOp = keyof typeof BINARY_OPS;
+/** The broadcast operand: a last-axis vector `v[j]` or a column `v[r]` (one value per row); second or first operand. */
+export const BROADCAST_MODES = ['vectorSecond', 'vectorFirst', 'columnSecond', 'columnFirst'] as const;
+export type BroadcastMode = (typeof BROADCAST_MODES)[number];
+
+/** binary_<op>_<mode>(a, v, rows, c, out): out[r, j] = a[r, j] op v (or v op a[r, j]), a full [rows, c]. */
+function binary(op: BinaryOp, mode: BroadcastMode): Func {
+  const [a, v, rows, c, out, p, end, s] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const column = mode.startsWith('column');
+  const other = column ? get(s) : [...get(v), ...get(p), ...I32_ADD, ...load(0)];
+  const full = [...get(a), ...load(0)];
+  const operands = mode.endsWith('Second') ? [...full, ...other] : [...other, ...full];
+  const inner = [...get(out), ...operands, ...simd(BINARY_OPS[op]), ...store(0)];
+  const adv = [...advance16(a), ...advance16(out)];
+  // A column: v[r] splatted to 4 lanes at the start of each row (v128.load32_splat), v advanced by 4 bytes per row.
+  const rowStart = column ? [...get(v), ...simd(0x09), 2, 0, ...set(s)] : [];
+  const rowEnd = column ? [...get(v), ...i32c(4), ...I32_ADD, ...set(v)] : [];
+  return {
+    name: `binary_${op}_${mode}`,
+    params: 5,
+    locals: [[2, I32], [1, V128]],
+    body: rowLoop({ rows, c, p, end }, inner, adv, rowStart, rowEnd),
+  };
+}
+
 function assemble(funcs: Func[], shared: boolean): Uint8Array {
   const types = funcs.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), 0]);
   // Memory import: no minimum beyond 0; a shared memory must declare a maximum (4 GiB covers any).
@@ -221,6 +361,11 @@ export interface SimdKernels {
   normalize(x: number, rows: number, c: number, mean: number, scale: number, offset: number, out: number): void;
   reluGrad(x: number, dy: number, groups: number, out: number): void;
   squareGrad(x: number, dy: number, groups: number, out: number): void;
+  exp(x: number, groups: number, out: number): void;
+  copyRows(src: number, dst: number, rows: number, c: number, srcStride: number, dstStride: number): void;
+  maxPoolGradTiles(x: number, dy: number, dx: number, windows: number, c: number, fh: number, fw: number, rowBytes: number): void;
+  /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
+  [binary: `binary_${string}`]: (a: number, v: number, rows: number, c: number, out: number) => void;
 }
 
 /** The parts of the WebAssembly JS API used here (the project's `lib` setting does not declare them). */
@@ -250,7 +395,8 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   if (cached !== undefined) return cached;
   let kernels: SimdKernels | null = null;
   try {
-    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad()], memory.buffer instanceof SharedArrayBuffer);
+    const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
+    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), maxPoolGradTiles(), copyRows(), ...binaries], memory.buffer instanceof SharedArrayBuffer);
     const instance = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } });
     kernels = instance.exports as unknown as SimdKernels;
   } catch {
