@@ -22,6 +22,7 @@ import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
 import { transpose } from './transpose.js';
 import { unsortedSegmentSum } from './unsorted-segment-sum.js';
+import { winogradConv2D } from './winograd.js';
 import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
 let registered: string[] | null = null;
@@ -76,6 +77,7 @@ export function registerWasmTrainingKernels(): string[] {
     ['Sum', sumLeadingAxes],
     ['Mean', meanLeadingAxes],
     ['FusedBatchNorm', fusedBatchNormPerChannel],
+    ['Conv2D', winogradConv2D],
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);

@@ -1,0 +1,333 @@
+/**
+ * Winograd F(4x4, 3x3) for the stride-1 3x3 convolutions on wasm (forward Conv2D, and through it the stride-1 input
+ * gradient, which conv2d-backprop.ts runs as one forward Conv2D of dy with the flipped filter).
+ *
+ * Why: XNNPACK's direct convolution is near the limit of 128-bit wasm SIMD, so only fewer multiplications help.
+ * Winograd computes each 4x4 output tile from a 6x6 input tile with 36 instead of 144 multiplications per
+ * (input, output) channel pair: Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A (Lavin & Gray, points 0, ±1, ±2, ∞). Per call:
+ *   1. U = G g Gᵀ of the filter in JS (small): 36 matrices [Cin, Cout], each a fresh tensor (the built-in
+ *      BatchMatMul caches its packed right operand by tensor id);
+ *   2. V = Bᵀ d B of every 6x6 tile of the zero-padded input (tiles overlap by 2): 36 matrices [tiles, Cin], in
+ *      WebAssembly SIMD over 4 channels at a time;
+ *   3. M = V·U: 36 GEMMs by the built-in BatchMatMul (XNNPACK, on its thread pool when threads are on);
+ *   4. Y = Aᵀ M A (SIMD) into the output, cropping partial tiles.
+ * The transforms' modules are specialised per shape (channel counts and row strides become immediate offsets).
+ *
+ * Accuracy: the transforms amplify float32 rounding (coefficients up to 8 and 1/24); on random data the error stays
+ * ~1e-6 of the output scale (test/wasm-winograd.test.ts bounds it against the cpu backend).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  END, F32X4_ADD, F32X4_MUL, F32X4_SUB, I32, I32_ADD, I32_LT_U, I32_SUB, LOOP, V128, brIf, f32x4Const, get, heapOffset,
+  i32c, instantiateOnBackendMemory, load, set, store, uleb,
+} from './simd-kernels.js';
+import type { Func } from './simd-kernels.js';
+import { heapF32, heapI32, release, runWasmKernel } from './wasm-kernel-utils.js';
+import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
+
+// ---- the transforms in WebAssembly ----
+
+const I32_LOAD = (offset: number): number[] => [0x28, 2, ...uleb(offset)];
+const I32_MUL = [0x6c];
+const I32_GT_S = [0x4a];
+const IF = [0x04, 0x40];
+
+const mulc = (k: number): number[] => [...f32x4Const(k), ...F32X4_MUL];
+
+/** `counter = 0; do { body; } while (++counter < limit)` (limit must be positive). */
+function countedLoop(counter: number, limit: number[], body: number[]): number[] {
+  return [
+    ...i32c(0), ...set(counter),
+    ...LOOP, ...body,
+    ...get(counter), ...i32c(1), ...I32_ADD, ...set(counter),
+    ...get(counter), ...limit, ...I32_LT_U, ...brIf(0),
+    ...END,
+  ];
+}
+
+/**
+ * Bᵀ applied to the 6 values d (code pushing each): emits sink(k, expr) for outputs k = 0..5, using 4 scratch v128
+ * locals. Bᵀ rows: [4 0 -5 0 1 0], [0 -4 -4 1 1 0], [0 4 -4 -1 1 0], [0 -2 -1 2 1 0], [0 2 -1 -2 1 0], [0 4 0 -5 0 1].
+ */
+function inputTransform1d(d: number[][], tmp: number[], sink: (k: number, expr: number[]) => number[]): number[] {
+  const [a, b, c, e] = tmp as [number, number, number, number];
+  const [d0, d1, d2, d3, d4, d5] = d as [number[], number[], number[], number[], number[], number[]];
+  return [
+    ...d4, ...d2, ...mulc(4), ...F32X4_SUB, ...set(a), // a = d4 - 4 d2
+    ...d3, ...d1, ...mulc(4), ...F32X4_SUB, ...set(b), // b = d3 - 4 d1
+    ...d4, ...d2, ...F32X4_SUB, ...set(c), // c = d4 - d2
+    ...d3, ...d1, ...F32X4_SUB, ...mulc(2), ...set(e), // e = 2 (d3 - d1)
+    ...sink(0, [...d0, ...mulc(4), ...d2, ...mulc(5), ...F32X4_SUB, ...d4, ...F32X4_ADD]),
+    ...sink(1, [...get(a), ...get(b), ...F32X4_ADD]),
+    ...sink(2, [...get(a), ...get(b), ...F32X4_SUB]),
+    ...sink(3, [...get(c), ...get(e), ...F32X4_ADD]),
+    ...sink(4, [...get(c), ...get(e), ...F32X4_SUB]),
+    ...sink(5, [...d1, ...mulc(4), ...d3, ...mulc(5), ...F32X4_SUB, ...d5, ...F32X4_ADD]),
+  ];
+}
+
+/** Aᵀ applied to 6 values m: rows [1 1 1 1 1 0], [0 1 -1 2 -2 0], [0 1 1 4 4 0], [0 1 -1 8 -8 1]. */
+function outputTransform1d(m: number[][], tmp: number[], sink: (k: number, expr: number[]) => number[]): number[] {
+  const [a, b, c, e] = tmp as [number, number, number, number];
+  const [m0, m1, m2, m3, m4, m5] = m as [number[], number[], number[], number[], number[], number[]];
+  return [
+    ...m1, ...m2, ...F32X4_ADD, ...set(a),
+    ...m1, ...m2, ...F32X4_SUB, ...set(b),
+    ...m3, ...m4, ...F32X4_ADD, ...set(c),
+    ...m3, ...m4, ...F32X4_SUB, ...set(e),
+    ...sink(0, [...m0, ...get(a), ...F32X4_ADD, ...get(c), ...F32X4_ADD]),
+    ...sink(1, [...get(b), ...get(e), ...mulc(2), ...F32X4_ADD]),
+    ...sink(2, [...get(a), ...get(c), ...mulc(4), ...F32X4_ADD]),
+    ...sink(3, [...get(b), ...get(e), ...mulc(8), ...F32X4_ADD, ...m5, ...F32X4_ADD]),
+  ];
+}
+
+interface InputGeometry {
+  channelBytes: number; // c * 4
+  rowBytes: number; // padded width * c * 4
+  imageBytes: number; // padded height * rowBytes
+}
+
+/**
+ * inputTransform(x, table, images, tilesH, tilesW): for every 6x6 tile (stride 4) of the padded input x and every
+ * 4 channels, V = Bᵀ d B; element (r, s) of tile t goes to the matrix at table[6r + s] (an i32 byte pointer), row t.
+ */
+function inputTransformFunc(g: InputGeometry): Func {
+  const [x, table, images, tilesH, tilesW] = [0, 1, 2, 3, 4];
+  const [b, ty, tx, p, q, vo, tileOff] = [5, 6, 7, 8, 9, 10, 11];
+  const t0 = 12; // 36 v128: Bᵀ d
+  const tmp = [48, 49, 50, 51];
+  const column: number[] = [];
+  for (let j = 0; j < 6; j++) {
+    const d = [0, 1, 2, 3, 4, 5].map((i) => [...get(q), ...load(i * g.rowBytes + j * g.channelBytes)]);
+    column.push(...inputTransform1d(d, tmp, (r, expr) => [...expr, ...set(t0 + r * 6 + j)]));
+  }
+  const rows: number[] = [];
+  for (let r = 0; r < 6; r++) {
+    const t = [0, 1, 2, 3, 4, 5].map((j) => get(t0 + r * 6 + j));
+    rows.push(...inputTransform1d(t, tmp, (s, expr) => [...get(table), ...I32_LOAD(4 * (r * 6 + s)), ...get(vo), ...I32_ADD, ...expr, ...store(0)]));
+  }
+  const channels = [
+    ...get(x), ...get(b), ...i32c(g.imageBytes), ...I32_MUL, ...I32_ADD,
+    ...get(ty), ...i32c(4 * g.rowBytes), ...I32_MUL, ...I32_ADD,
+    ...get(tx), ...i32c(4 * g.channelBytes), ...I32_MUL, ...I32_ADD,
+    ...set(q),
+    ...get(tileOff), ...set(vo),
+    ...countedLoop(p, i32c(g.channelBytes / 16), [
+      ...column,
+      ...rows,
+      ...get(q), ...i32c(16), ...I32_ADD, ...set(q),
+      ...get(vo), ...i32c(16), ...I32_ADD, ...set(vo),
+    ]),
+    ...get(tileOff), ...i32c(g.channelBytes), ...I32_ADD, ...set(tileOff),
+  ];
+  const body = [
+    ...i32c(0), ...set(tileOff),
+    ...countedLoop(b, get(images), countedLoop(ty, get(tilesH), countedLoop(tx, get(tilesW), channels))),
+  ];
+  return { name: 'inputTransform', params: 5, locals: [[7, I32], [40, V128]], body };
+}
+
+interface OutputGeometry {
+  channelBytes: number; // cout * 4
+  rowBytes: number; // outW * cout * 4
+  imageBytes: number; // outH * rowBytes
+  outH: number;
+  outW: number;
+}
+
+/**
+ * outputTransform(table, y, images, tilesH, tilesW): for every tile t and 4 channels, Y = Aᵀ M A with M's element
+ * (r, s) read from row t of the matrix at table[6r + s]; the 4x4 result is written to y, cropped at the edges.
+ */
+function outputTransformFunc(g: OutputGeometry): Func {
+  const [table, y, images, tilesH, tilesW] = [0, 1, 2, 3, 4];
+  const [b, ty, tx, p, q, mo, tileOff, rowsLeft, colsLeft] = [5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const s0 = 14; // 24 v128: Aᵀ M
+  const tmp = [38, 39, 40, 41];
+  const column: number[] = [];
+  for (let j = 0; j < 6; j++) {
+    const m = [0, 1, 2, 3, 4, 5].map((i) => [...get(table), ...I32_LOAD(4 * (i * 6 + j)), ...get(mo), ...I32_ADD, ...load(0)]);
+    column.push(...outputTransform1d(m, tmp, (r, expr) => [...expr, ...set(s0 + r * 6 + j)]));
+  }
+  const rows: number[] = [];
+  for (let r = 0; r < 4; r++) {
+    const s = [0, 1, 2, 3, 4, 5].map((j) => get(s0 + r * 6 + j));
+    const storeAt = (j: number, expr: number[]): number[] => {
+      const st = [...get(q), ...expr, ...store(r * g.rowBytes + j * g.channelBytes)];
+      return j === 0 ? st : [...get(colsLeft), ...i32c(j), ...I32_GT_S, ...IF, ...st, ...END];
+    };
+    const row = outputTransform1d(s, tmp, storeAt);
+    rows.push(...(r === 0 ? row : [...get(rowsLeft), ...i32c(r), ...I32_GT_S, ...IF, ...row, ...END]));
+  }
+  const channels = [
+    ...get(y), ...get(b), ...i32c(g.imageBytes), ...I32_MUL, ...I32_ADD,
+    ...get(ty), ...i32c(4 * g.rowBytes), ...I32_MUL, ...I32_ADD,
+    ...get(tx), ...i32c(4 * g.channelBytes), ...I32_MUL, ...I32_ADD,
+    ...set(q),
+    ...i32c(g.outH), ...get(ty), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(rowsLeft),
+    ...i32c(g.outW), ...get(tx), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(colsLeft),
+    ...get(tileOff), ...set(mo),
+    ...countedLoop(p, i32c(g.channelBytes / 16), [
+      ...column,
+      ...rows,
+      ...get(q), ...i32c(16), ...I32_ADD, ...set(q),
+      ...get(mo), ...i32c(16), ...I32_ADD, ...set(mo),
+    ]),
+    ...get(tileOff), ...i32c(g.channelBytes), ...I32_ADD, ...set(tileOff),
+  ];
+  const body = [
+    ...i32c(0), ...set(tileOff),
+    ...countedLoop(b, get(images), countedLoop(ty, get(tilesH), countedLoop(tx, get(tilesW), channels))),
+  ];
+  return { name: 'outputTransform', params: 5, locals: [[9, I32], [28, V128]], body };
+}
+
+interface TransformKernels {
+  inputTransform?(x: number, table: number, images: number, tilesH: number, tilesW: number): void;
+  outputTransform?(table: number, y: number, images: number, tilesH: number, tilesW: number): void;
+}
+
+const modules = new WeakMap<BackendWasm, Map<string, TransformKernels | null>>();
+
+function transformKernel(backend: BackendWasm, key: string, func: () => Func): TransformKernels | null {
+  let cache = modules.get(backend);
+  if (cache === undefined) modules.set(backend, (cache = new Map()));
+  let kernels = cache.get(key);
+  if (kernels === undefined) {
+    kernels = (instantiateOnBackendMemory(backend, [func()]) as TransformKernels | null) ?? null;
+    cache.set(key, kernels);
+  }
+  return kernels;
+}
+
+// ---- the filter transform (JS, small) ----
+
+const G = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+] as const;
+
+/** U = G g Gᵀ for every (in, out) channel pair of a [3, 3, cin, cout] filter: 36 fresh [cin, cout] tensors. */
+function filterTransform(backend: BackendWasm, filter: TensorInfo, cin: number, cout: number): TensorInfo[] {
+  const us = Array.from({ length: 36 }, () => backend.makeOutput([cin, cout], 'float32'));
+  const f = heapF32(backend, filter);
+  const u = us.map((info) => heapF32(backend, info));
+  const pairs = cin * cout;
+  const gg = new Float64Array(18); // G g: 6 x 3
+  for (let i = 0; i < pairs; i++) {
+    for (let r = 0; r < 6; r++) {
+      const gr = G[r]!;
+      for (let v = 0; v < 3; v++) gg[r * 3 + v] = gr[0] * f[v * pairs + i]! + gr[1] * f[(3 + v) * pairs + i]! + gr[2] * f[(6 + v) * pairs + i]!;
+    }
+    for (let r = 0; r < 6; r++) {
+      const a = gg[r * 3]!;
+      const b = gg[r * 3 + 1]!;
+      const c = gg[r * 3 + 2]!;
+      for (let s = 0; s < 6; s++) {
+        const gs = G[s]!;
+        u[r * 6 + s]![i] = a * gs[0] + b * gs[1] + c * gs[2];
+      }
+    }
+  }
+  return us;
+}
+
+// ---- the kernel ----
+
+/**
+ * Where Winograd measured faster than the built-in at 1 thread (see the README's figures): >= 32 input and output
+ * channels and >= 20M multiply-adds of the direct convolution. Below, its fixed costs (36 GEMM calls, each packing
+ * its filter matrix, and the padding copy) or, with few channels, its transforms cost more than they save.
+ */
+function winogradPays(multiplyAdds: number, cin: number, cout: number): boolean {
+  return cin >= 32 && cout >= 32 && multiplyAdds >= 20e6;
+}
+
+export type WinogradUse = 'where-faster' | 'always' | 'never';
+let use: WinogradUse = 'where-faster';
+
+/**
+ * For tests and timings: Winograd for every shape it can handle however small ('always'), never, or where it
+ * measured faster (the default). Returns the previous setting.
+ */
+export function setWinogradUse(mode: WinogradUse): WinogradUse {
+  const old = use;
+  use = mode;
+  return old;
+}
+
+interface Conv2DAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** Conv2D by Winograd F(4x4, 3x3) where it applies and pays (see above); null hands the call to the built-in. */
+export function winogradConv2D(args: KernelArgs): TensorInfo | null {
+  if (use === 'never') return null;
+  const { backend } = args;
+  const x = args.inputs['x']!;
+  const filter = args.inputs['filter']!;
+  const attrs = args.attrs as unknown as Conv2DAttrs;
+  if (x.dtype !== 'float32' || filter.dtype !== 'float32' || attrs.dataFormat === 'NCHW') return null;
+  if (x.shape.length !== 4 || filter.shape[0] !== 3 || filter.shape[1] !== 3) return null;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
+  if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || outHeight <= 0 || outWidth <= 0) return null;
+  if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return null;
+  if (use === 'where-faster' && !winogradPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, inChannels, outChannels)) return null;
+  const tilesH = Math.ceil(outHeight / 4);
+  const tilesW = Math.ceil(outWidth / 4);
+  const paddedH = 4 * tilesH + 2;
+  const paddedW = 4 * tilesW + 2;
+  const tiles = batchSize * tilesH * tilesW;
+  // Every byte offset must fit an i32 (the modules compute them in i32 arithmetic).
+  const largest = Math.max(batchSize * paddedH * paddedW * inChannels, tiles * Math.max(inChannels, outChannels), batchSize * outHeight * outWidth * outChannels);
+  if (largest * 4 >= 2 ** 31) return null;
+
+  const inGeometry: InputGeometry = { channelBytes: inChannels * 4, rowBytes: paddedW * inChannels * 4, imageBytes: paddedH * paddedW * inChannels * 4 };
+  const outGeometry: OutputGeometry = {
+    channelBytes: outChannels * 4, rowBytes: outWidth * outChannels * 4, imageBytes: outHeight * outWidth * outChannels * 4, outH: outHeight, outW: outWidth,
+  };
+  const input = transformKernel(backend, `in ${inChannels} ${paddedH} ${paddedW}`, () => inputTransformFunc(inGeometry));
+  const output = transformKernel(backend, `out ${outChannels} ${outHeight} ${outWidth}`, () => outputTransformFunc(outGeometry));
+  if (input?.inputTransform === undefined || output?.outputTransform === undefined) return null;
+
+  // 1. Filter; 2. input (zero-padded to whole tiles first).
+  const us = filterTransform(backend, filter, inChannels, outChannels);
+  const padBottom = paddedH - inHeight - padInfo.top;
+  const padRight = paddedW - inWidth - padInfo.left;
+  const padded = runWasmKernel(backend, 'PadV2', { x }, {
+    paddings: [[0, 0], [padInfo.top, padBottom], [padInfo.left, padRight], [0, 0]],
+    constantValue: 0,
+  } as unknown as tf.NamedAttrMap);
+  const vs = Array.from({ length: 36 }, () => backend.makeOutput([tiles, inChannels], 'float32'));
+  const table = backend.makeOutput([36], 'int32');
+  heapI32(backend, table).set(vs.map((v) => heapOffset(backend, v)));
+  input.inputTransform(heapOffset(backend, padded), heapOffset(backend, table), batchSize, tilesH, tilesW);
+  release(backend, padded);
+  // 3. The 36 products, each [tiles, cout].
+  const ms = vs.map((v, k) => runWasmKernel(backend, 'BatchMatMul', { a: v, b: us[k]! }, { transposeA: false, transposeB: false }));
+  release(backend, ...vs, ...us);
+  // 4. Output.
+  const out = backend.makeOutput([batchSize, outHeight, outWidth, outChannels], 'float32');
+  heapI32(backend, table).set(ms.map((m) => heapOffset(backend, m)));
+  output.outputTransform(heapOffset(backend, table), heapOffset(backend, out), batchSize, tilesH, tilesW);
+  release(backend, table, ...ms);
+  return out;
+}
