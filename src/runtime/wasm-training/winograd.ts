@@ -5,13 +5,13 @@
  * Why: XNNPACK's direct convolution is near the limit of 128-bit wasm SIMD, so only fewer multiplications help.
  * Winograd computes each 4x4 output tile from a 6x6 input tile with 36 instead of 144 multiplications per
  * (input, output) channel pair: Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A (Lavin & Gray, points 0, ±1, ±2, ∞). Per call:
- *   1. U = G g Gᵀ of the filter in JS (small): 36 matrices [Cin, Cout], each a fresh tensor (the built-in
- *      BatchMatMul caches its packed right operand by tensor id);
- *   2. V = Bᵀ d B of every 6x6 tile of the zero-padded input (tiles overlap by 2): 36 matrices [tiles, Cin], in
- *      WebAssembly SIMD over 4 channels at a time;
+ *   1. U = G g Gᵀ of the filter: 36 matrices [Cin, Cout], each a fresh tensor (the built-in BatchMatMul caches
+ *      its packed right operand by tensor id);
+ *   2. V = Bᵀ d B of every 6x6 tile of the zero-padded input (tiles overlap by 2): 36 matrices [tiles, Cin];
  *   3. M = V·U: 36 GEMMs by the built-in BatchMatMul (XNNPACK, on its thread pool when threads are on);
- *   4. Y = Aᵀ M A (SIMD) into the output, cropping partial tiles.
- * The transforms' modules are specialised per shape (channel counts and row strides become immediate offsets).
+ *   4. Y = Aᵀ M A into the output, cropping partial tiles.
+ * The transforms run as WebAssembly SIMD over 4 channels at a time, in modules specialised per shape (channel
+ * counts and row strides become immediate offsets).
  *
  * Accuracy: the transforms amplify float32 rounding (coefficients up to 8 and 1/24); on random data the error stays
  * ~1e-6 of the output scale (test/wasm-winograd.test.ts bounds it against the cpu backend).
@@ -22,7 +22,7 @@ import {
   i32c, instantiateOnBackendMemory, load, set, store, uleb,
 } from './simd-kernels.js';
 import type { Func } from './simd-kernels.js';
-import { heapF32, heapI32, release, runWasmKernel } from './wasm-kernel-utils.js';
+import { heapI32, release, runWasmKernel } from './wasm-kernel-utils.js';
 import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
 // ---- the transforms in WebAssembly ----
@@ -183,7 +183,54 @@ function outputTransformFunc(g: OutputGeometry): Func {
   return { name: 'outputTransform', params: 5, locals: [[9, I32], [28, V128]], body };
 }
 
+/**
+ * G applied to 3 values g: rows [1/4 0 0], [-1/6 -1/6 -1/6], [-1/6 1/6 -1/6], [1/24 1/12 1/6], [1/24 -1/12 1/6],
+ * [0 0 1].
+ */
+function filterTransform1d(g: number[][], tmp: number[], sink: (k: number, expr: number[]) => number[]): number[] {
+  const [a, b, c] = tmp as [number, number, number];
+  const [g0, g1, g2] = g as [number[], number[], number[]];
+  return [
+    ...g0, ...g2, ...F32X4_ADD, ...set(a), // a = g0 + g2
+    ...g0, ...mulc(1 / 24), ...g2, ...mulc(1 / 6), ...F32X4_ADD, ...set(b), // b = g0/24 + g2/6
+    ...g1, ...mulc(1 / 12), ...set(c), // c = g1/12
+    ...sink(0, [...g0, ...mulc(1 / 4)]),
+    ...sink(1, [...get(a), ...g1, ...F32X4_ADD, ...mulc(-1 / 6)]),
+    ...sink(2, [...get(a), ...g1, ...F32X4_SUB, ...mulc(-1 / 6)]),
+    ...sink(3, [...get(b), ...get(c), ...F32X4_ADD]),
+    ...sink(4, [...get(b), ...get(c), ...F32X4_SUB]),
+    ...sink(5, g2),
+  ];
+}
+
+/**
+ * filterTransform(f, table): U = G g Gᵀ for every 4 (in, out) channel pairs of a [3, 3, cin, cout] filter (each tap
+ * a contiguous block of `pairBytes`); element (r, s) goes to the matrix at table[6r + s].
+ */
+function filterTransformFunc(pairBytes: number): Func {
+  const [f, table] = [0, 1];
+  const [n, p] = [2, 3]; // group counter, byte offset 16 n
+  const t0 = 4; // 18 v128: G g
+  const tmp = [22, 23, 24];
+  const columns: number[] = [];
+  for (let v = 0; v < 3; v++) {
+    const g = [0, 1, 2].map((u) => [...get(f), ...get(p), ...I32_ADD, ...load((u * 3 + v) * pairBytes)]);
+    columns.push(...filterTransform1d(g, tmp, (r, expr) => [...expr, ...set(t0 + r * 3 + v)]));
+  }
+  const rows: number[] = [];
+  for (let r = 0; r < 6; r++) {
+    const g = [0, 1, 2].map((v) => get(t0 + r * 3 + v));
+    rows.push(...filterTransform1d(g, tmp, (s, expr) => [...get(table), ...I32_LOAD(4 * (r * 6 + s)), ...get(p), ...I32_ADD, ...expr, ...store(0)]));
+  }
+  const body = [
+    ...i32c(0), ...set(p),
+    ...countedLoop(n, i32c(pairBytes / 16), [...columns, ...rows, ...get(p), ...i32c(16), ...I32_ADD, ...set(p)]),
+  ];
+  return { name: 'filterTransform', params: 2, locals: [[2, I32], [21, V128]], body };
+}
+
 interface TransformKernels {
+  filterTransform?(f: number, table: number): void;
   inputTransform?(x: number, table: number, images: number, tilesH: number, tilesW: number): void;
   outputTransform?(table: number, y: number, images: number, tilesH: number, tilesW: number): void;
 }
@@ -201,51 +248,27 @@ function transformKernel(backend: BackendWasm, key: string, func: () => Func): T
   return kernels;
 }
 
-// ---- the filter transform (JS, small) ----
+// ---- the filter transform ----
 
-const G = [
-  [1 / 4, 0, 0],
-  [-1 / 6, -1 / 6, -1 / 6],
-  [-1 / 6, 1 / 6, -1 / 6],
-  [1 / 24, 1 / 12, 1 / 6],
-  [1 / 24, -1 / 12, 1 / 6],
-  [0, 0, 1],
-] as const;
-
-/** U = G g Gᵀ for every (in, out) channel pair of a [3, 3, cin, cout] filter: 36 fresh [cin, cout] tensors. */
-function filterTransform(backend: BackendWasm, filter: TensorInfo, cin: number, cout: number): TensorInfo[] {
+/** U = G g Gᵀ of a [3, 3, cin, cout] filter: 36 fresh [cin, cout] tensors (table: a [36] int32 scratch tensor). */
+function filterTransform(backend: BackendWasm, kernels: TransformKernels, filter: TensorInfo, table: TensorInfo, cin: number, cout: number): TensorInfo[] {
   const us = Array.from({ length: 36 }, () => backend.makeOutput([cin, cout], 'float32'));
-  const f = heapF32(backend, filter);
-  const u = us.map((info) => heapF32(backend, info));
-  const pairs = cin * cout;
-  const gg = new Float64Array(18); // G g: 6 x 3
-  for (let i = 0; i < pairs; i++) {
-    for (let r = 0; r < 6; r++) {
-      const gr = G[r]!;
-      for (let v = 0; v < 3; v++) gg[r * 3 + v] = gr[0] * f[v * pairs + i]! + gr[1] * f[(3 + v) * pairs + i]! + gr[2] * f[(6 + v) * pairs + i]!;
-    }
-    for (let r = 0; r < 6; r++) {
-      const a = gg[r * 3]!;
-      const b = gg[r * 3 + 1]!;
-      const c = gg[r * 3 + 2]!;
-      for (let s = 0; s < 6; s++) {
-        const gs = G[s]!;
-        u[r * 6 + s]![i] = a * gs[0] + b * gs[1] + c * gs[2];
-      }
-    }
-  }
+  heapI32(backend, table).set(us.map((u) => heapOffset(backend, u)));
+  kernels.filterTransform!(heapOffset(backend, filter), heapOffset(backend, table));
   return us;
 }
 
 // ---- the kernel ----
 
 /**
- * Where Winograd measured faster than the built-in at 1 thread (see the README's figures): >= 32 input and output
- * channels and >= 20M multiply-adds of the direct convolution. Below, its fixed costs (36 GEMM calls, each packing
- * its filter matrix, and the padding copy) or, with few channels, its transforms cost more than they save.
+ * Where Winograd measured faster than the built-in (1 thread, alternating runs): >= 32 input and output channels
+ * and >= 40M multiply-adds of the direct convolution. Around 40-60M the two tie (e.g. 1x64x64x32->32,
+ * 1x16x24x128->128); the reference network's stride-1 layers (226M-453M) ran 1.4-2x faster. With 16 channels the transforms cost as
+ * much as they save (8x64x192x16->16: a tie); smaller shapes pay the fixed costs (36 GEMM calls, each packing its
+ * filter matrix, and the padding copy).
  */
 function winogradPays(multiplyAdds: number, cin: number, cout: number): boolean {
-  return cin >= 32 && cout >= 32 && multiplyAdds >= 20e6;
+  return cin >= 32 && cout >= 32 && multiplyAdds >= 40e6;
 }
 
 export type WinogradUse = 'where-faster' | 'always' | 'never';
@@ -306,10 +329,12 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
   };
   const input = transformKernel(backend, `in ${inChannels} ${paddedH} ${paddedW}`, () => inputTransformFunc(inGeometry));
   const output = transformKernel(backend, `out ${outChannels} ${outHeight} ${outWidth}`, () => outputTransformFunc(outGeometry));
-  if (input?.inputTransform === undefined || output?.outputTransform === undefined) return null;
+  const filterKernels = transformKernel(backend, `filter ${inChannels * outChannels}`, () => filterTransformFunc(inChannels * outChannels * 4));
+  if (input?.inputTransform === undefined || output?.outputTransform === undefined || filterKernels?.filterTransform === undefined) return null;
 
   // 1. Filter; 2. input (zero-padded to whole tiles first).
-  const us = filterTransform(backend, filter, inChannels, outChannels);
+  const table = backend.makeOutput([36], 'int32'); // the 36 matrices' heap offsets, for the transforms
+  const us = filterTransform(backend, filterKernels, filter, table, inChannels, outChannels);
   const padBottom = paddedH - inHeight - padInfo.top;
   const padRight = paddedW - inWidth - padInfo.left;
   const padded = runWasmKernel(backend, 'PadV2', { x }, {
@@ -317,7 +342,6 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
     constantValue: 0,
   } as unknown as tf.NamedAttrMap);
   const vs = Array.from({ length: 36 }, () => backend.makeOutput([tiles, inChannels], 'float32'));
-  const table = backend.makeOutput([36], 'int32');
   heapI32(backend, table).set(vs.map((v) => heapOffset(backend, v)));
   input.inputTransform(heapOffset(backend, padded), heapOffset(backend, table), batchSize, tilesH, tilesW);
   release(backend, padded);
