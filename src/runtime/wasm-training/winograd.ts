@@ -22,6 +22,7 @@ import {
   i32c, instantiateOnBackendMemory, load, set, store, uleb,
 } from './simd-kernels.js';
 import type { Func } from './simd-kernels.js';
+import { wasmThreadsState } from './threads.js';
 import { heapI32, release, runWasmKernel } from './wasm-kernel-utils.js';
 import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
@@ -261,14 +262,18 @@ function filterTransform(backend: BackendWasm, kernels: TransformKernels, filter
 // ---- the kernel ----
 
 /**
- * Where Winograd measured faster than the built-in (1 thread, alternating runs): >= 32 input and output channels
- * and >= 40M multiply-adds of the direct convolution. Around 40-60M the two tie (e.g. 1x64x64x32->32,
- * 1x16x24x128->128); the reference network's stride-1 layers (226M-453M) ran 1.4-2x faster. With 16 channels the transforms cost as
- * much as they save (8x64x192x16->16: a tie); smaller shapes pay the fixed costs (36 GEMM calls, each packing its
- * filter matrix, and the padding copy).
+ * Where Winograd measured faster than the built-in (kernel time only, alternating runs), with >= 32 input and
+ * output channels (with 16 the transforms cost as much as they save once threads are on):
+ * - 1 thread: from ~2048 output pixels (batch * outH * outW; each of the 36 GEMMs packs a cin x cout matrix, so
+ *   the fixed cost grows with the filter as the saving does): 1x32x64x32->32 1.2x, 1x64x64x32->32 1.8x,
+ *   1x16x24x128->128 0.9x, 1x32x32x32->32 0.65x;
+ * - threads on (only the GEMMs run on the pool; the transforms and the padding copy run on one thread; each GEMM
+ *   call has pool overhead): from 100M multiply-adds: 2x16x48x128->128 1.2x, 1x64x64x32->32 0.5x.
+ * The reference network's stride-1 layers (226M-453M) ran 2.1-2.7x faster at 1 thread and 1.1-2x at 2 threads.
  */
-function winogradPays(multiplyAdds: number, cin: number, cout: number): boolean {
-  return cin >= 32 && cout >= 32 && multiplyAdds >= 40e6;
+function winogradPays(multiplyAdds: number, pixels: number, cin: number, cout: number): boolean {
+  if (cin < 32 || cout < 32) return false;
+  return wasmThreadsState().threads > 1 ? multiplyAdds >= 100e6 : pixels >= 2048;
 }
 
 export type WinogradUse = 'where-faster' | 'always' | 'never';
@@ -313,7 +318,7 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
   if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
   if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || outHeight <= 0 || outWidth <= 0) return null;
   if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return null;
-  if (use === 'where-faster' && !winogradPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, inChannels, outChannels)) return null;
+  if (use === 'where-faster' && !winogradPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, batchSize * outHeight * outWidth, inChannels, outChannels)) return null;
   const tilesH = Math.ceil(outHeight / 4);
   const tilesW = Math.ceil(outWidth / 4);
   const paddedH = 4 * tilesH + 2;
