@@ -316,7 +316,9 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
   );
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
   if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
-  if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || outHeight <= 0 || outWidth <= 0) return null;
+  // (The modules' loops run at least once: every count must be positive.)
+  if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || inChannels === 0 || outChannels === 0) return null;
+  if (batchSize <= 0 || outHeight <= 0 || outWidth <= 0) return null;
   if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return null;
   if (use === 'where-faster' && !winogradPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, batchSize * outHeight * outWidth, inChannels, outChannels)) return null;
   const tilesH = Math.ceil(outHeight / 4);
