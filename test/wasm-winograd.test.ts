@@ -26,6 +26,7 @@ const cases: { x: number[]; cout: number; pad: Pad }[] = [
   { x: [1, 7, 13, 4], cout: 8, pad: 'valid' },
   { x: [3, 10, 6, 16], cout: 4, pad: [[0, 0], [2, 0], [1, 3], [0, 0]] },
   { x: [1, 3, 3, 8], cout: 8, pad: 'valid' }, // a single 1x1 output
+  { x: [2, 5, 7, 8], cout: 8, pad: [[0, 0], [3, 1], [0, 4], [0, 0]] }, // a first tile row of zeros only
   { x: [1, 13, 17, 128], cout: 32, pad: 'same' },
   { x: [1, 6, 9, 32], cout: 128, pad: 'same' },
 ];

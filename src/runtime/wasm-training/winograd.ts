@@ -7,7 +7,8 @@
  * (input, output) channel pair: Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A (Lavin & Gray, points 0, ±1, ±2, ∞). Per call:
  *   1. U = G g Gᵀ of the filter: 36 matrices [Cin, Cout], each a fresh tensor (the built-in BatchMatMul caches
  *      its packed right operand by tensor id);
- *   2. V = Bᵀ d B of every 6x6 tile of the zero-padded input (tiles overlap by 2): 36 matrices [tiles, Cin];
+ *   2. V = Bᵀ d B of every 6x6 tile of the zero-padded input (tiles overlap by 2; the zeros are not copied): 36
+ *      matrices [tiles, Cin];
  *   3. M = V·U: 36 GEMMs by the built-in BatchMatMul (XNNPACK, on its thread pool when threads are on);
  *   4. Y = Aᵀ M A into the output, cropping partial tiles.
  * The transforms run as WebAssembly SIMD over 4 channels at a time, in modules specialised per shape (channel
@@ -31,6 +32,8 @@ import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js
 const I32_LOAD = (offset: number): number[] => [0x28, 2, ...uleb(offset)];
 const I32_MUL = [0x6c];
 const I32_GT_S = [0x4a];
+const I32_LT_S = [0x48];
+const I32_EQZ = [0x45];
 const IF = [0x04, 0x40];
 
 const mulc = (k: number): number[] => [...f32x4Const(k), ...F32X4_MUL];
@@ -85,37 +88,72 @@ function outputTransform1d(m: number[][], tmp: number[], sink: (k: number, expr:
 
 interface InputGeometry {
   channelBytes: number; // c * 4
-  rowBytes: number; // padded width * c * 4
-  imageBytes: number; // padded height * rowBytes
+  rowBytes: number; // width * c * 4
+  imageBytes: number; // height * rowBytes
+  height: number;
+  width: number;
+  top: number; // zero rows above the input
+  left: number; // zero columns left of it
 }
 
+const I32_LE_S = [0x4c];
+const I32_EQ = [0x46];
+const I32_AND = [0x71];
+const SELECT = [0x1b];
+const ELSE = [0x05];
+const IF_V128 = [0x04, V128];
+
 /**
- * inputTransform(x, table, images, tilesH, tilesW): for every 6x6 tile (stride 4) of the padded input x and every
- * 4 channels, V = Bᵀ d B; element (r, s) of tile t goes to the matrix at table[6r + s] (an i32 byte pointer), row t.
+ * inputTransform(x, table, images, tilesH, tilesW): for every 6x6 tile (stride 4) of the input x zero-padded by
+ * top/left (and by zeros below and right, as far as the tiles reach) and every 4 channels, V = Bᵀ d B; element
+ * (r, s) of tile t goes to the matrix at table[6r + s] (an i32 byte pointer), row t. Tiles inside the input load
+ * directly; tiles over its border load only their rows [rowLo, rowHi) and columns [colLo, colHi), zeros elsewhere.
  */
 function inputTransformFunc(g: InputGeometry): Func {
   const [x, table, images, tilesH, tilesW] = [0, 1, 2, 3, 4];
-  const [b, ty, tx, p, q, vo, tileOff] = [5, 6, 7, 8, 9, 10, 11];
-  const t0 = 12; // 36 v128: Bᵀ d
-  const tmp = [48, 49, 50, 51];
-  const column: number[] = [];
-  for (let j = 0; j < 6; j++) {
-    const d = [0, 1, 2, 3, 4, 5].map((i) => [...get(q), ...load(i * g.rowBytes + j * g.channelBytes)]);
-    column.push(...inputTransform1d(d, tmp, (r, expr) => [...expr, ...set(t0 + r * 6 + j)]));
-  }
+  const [b, ty, tx, p, q, vo, tileOff, rowLo, rowHi, colLo, colHi, inside, k] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
+  const t0 = 18; // 36 v128: Bᵀ d
+  const tmp = [54, 55, 56, 57];
+  const columnsWith = (loadAt: (i: number, j: number) => number[]): number[] => {
+    const code: number[] = [];
+    for (let j = 0; j < 6; j++) {
+      const d = [0, 1, 2, 3, 4, 5].map((i) => loadAt(i, j));
+      code.push(...inputTransform1d(d, tmp, (r, expr) => [...expr, ...set(t0 + r * 6 + j)]));
+    }
+    return code;
+  };
+  const inner = columnsWith((i, j) => [...get(q), ...load(i * g.rowBytes + j * g.channelBytes)]);
+  // On the border q may point before x (wrapped i32 arithmetic): add the offset in i32, never as a memarg offset.
+  const border = columnsWith((i, j) => [
+    ...get(rowLo), ...i32c(i), ...I32_LE_S, ...get(rowHi), ...i32c(i), ...I32_GT_S, ...I32_AND,
+    ...get(colLo), ...i32c(j), ...I32_LE_S, ...I32_AND, ...get(colHi), ...i32c(j), ...I32_GT_S, ...I32_AND,
+    ...IF_V128, ...get(q), ...i32c(i * g.rowBytes + j * g.channelBytes), ...I32_ADD, ...load(0),
+    ...ELSE, ...f32x4Const(0), ...END,
+  ]);
   const rows: number[] = [];
   for (let r = 0; r < 6; r++) {
     const t = [0, 1, 2, 3, 4, 5].map((j) => get(t0 + r * 6 + j));
     rows.push(...inputTransform1d(t, tmp, (s, expr) => [...get(table), ...I32_LOAD(4 * (r * 6 + s)), ...get(vo), ...I32_ADD, ...expr, ...store(0)]));
   }
+  /** lo = max(0, start), hi = min(6, size + start) where start = zeros - 4 * tile index. */
+  const bounds = (tile: number, zeros: number, size: number, lo: number, hi: number): number[] => [
+    ...i32c(zeros), ...get(tile), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(k),
+    ...get(k), ...i32c(0), ...get(k), ...i32c(0), ...I32_GT_S, ...SELECT, ...set(lo),
+    ...get(k), ...i32c(size), ...I32_ADD, ...set(k),
+    ...get(k), ...i32c(6), ...get(k), ...i32c(6), ...I32_LT_S, ...SELECT, ...set(hi),
+  ];
   const channels = [
     ...get(x), ...get(b), ...i32c(g.imageBytes), ...I32_MUL, ...I32_ADD,
-    ...get(ty), ...i32c(4 * g.rowBytes), ...I32_MUL, ...I32_ADD,
-    ...get(tx), ...i32c(4 * g.channelBytes), ...I32_MUL, ...I32_ADD,
+    ...get(ty), ...i32c(4), ...I32_MUL, ...i32c(g.top), ...I32_SUB, ...i32c(g.rowBytes), ...I32_MUL, ...I32_ADD,
+    ...get(tx), ...i32c(4), ...I32_MUL, ...i32c(g.left), ...I32_SUB, ...i32c(g.channelBytes), ...I32_MUL, ...I32_ADD,
     ...set(q),
+    ...bounds(ty, g.top, g.height, rowLo, rowHi),
+    ...bounds(tx, g.left, g.width, colLo, colHi),
+    ...get(rowLo), ...I32_EQZ, ...get(rowHi), ...i32c(6), ...I32_EQ, ...I32_AND,
+    ...get(colLo), ...I32_EQZ, ...I32_AND, ...get(colHi), ...i32c(6), ...I32_EQ, ...I32_AND, ...set(inside),
     ...get(tileOff), ...set(vo),
     ...countedLoop(p, i32c(g.channelBytes / 16), [
-      ...column,
+      ...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END,
       ...rows,
       ...get(q), ...i32c(16), ...I32_ADD, ...set(q),
       ...get(vo), ...i32c(16), ...I32_ADD, ...set(vo),
@@ -126,7 +164,7 @@ function inputTransformFunc(g: InputGeometry): Func {
     ...i32c(0), ...set(tileOff),
     ...countedLoop(b, get(images), countedLoop(ty, get(tilesH), countedLoop(tx, get(tilesW), channels))),
   ];
-  return { name: 'inputTransform', params: 5, locals: [[7, I32], [40, V128]], body };
+  return { name: 'inputTransform', params: 5, locals: [[13, I32], [40, V128]], body };
 }
 
 interface OutputGeometry {
@@ -267,7 +305,7 @@ function filterTransform(backend: BackendWasm, kernels: TransformKernels, filter
  * - 1 thread: from ~2048 output pixels (batch * outH * outW; each of the 36 GEMMs packs a cin x cout matrix, so
  *   the fixed cost grows with the filter as the saving does): 1x32x64x32->32 1.2x, 1x64x64x32->32 1.8x,
  *   1x16x24x128->128 0.9x, 1x32x32x32->32 0.65x;
- * - threads on (only the GEMMs run on the pool; the transforms and the padding copy run on one thread; each GEMM
+ * - threads on (only the GEMMs run on the pool; the transforms run on one thread; each GEMM
  *   call has pool overhead): from 100M multiply-adds: 2x16x48x128->128 1.2x, 1x64x64x32->32 0.5x.
  * The reference network's stride-1 layers (226M-453M) ran 2.1-2.7x faster at 1 thread and 1.1-2x at 2 threads.
  */
@@ -330,28 +368,24 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
   const largest = Math.max(batchSize * paddedH * paddedW * inChannels, tiles * Math.max(inChannels, outChannels), batchSize * outHeight * outWidth * outChannels);
   if (largest * 4 >= 2 ** 31) return null;
 
-  const inGeometry: InputGeometry = { channelBytes: inChannels * 4, rowBytes: paddedW * inChannels * 4, imageBytes: paddedH * paddedW * inChannels * 4 };
+  const inGeometry: InputGeometry = {
+    channelBytes: inChannels * 4, rowBytes: inWidth * inChannels * 4, imageBytes: inHeight * inWidth * inChannels * 4,
+    height: inHeight, width: inWidth, top: padInfo.top, left: padInfo.left,
+  };
   const outGeometry: OutputGeometry = {
     channelBytes: outChannels * 4, rowBytes: outWidth * outChannels * 4, imageBytes: outHeight * outWidth * outChannels * 4, outH: outHeight, outW: outWidth,
   };
-  const input = transformKernel(backend, `in ${inChannels} ${paddedH} ${paddedW}`, () => inputTransformFunc(inGeometry));
+  const input = transformKernel(backend, `in ${inChannels} ${inHeight} ${inWidth} ${padInfo.top} ${padInfo.left}`, () => inputTransformFunc(inGeometry));
   const output = transformKernel(backend, `out ${outChannels} ${outHeight} ${outWidth}`, () => outputTransformFunc(outGeometry));
   const filterKernels = transformKernel(backend, `filter ${inChannels * outChannels}`, () => filterTransformFunc(inChannels * outChannels * 4));
   if (input?.inputTransform === undefined || output?.outputTransform === undefined || filterKernels?.filterTransform === undefined) return null;
 
-  // 1. Filter; 2. input (zero-padded to whole tiles first).
+  // 1. Filter; 2. input (zeros outside it are supplied by the transform, no padded copy).
   const table = backend.makeOutput([36], 'int32'); // the 36 matrices' heap offsets, for the transforms
   const us = filterTransform(backend, filterKernels, filter, table, inChannels, outChannels);
-  const padBottom = paddedH - inHeight - padInfo.top;
-  const padRight = paddedW - inWidth - padInfo.left;
-  const padded = runWasmKernel(backend, 'PadV2', { x }, {
-    paddings: [[0, 0], [padInfo.top, padBottom], [padInfo.left, padRight], [0, 0]],
-    constantValue: 0,
-  } as unknown as tf.NamedAttrMap);
   const vs = Array.from({ length: 36 }, () => backend.makeOutput([tiles, inChannels], 'float32'));
   heapI32(backend, table).set(vs.map((v) => heapOffset(backend, v)));
-  input.inputTransform(heapOffset(backend, padded), heapOffset(backend, table), batchSize, tilesH, tilesW);
-  release(backend, padded);
+  input.inputTransform(heapOffset(backend, x), heapOffset(backend, table), batchSize, tilesH, tilesW);
   // 3. The 36 products, each [tiles, cout].
   const ms = vs.map((v, k) => runWasmKernel(backend, 'BatchMatMul', { a: v, b: us[k]! }, { transposeA: false, transposeB: false }));
   release(backend, ...vs, ...us);
