@@ -87,14 +87,34 @@ test('gradients of a small conv net (stride-1 input gradients run as Winograd co
   );
 });
 
+test('Winograd filter gradients match cpu across shapes and paddings', async () => {
+  const rng = new Rng(35);
+  for (const c of cases) {
+    const x = randomInput(rng, c.x);
+    const f = randomInput(rng, [3, 3, c.x[3]!, c.cout], -0.5, 0.5);
+    const outShape = (await runOn('cpu', [x, f], (a, b) => [conv(c.pad)(a, b)]))[0]!.length;
+    const dy = randomInput(rng, [outShape]);
+    const grad = (xt?: tf.Tensor, ft?: tf.Tensor, dyt?: tf.Tensor): tf.Tensor[] => {
+      const x4 = xt as tf.Tensor4D;
+      return [tf.grad((fv: tf.Tensor) => tf.sum(tf.mul(conv(c.pad)(x4, fv), tf.reshape(dyt!, conv(c.pad)(x4, fv).shape))))(ft!)];
+    };
+    const expected = await runOn('cpu', [x, f, dy], grad);
+    const actual = await runOn('wasm', [x, f, dy], grad);
+    const maxAbs = expected[0]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assertClose(actual, expected, (1e-4 * maxAbs) / Math.max(1, maxAbs), `filter gradient ${JSON.stringify(c)}`);
+  }
+});
+
 test('no tensors or wasm buffers are left behind', async () => {
   await tf.setBackend('wasm');
   const x = tf.randomNormal([2, 9, 7, 8]) as tf.Tensor4D;
   const f = tf.randomNormal([3, 3, 8, 12]) as tf.Tensor4D;
-  tf.conv2d(x, f, 1, 'same').dispose(); // warm up (modules are compiled and cached per shape)
+  // Forward, input gradient (a forward conv) and filter gradient.
+  const step = (): void => tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')))([x, f]));
+  step(); // warm up (modules are compiled and cached per shape)
   const tensors = tf.memory().numTensors;
   const buffers = tf.backend().numDataIds();
-  for (let i = 0; i < 3; i++) tf.conv2d(x, f, 1, 'same').dispose();
+  for (let i = 0; i < 3; i++) step();
   assert.is(tf.memory().numTensors, tensors);
   assert.is(tf.backend().numDataIds(), buffers);
   tf.dispose([x, f]);

@@ -22,7 +22,7 @@ import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
 import { transpose } from './transpose.js';
 import { unsortedSegmentSum } from './unsorted-segment-sum.js';
-import { winogradConv2D } from './winograd.js';
+import { winogradConv2D, winogradConv2DBackpropFilter } from './winograd.js';
 import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
 let registered: string[] | null = null;
@@ -78,10 +78,11 @@ export function registerWasmTrainingKernels(): string[] {
     ['Mean', meanLeadingAxes],
     ['FusedBatchNorm', fusedBatchNormPerChannel],
     ['Conv2D', winogradConv2D],
+    ['Conv2DBackpropFilter', winogradConv2DBackpropFilter], // (wraps conv2d-backprop.ts's kernel, registered above)
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);
-  registered = [...kernels, ...fastPaths].map(([name]) => name);
+  registered = [...new Set([...kernels, ...fastPaths].map(([name]) => name))]; // (Conv2DBackpropFilter is both)
   return registered;
 }
 
