@@ -349,7 +349,7 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
     x.shape as [number, number, number, number],
     filter.shape as [number, number, number, number],
     attrs.strides,
-    attrs.dilations,
+    attrs.dilations ?? 1,
     attrs.pad,
     attrs.dimRoundingMode,
   );
@@ -557,7 +557,7 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   const dy = args.inputs['dy']!;
   const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
   if (x.dtype !== 'float32' || dy.dtype !== 'float32' || attrs.dataFormat === 'NCHW') return null;
-  if (x.shape.length !== 4 || attrs.filterShape[0] !== 3 || attrs.filterShape[1] !== 3) return null;
+  if (x.shape.length !== 4 || attrs.filterShape?.[0] !== 3 || attrs.filterShape[1] !== 3) return null;
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode,
   );
