@@ -25,6 +25,7 @@ import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
 import { transpose } from './transpose.js';
 import { unsortedSegmentSum } from './unsorted-segment-sum.js';
+import { winogradConv2D, winogradConv2DBackpropFilter } from './winograd.js';
 import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
 let registered: string[] | null = null;
@@ -83,10 +84,12 @@ export function registerWasmTrainingKernels(): string[] {
     ['Exp', expSimd],
     ['Slice', sliceLastAxis], // tried before sliceViews (registered above), which it falls back to
     ['PadV2', padLastAxis],
+    ['Conv2D', winogradConv2D],
+    ['Conv2DBackpropFilter', winogradConv2DBackpropFilter], // (wraps conv2d-backprop.ts's kernel, registered above)
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);
-  registered = [...new Set([...kernels, ...fastPaths].map(([name]) => name))];
+  registered = [...new Set([...kernels, ...fastPaths].map(([name]) => name))]; // (Slice, Conv2DBackpropFilter twice)
   return registered;
 }
 

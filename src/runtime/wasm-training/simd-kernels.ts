@@ -17,7 +17,7 @@ import type { BackendWasm, TensorInfo } from './wasm-kernel-utils.js';
 
 // ---- a minimal WebAssembly encoder ----
 
-function uleb(n: number): number[] {
+export function uleb(n: number): number[] {
   const out: number[] = [];
   do {
     let byte = n & 0x7f;
@@ -28,7 +28,7 @@ function uleb(n: number): number[] {
   return out;
 }
 
-function sleb(n: number): number[] {
+export function sleb(n: number): number[] {
   const out: number[] = [];
   for (;;) {
     const byte = n & 0x7f;
@@ -41,34 +41,34 @@ function sleb(n: number): number[] {
   }
 }
 
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const name = (s: string): number[] => vec([...s].map((ch) => [ch.charCodeAt(0)]));
+export const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+export const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+export const name = (s: string): number[] => vec([...s].map((ch) => [ch.charCodeAt(0)]));
 
-const I32 = 0x7f;
-const V128 = 0x7b;
+export const I32 = 0x7f;
+export const V128 = 0x7b;
 
-const get = (i: number): number[] => [0x20, ...uleb(i)];
-const set = (i: number): number[] => [0x21, ...uleb(i)];
-const tee = (i: number): number[] => [0x22, ...uleb(i)];
-const i32c = (n: number): number[] => [0x41, ...sleb(n)];
-const I32_ADD = [0x6a];
-const I32_SUB = [0x6b];
+export const get = (i: number): number[] => [0x20, ...uleb(i)];
+export const set = (i: number): number[] => [0x21, ...uleb(i)];
+export const tee = (i: number): number[] => [0x22, ...uleb(i)];
+export const i32c = (n: number): number[] => [0x41, ...sleb(n)];
+export const I32_ADD = [0x6a];
+export const I32_SUB = [0x6b];
 const I32_SHL = [0x74];
 const I32_MUL = [0x6c];
-const I32_LT_U = [0x49];
+export const I32_LT_U = [0x49];
 const I32_EQZ = [0x45];
-const BLOCK = [0x02, 0x40];
-const LOOP = [0x03, 0x40];
-const END = [0x0b];
-const brIf = (depth: number): number[] => [0x0d, ...uleb(depth)];
-const simd = (op: number): number[] => [0xfd, ...uleb(op)];
-const load = (offset = 0): number[] => [...simd(0x00), 4, ...uleb(offset)];
-const store = (offset = 0): number[] => [...simd(0x0b), 4, ...uleb(offset)];
+export const BLOCK = [0x02, 0x40];
+export const LOOP = [0x03, 0x40];
+export const END = [0x0b];
+export const brIf = (depth: number): number[] => [0x0d, ...uleb(depth)];
+export const simd = (op: number): number[] => [0xfd, ...uleb(op)];
+export const load = (offset = 0): number[] => [...simd(0x00), 4, ...uleb(offset)];
+export const store = (offset = 0): number[] => [...simd(0x0b), 4, ...uleb(offset)];
 const HIGH_TO_LOW = [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]; // i8x16.shuffle
-const F32X4_ADD = simd(0xe4);
-const F32X4_SUB = simd(0xe5);
-const F32X4_MUL = simd(0xe6);
+export const F32X4_ADD = simd(0xe4);
+export const F32X4_SUB = simd(0xe5);
+export const F32X4_MUL = simd(0xe6);
 const F64X2_ADD = simd(0xf0);
 const F64X2_MUL = simd(0xf2);
 const PROMOTE_LOW = simd(0x5f); // f64x2.promote_low_f32x4
@@ -76,9 +76,9 @@ const F32X4_NE = simd(0x42);
 const F32X4_GT = simd(0x44);
 const V128_AND = simd(0x4e);
 const V128_OR = simd(0x50);
-const f32x4Const = (v: number): number[] => [...simd(0x0c), ...[0, 1, 2, 3].flatMap(() => [...new Uint8Array(new Float32Array([v]).buffer)])];
+export const f32x4Const = (v: number): number[] => [...simd(0x0c), ...[0, 1, 2, 3].flatMap(() => [...new Uint8Array(new Float32Array([v]).buffer)])];
 
-interface Func {
+export interface Func {
   name: string;
   params: number; // all i32
   locals: [count: number, type: number][];
@@ -332,7 +332,7 @@ function binary(op: BinaryOp, mode: BroadcastMode): Func {
   };
 }
 
-function assemble(funcs: Func[], shared: boolean): Uint8Array {
+export function assemble(funcs: Func[], shared: boolean): Uint8Array {
   const types = funcs.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), 0]);
   // Memory import: no minimum beyond 0; a shared memory must declare a maximum (4 GiB covers any).
   const memoryType = shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
@@ -424,4 +424,20 @@ export function heapBuffer(backend: BackendWasm): ArrayBuffer {
 /** Byte offset of a tensor's data in the wasm heap. */
 export function heapOffset(backend: BackendWasm, info: { dataId: object }): number {
   return backend.getMemoryOffset(info.dataId);
+}
+
+/**
+ * Instantiates a module of `funcs` (assembled as above) on the backend's memory, or returns null where it cannot run
+ * (no SIMD, memory not found). For kernels kept in other files (winograd.ts); the caller caches the result.
+ */
+export function instantiateOnBackendMemory(backend: BackendWasm, funcs: Func[]): unknown {
+  const module = backend.wasm as unknown as EmscriptenModule;
+  const memory = module.asm?.memory ?? module.wasmMemory;
+  if (!(memory instanceof wasmApi.Memory)) return null;
+  try {
+    const bytes = assemble(funcs, memory.buffer instanceof SharedArrayBuffer);
+    return new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } }).exports;
+  } catch {
+    return null;
+  }
 }

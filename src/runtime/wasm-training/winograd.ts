@@ -1,0 +1,610 @@
+/**
+ * Winograd F(4x4, 3x3) for the stride-1 3x3 convolutions on wasm (forward Conv2D, and through it the stride-1 input
+ * gradient, which conv2d-backprop.ts runs as one forward Conv2D of dy with the flipped filter).
+ *
+ * Why: XNNPACK's direct convolution is near the limit of 128-bit wasm SIMD, so only fewer multiplications help.
+ * Winograd computes each 4x4 output tile from a 6x6 input tile with 36 instead of 144 multiplications per
+ * (input, output) channel pair: Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A (Lavin & Gray, points 0, ±1, ±2, ∞). Per call:
+ *   1. U = G g Gᵀ of the filter: 36 matrices [Cin, Cout], each a fresh tensor (the built-in BatchMatMul caches
+ *      its packed right operand by tensor id);
+ *   2. V = Bᵀ d B of every 6x6 tile of the zero-padded input (tiles overlap by 2; the zeros are not copied): 36
+ *      matrices [tiles, Cin];
+ *   3. M = V·U: 36 GEMMs by the built-in BatchMatMul (XNNPACK, on its thread pool when threads are on);
+ *   4. Y = Aᵀ M A into the output, cropping partial tiles.
+ * The transforms run as WebAssembly SIMD over 4 channels at a time, in modules specialised per shape (channel
+ * counts and row strides become immediate offsets).
+ *
+ * Accuracy: the transforms amplify float32 rounding (coefficients up to 8 and 1/24); on random data the error stays
+ * ~1e-6 of the output scale (test/wasm-winograd.test.ts bounds it against the cpu backend).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  END, F32X4_ADD, F32X4_MUL, F32X4_SUB, I32, I32_ADD, I32_LT_U, I32_SUB, LOOP, V128, brIf, f32x4Const, get, heapOffset,
+  i32c, instantiateOnBackendMemory, load, set, simd, store, uleb,
+} from './simd-kernels.js';
+import type { Func } from './simd-kernels.js';
+import { wasmThreadsState } from './threads.js';
+import { heapF32, heapI32, release, runWasmKernel } from './wasm-kernel-utils.js';
+import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
+
+// ---- the transforms in WebAssembly ----
+
+const I32_LOAD = (offset: number): number[] => [0x28, 2, ...uleb(offset)];
+const I32_MUL = [0x6c];
+const I32_GT_S = [0x4a];
+const I32_LT_S = [0x48];
+const I32_EQZ = [0x45];
+const IF = [0x04, 0x40];
+
+const mulc = (k: number): number[] => [...f32x4Const(k), ...F32X4_MUL];
+
+/** `counter = 0; do { body; } while (++counter < limit)` (limit must be positive). */
+function countedLoop(counter: number, limit: number[], body: number[]): number[] {
+  return [
+    ...i32c(0), ...set(counter),
+    ...LOOP, ...body,
+    ...get(counter), ...i32c(1), ...I32_ADD, ...set(counter),
+    ...get(counter), ...limit, ...I32_LT_U, ...brIf(0),
+    ...END,
+  ];
+}
+
+/**
+ * Bᵀ applied to the 6 values d (code pushing each): emits sink(k, expr) for outputs k = 0..5, using 4 scratch v128
+ * locals. Bᵀ rows: [4 0 -5 0 1 0], [0 -4 -4 1 1 0], [0 4 -4 -1 1 0], [0 -2 -1 2 1 0], [0 2 -1 -2 1 0], [0 4 0 -5 0 1].
+ */
+function inputTransform1d(d: number[][], tmp: number[], sink: (k: number, expr: number[]) => number[]): number[] {
+  const [a, b, c, e] = tmp as [number, number, number, number];
+  const [d0, d1, d2, d3, d4, d5] = d as [number[], number[], number[], number[], number[], number[]];
+  return [
+    ...d4, ...d2, ...mulc(4), ...F32X4_SUB, ...set(a), // a = d4 - 4 d2
+    ...d3, ...d1, ...mulc(4), ...F32X4_SUB, ...set(b), // b = d3 - 4 d1
+    ...d4, ...d2, ...F32X4_SUB, ...set(c), // c = d4 - d2
+    ...d3, ...d1, ...F32X4_SUB, ...mulc(2), ...set(e), // e = 2 (d3 - d1)
+    ...sink(0, [...d0, ...mulc(4), ...d2, ...mulc(5), ...F32X4_SUB, ...d4, ...F32X4_ADD]),
+    ...sink(1, [...get(a), ...get(b), ...F32X4_ADD]),
+    ...sink(2, [...get(a), ...get(b), ...F32X4_SUB]),
+    ...sink(3, [...get(c), ...get(e), ...F32X4_ADD]),
+    ...sink(4, [...get(c), ...get(e), ...F32X4_SUB]),
+    ...sink(5, [...d1, ...mulc(4), ...d3, ...mulc(5), ...F32X4_SUB, ...d5, ...F32X4_ADD]),
+  ];
+}
+
+/** Aᵀ applied to 6 values m: rows [1 1 1 1 1 0], [0 1 -1 2 -2 0], [0 1 1 4 4 0], [0 1 -1 8 -8 1]. */
+function outputTransform1d(m: number[][], tmp: number[], sink: (k: number, expr: number[]) => number[]): number[] {
+  const [a, b, c, e] = tmp as [number, number, number, number];
+  const [m0, m1, m2, m3, m4, m5] = m as [number[], number[], number[], number[], number[], number[]];
+  return [
+    ...m1, ...m2, ...F32X4_ADD, ...set(a),
+    ...m1, ...m2, ...F32X4_SUB, ...set(b),
+    ...m3, ...m4, ...F32X4_ADD, ...set(c),
+    ...m3, ...m4, ...F32X4_SUB, ...set(e),
+    ...sink(0, [...m0, ...get(a), ...F32X4_ADD, ...get(c), ...F32X4_ADD]),
+    ...sink(1, [...get(b), ...get(e), ...mulc(2), ...F32X4_ADD]),
+    ...sink(2, [...get(a), ...get(c), ...mulc(4), ...F32X4_ADD]),
+    ...sink(3, [...get(b), ...get(e), ...mulc(8), ...F32X4_ADD, ...m5, ...F32X4_ADD]),
+  ];
+}
+
+interface InputGeometry {
+  channelBytes: number; // c * 4
+  rowBytes: number; // width * c * 4
+  imageBytes: number; // height * rowBytes
+  height: number;
+  width: number;
+  top: number; // zero rows above the input
+  left: number; // zero columns left of it
+}
+
+const I32_LE_S = [0x4c];
+const I32_EQ = [0x46];
+const I32_AND = [0x71];
+const SELECT = [0x1b];
+const ELSE = [0x05];
+const IF_V128 = [0x04, V128];
+
+/**
+ * inputTransform(x, table, images, tilesH, tilesW): for every 6x6 tile (stride 4) of the input x zero-padded by
+ * top/left (and by zeros below and right, as far as the tiles reach) and every 4 channels, V = Bᵀ d B; element
+ * (r, s) of tile t goes to the matrix at table[6r + s] (an i32 byte pointer), row t. Tiles inside the input load
+ * directly; tiles over its border load only their rows [rowLo, rowHi) and columns [colLo, colHi), zeros elsewhere.
+ */
+function inputTransformFunc(g: InputGeometry): Func {
+  const [x, table, images, tilesH, tilesW] = [0, 1, 2, 3, 4];
+  const [b, ty, tx, p, q, vo, tileOff, rowLo, rowHi, colLo, colHi, inside, k] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
+  const t0 = 18; // 36 v128: Bᵀ d
+  const tmp = [54, 55, 56, 57];
+  const columnsWith = (loadAt: (i: number, j: number) => number[]): number[] => {
+    const code: number[] = [];
+    for (let j = 0; j < 6; j++) {
+      const d = [0, 1, 2, 3, 4, 5].map((i) => loadAt(i, j));
+      code.push(...inputTransform1d(d, tmp, (r, expr) => [...expr, ...set(t0 + r * 6 + j)]));
+    }
+    return code;
+  };
+  const inner = columnsWith((i, j) => [...get(q), ...load(i * g.rowBytes + j * g.channelBytes)]);
+  // On the border q may point before x (wrapped i32 arithmetic): add the offset in i32, never as a memarg offset.
+  const border = columnsWith((i, j) => [
+    ...get(rowLo), ...i32c(i), ...I32_LE_S, ...get(rowHi), ...i32c(i), ...I32_GT_S, ...I32_AND,
+    ...get(colLo), ...i32c(j), ...I32_LE_S, ...I32_AND, ...get(colHi), ...i32c(j), ...I32_GT_S, ...I32_AND,
+    ...IF_V128, ...get(q), ...i32c(i * g.rowBytes + j * g.channelBytes), ...I32_ADD, ...load(0),
+    ...ELSE, ...f32x4Const(0), ...END,
+  ]);
+  const rows: number[] = [];
+  for (let r = 0; r < 6; r++) {
+    const t = [0, 1, 2, 3, 4, 5].map((j) => get(t0 + r * 6 + j));
+    rows.push(...inputTransform1d(t, tmp, (s, expr) => [...get(table), ...I32_LOAD(4 * (r * 6 + s)), ...get(vo), ...I32_ADD, ...expr, ...store(0)]));
+  }
+  /** lo = max(0, start), hi = min(6, size + start) where start = zeros - 4 * tile index. */
+  const bounds = (tile: number, zeros: number, size: number, lo: number, hi: number): number[] => [
+    ...i32c(zeros), ...get(tile), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(k),
+    ...get(k), ...i32c(0), ...get(k), ...i32c(0), ...I32_GT_S, ...SELECT, ...set(lo),
+    ...get(k), ...i32c(size), ...I32_ADD, ...set(k),
+    ...get(k), ...i32c(6), ...get(k), ...i32c(6), ...I32_LT_S, ...SELECT, ...set(hi),
+  ];
+  const channels = [
+    ...get(x), ...get(b), ...i32c(g.imageBytes), ...I32_MUL, ...I32_ADD,
+    ...get(ty), ...i32c(4), ...I32_MUL, ...i32c(g.top), ...I32_SUB, ...i32c(g.rowBytes), ...I32_MUL, ...I32_ADD,
+    ...get(tx), ...i32c(4), ...I32_MUL, ...i32c(g.left), ...I32_SUB, ...i32c(g.channelBytes), ...I32_MUL, ...I32_ADD,
+    ...set(q),
+    ...bounds(ty, g.top, g.height, rowLo, rowHi),
+    ...bounds(tx, g.left, g.width, colLo, colHi),
+    ...get(rowLo), ...I32_EQZ, ...get(rowHi), ...i32c(6), ...I32_EQ, ...I32_AND,
+    ...get(colLo), ...I32_EQZ, ...I32_AND, ...get(colHi), ...i32c(6), ...I32_EQ, ...I32_AND, ...set(inside),
+    ...get(tileOff), ...set(vo),
+    ...countedLoop(p, i32c(g.channelBytes / 16), [
+      ...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END,
+      ...rows,
+      ...get(q), ...i32c(16), ...I32_ADD, ...set(q),
+      ...get(vo), ...i32c(16), ...I32_ADD, ...set(vo),
+    ]),
+    ...get(tileOff), ...i32c(g.channelBytes), ...I32_ADD, ...set(tileOff),
+  ];
+  const body = [
+    ...i32c(0), ...set(tileOff),
+    ...countedLoop(b, get(images), countedLoop(ty, get(tilesH), countedLoop(tx, get(tilesW), channels))),
+  ];
+  return { name: 'inputTransform', params: 5, locals: [[13, I32], [40, V128]], body };
+}
+
+interface OutputGeometry {
+  channelBytes: number; // cout * 4
+  rowBytes: number; // outW * cout * 4
+  imageBytes: number; // outH * rowBytes
+  outH: number;
+  outW: number;
+}
+
+/**
+ * outputTransform(table, y, images, tilesH, tilesW): for every tile t and 4 channels, Y = Aᵀ M A with M's element
+ * (r, s) read from row t of the matrix at table[6r + s]; the 4x4 result is written to y, cropped at the edges.
+ */
+function outputTransformFunc(g: OutputGeometry): Func {
+  const [table, y, images, tilesH, tilesW] = [0, 1, 2, 3, 4];
+  const [b, ty, tx, p, q, mo, tileOff, rowsLeft, colsLeft] = [5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const s0 = 14; // 24 v128: Aᵀ M
+  const tmp = [38, 39, 40, 41];
+  const column: number[] = [];
+  for (let j = 0; j < 6; j++) {
+    const m = [0, 1, 2, 3, 4, 5].map((i) => [...get(table), ...I32_LOAD(4 * (i * 6 + j)), ...get(mo), ...I32_ADD, ...load(0)]);
+    column.push(...outputTransform1d(m, tmp, (r, expr) => [...expr, ...set(s0 + r * 6 + j)]));
+  }
+  const rows: number[] = [];
+  for (let r = 0; r < 4; r++) {
+    const s = [0, 1, 2, 3, 4, 5].map((j) => get(s0 + r * 6 + j));
+    const storeAt = (j: number, expr: number[]): number[] => {
+      const st = [...get(q), ...expr, ...store(r * g.rowBytes + j * g.channelBytes)];
+      return j === 0 ? st : [...get(colsLeft), ...i32c(j), ...I32_GT_S, ...IF, ...st, ...END];
+    };
+    const row = outputTransform1d(s, tmp, storeAt);
+    rows.push(...(r === 0 ? row : [...get(rowsLeft), ...i32c(r), ...I32_GT_S, ...IF, ...row, ...END]));
+  }
+  const channels = [
+    ...get(y), ...get(b), ...i32c(g.imageBytes), ...I32_MUL, ...I32_ADD,
+    ...get(ty), ...i32c(4 * g.rowBytes), ...I32_MUL, ...I32_ADD,
+    ...get(tx), ...i32c(4 * g.channelBytes), ...I32_MUL, ...I32_ADD,
+    ...set(q),
+    ...i32c(g.outH), ...get(ty), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(rowsLeft),
+    ...i32c(g.outW), ...get(tx), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(colsLeft),
+    ...get(tileOff), ...set(mo),
+    ...countedLoop(p, i32c(g.channelBytes / 16), [
+      ...column,
+      ...rows,
+      ...get(q), ...i32c(16), ...I32_ADD, ...set(q),
+      ...get(mo), ...i32c(16), ...I32_ADD, ...set(mo),
+    ]),
+    ...get(tileOff), ...i32c(g.channelBytes), ...I32_ADD, ...set(tileOff),
+  ];
+  const body = [
+    ...i32c(0), ...set(tileOff),
+    ...countedLoop(b, get(images), countedLoop(ty, get(tilesH), countedLoop(tx, get(tilesW), channels))),
+  ];
+  return { name: 'outputTransform', params: 5, locals: [[9, I32], [28, V128]], body };
+}
+
+/**
+ * G applied to 3 values g: rows [1/4 0 0], [-1/6 -1/6 -1/6], [-1/6 1/6 -1/6], [1/24 1/12 1/6], [1/24 -1/12 1/6],
+ * [0 0 1].
+ */
+function filterTransform1d(g: number[][], tmp: number[], sink: (k: number, expr: number[]) => number[]): number[] {
+  const [a, b, c] = tmp as [number, number, number];
+  const [g0, g1, g2] = g as [number[], number[], number[]];
+  return [
+    ...g0, ...g2, ...F32X4_ADD, ...set(a), // a = g0 + g2
+    ...g0, ...mulc(1 / 24), ...g2, ...mulc(1 / 6), ...F32X4_ADD, ...set(b), // b = g0/24 + g2/6
+    ...g1, ...mulc(1 / 12), ...set(c), // c = g1/12
+    ...sink(0, [...g0, ...mulc(1 / 4)]),
+    ...sink(1, [...get(a), ...g1, ...F32X4_ADD, ...mulc(-1 / 6)]),
+    ...sink(2, [...get(a), ...g1, ...F32X4_SUB, ...mulc(-1 / 6)]),
+    ...sink(3, [...get(b), ...get(c), ...F32X4_ADD]),
+    ...sink(4, [...get(b), ...get(c), ...F32X4_SUB]),
+    ...sink(5, g2),
+  ];
+}
+
+/**
+ * filterTransform(f, table): U = G g Gᵀ for every 4 (in, out) channel pairs of a [3, 3, cin, cout] filter (each tap
+ * a contiguous block of `pairBytes`); element (r, s) goes to the matrix at table[6r + s].
+ */
+function filterTransformFunc(pairBytes: number): Func {
+  const [f, table] = [0, 1];
+  const [n, p] = [2, 3]; // group counter, byte offset 16 n
+  const t0 = 4; // 18 v128: G g
+  const tmp = [22, 23, 24];
+  const columns: number[] = [];
+  for (let v = 0; v < 3; v++) {
+    const g = [0, 1, 2].map((u) => [...get(f), ...get(p), ...I32_ADD, ...load((u * 3 + v) * pairBytes)]);
+    columns.push(...filterTransform1d(g, tmp, (r, expr) => [...expr, ...set(t0 + r * 3 + v)]));
+  }
+  const rows: number[] = [];
+  for (let r = 0; r < 6; r++) {
+    const g = [0, 1, 2].map((v) => get(t0 + r * 3 + v));
+    rows.push(...filterTransform1d(g, tmp, (s, expr) => [...get(table), ...I32_LOAD(4 * (r * 6 + s)), ...get(p), ...I32_ADD, ...expr, ...store(0)]));
+  }
+  const body = [
+    ...i32c(0), ...set(p),
+    ...countedLoop(n, i32c(pairBytes / 16), [...columns, ...rows, ...get(p), ...i32c(16), ...I32_ADD, ...set(p)]),
+  ];
+  return { name: 'filterTransform', params: 2, locals: [[2, I32], [21, V128]], body };
+}
+
+interface TransformKernels {
+  filterTransform?(f: number, table: number): void;
+  inputTransform?(x: number, table: number, images: number, tilesH: number, tilesW: number): void;
+  outputTransform?(table: number, y: number, images: number, tilesH: number, tilesW: number): void;
+  dyTransform?(dy: number, table: number, images: number, tilesH: number, tilesW: number): void;
+}
+
+const modules = new WeakMap<BackendWasm, Map<string, TransformKernels | null>>();
+
+function transformKernel(backend: BackendWasm, key: string, func: () => Func): TransformKernels | null {
+  let cache = modules.get(backend);
+  if (cache === undefined) modules.set(backend, (cache = new Map()));
+  let kernels = cache.get(key);
+  if (kernels === undefined) {
+    kernels = (instantiateOnBackendMemory(backend, [func()]) as TransformKernels | null) ?? null;
+    cache.set(key, kernels);
+  }
+  return kernels;
+}
+
+// ---- the filter transform ----
+
+/** U = G g Gᵀ of a [3, 3, cin, cout] filter: 36 fresh [cin, cout] tensors (table: a [36] int32 scratch tensor). */
+function filterTransform(backend: BackendWasm, kernels: TransformKernels, filter: TensorInfo, table: TensorInfo, cin: number, cout: number): TensorInfo[] {
+  const us = Array.from({ length: 36 }, () => backend.makeOutput([cin, cout], 'float32'));
+  heapI32(backend, table).set(us.map((u) => heapOffset(backend, u)));
+  kernels.filterTransform!(heapOffset(backend, filter), heapOffset(backend, table));
+  return us;
+}
+
+// ---- the kernel ----
+
+/**
+ * Where Winograd measured faster than the built-in (kernel time only, alternating runs), with >= 32 input and
+ * output channels (with 16 the transforms cost as much as they save once threads are on):
+ * - 1 thread: from ~2048 output pixels (batch * outH * outW; each of the 36 GEMMs packs a cin x cout matrix, so
+ *   the fixed cost grows with the filter as the saving does): 1x32x64x32->32 1.2x, 1x64x64x32->32 1.8x,
+ *   1x16x24x128->128 0.9x, 1x32x32x32->32 0.65x;
+ * - threads on (only the GEMMs run on the pool; the transforms run on one thread; each GEMM
+ *   call has pool overhead): from 100M multiply-adds: 2x16x48x128->128 1.2x, 1x64x64x32->32 0.5x.
+ * The reference network's stride-1 layers (226M-453M) ran 2.1-2.7x faster at 1 thread and 1.1-2x at 2 threads.
+ */
+function winogradPays(multiplyAdds: number, pixels: number, cin: number, cout: number): boolean {
+  if (cin < 32 || cout < 32) return false;
+  return wasmThreadsState().threads > 1 ? multiplyAdds >= 100e6 : pixels >= 2048;
+}
+
+export type WinogradUse = 'where-faster' | 'always' | 'never';
+let use: WinogradUse = 'where-faster';
+
+/**
+ * For tests and timings: Winograd for every shape it can handle however small ('always'), never, or where it
+ * measured faster (the default). Returns the previous setting.
+ */
+export function setWinogradUse(mode: WinogradUse): WinogradUse {
+  const old = use;
+  use = mode;
+  return old;
+}
+
+interface Conv2DAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** Conv2D by Winograd F(4x4, 3x3) where it applies and pays (see above); null hands the call to the built-in. */
+export function winogradConv2D(args: KernelArgs): TensorInfo | null {
+  if (use === 'never') return null;
+  const { backend } = args;
+  const x = args.inputs['x']!;
+  const filter = args.inputs['filter']!;
+  const attrs = args.attrs as unknown as Conv2DAttrs;
+  if (x.dtype !== 'float32' || filter.dtype !== 'float32' || attrs.dataFormat === 'NCHW') return null;
+  if (x.shape.length !== 4 || filter.shape[0] !== 3 || filter.shape[1] !== 3) return null;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
+  // (The modules' loops run at least once: every count must be positive.)
+  if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || inChannels === 0 || outChannels === 0) return null;
+  if (batchSize <= 0 || outHeight <= 0 || outWidth <= 0) return null;
+  if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return null;
+  if (use === 'where-faster' && !winogradPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, batchSize * outHeight * outWidth, inChannels, outChannels)) return null;
+  const tilesH = Math.ceil(outHeight / 4);
+  const tilesW = Math.ceil(outWidth / 4);
+  const paddedH = 4 * tilesH + 2;
+  const paddedW = 4 * tilesW + 2;
+  const tiles = batchSize * tilesH * tilesW;
+  // Every byte offset must fit an i32 (the modules compute them in i32 arithmetic).
+  const largest = Math.max(batchSize * paddedH * paddedW * inChannels, tiles * Math.max(inChannels, outChannels), batchSize * outHeight * outWidth * outChannels);
+  if (largest * 4 >= 2 ** 31) return null;
+
+  const inGeometry: InputGeometry = {
+    channelBytes: inChannels * 4, rowBytes: inWidth * inChannels * 4, imageBytes: inHeight * inWidth * inChannels * 4,
+    height: inHeight, width: inWidth, top: padInfo.top, left: padInfo.left,
+  };
+  const outGeometry: OutputGeometry = {
+    channelBytes: outChannels * 4, rowBytes: outWidth * outChannels * 4, imageBytes: outHeight * outWidth * outChannels * 4, outH: outHeight, outW: outWidth,
+  };
+  const input = transformKernel(backend, `in ${inChannels} ${inHeight} ${inWidth} ${padInfo.top} ${padInfo.left}`, () => inputTransformFunc(inGeometry));
+  const output = transformKernel(backend, `out ${outChannels} ${outHeight} ${outWidth}`, () => outputTransformFunc(outGeometry));
+  const filterKernels = transformKernel(backend, `filter ${inChannels * outChannels}`, () => filterTransformFunc(inChannels * outChannels * 4));
+  if (input?.inputTransform === undefined || output?.outputTransform === undefined || filterKernels?.filterTransform === undefined) return null;
+
+  // 1. Filter; 2. input (zeros outside it are supplied by the transform, no padded copy).
+  const table = backend.makeOutput([36], 'int32'); // the 36 matrices' heap offsets, for the transforms
+  const us = filterTransform(backend, filterKernels, filter, table, inChannels, outChannels);
+  const vs = Array.from({ length: 36 }, () => backend.makeOutput([tiles, inChannels], 'float32'));
+  heapI32(backend, table).set(vs.map((v) => heapOffset(backend, v)));
+  input.inputTransform(heapOffset(backend, x), heapOffset(backend, table), batchSize, tilesH, tilesW);
+  // 3. The 36 products, each [tiles, cout].
+  const ms = vs.map((v, k) => runWasmKernel(backend, 'BatchMatMul', { a: v, b: us[k]! }, { transposeA: false, transposeB: false }));
+  release(backend, ...vs, ...us);
+  // 4. Output.
+  const out = backend.makeOutput([batchSize, outHeight, outWidth, outChannels], 'float32');
+  heapI32(backend, table).set(ms.map((m) => heapOffset(backend, m)));
+  output.outputTransform(heapOffset(backend, table), heapOffset(backend, out), batchSize, tilesH, tilesW);
+  release(backend, table, ...ms);
+  return out;
+}
+
+// ---- the filter gradient ----
+//
+// dW = Σ_tiles Gᵀ [(A e Aᵀ) ⊙ (Bᵀ d B)] G for the 4x4 tiles e of dy and the 6x6 tiles d of the padded input (the
+// transpose of the forward algorithm). For each of the 36 positions k the sum over tiles is one GEMM with K = tiles:
+// Sᵀ_k [cout, cin] = Eᵀ_k [cout, tiles] · V_k [tiles, cin], so the dy transform writes Eᵀ_k channel-major.
+
+const F32X4_EXTRACT = (lane: number): number[] => [...simd(0x1f), lane];
+const F32_STORE = (offset: number): number[] => [0x38, 2, ...uleb(offset)];
+
+/** A applied to 4 values e: rows [1 0 0 0], [1 1 1 1], [1 -1 1 -1], [1 2 4 8], [1 -2 4 -8], [0 0 0 1]. */
+function dyTransform1d(e: number[][], tmp: number[], sink: (k: number, expr: number[]) => number[]): number[] {
+  const [a, b, c, d] = tmp as [number, number, number, number];
+  const [e0, e1, e2, e3] = e as [number[], number[], number[], number[]];
+  return [
+    ...e0, ...e2, ...F32X4_ADD, ...set(a),
+    ...e1, ...e3, ...F32X4_ADD, ...set(b),
+    ...e0, ...e2, ...mulc(4), ...F32X4_ADD, ...set(c),
+    ...e1, ...mulc(2), ...e3, ...mulc(8), ...F32X4_ADD, ...set(d),
+    ...sink(0, e0),
+    ...sink(1, [...get(a), ...get(b), ...F32X4_ADD]),
+    ...sink(2, [...get(a), ...get(b), ...F32X4_SUB]),
+    ...sink(3, [...get(c), ...get(d), ...F32X4_ADD]),
+    ...sink(4, [...get(c), ...get(d), ...F32X4_SUB]),
+    ...sink(5, e3),
+  ];
+}
+
+interface DyGeometry {
+  channelBytes: number; // cout * 4
+  rowBytes: number; // outW * cout * 4
+  imageBytes: number; // outH * rowBytes
+  outH: number;
+  outW: number;
+  tileBytes: number; // the byte stride of Eᵀ_k's rows (one per channel; >= tiles * 4)
+}
+
+/**
+ * dyTransform(dy, table, images, tilesH, tilesW): E = A e Aᵀ of every 4x4 tile e of dy (zeros past its edges) and
+ * every 4 channels; element (r, s) of tile t, channel c goes to the matrix at table[6r + s], row c, column t.
+ */
+function dyTransformFunc(g: DyGeometry): Func {
+  const [dy, table, images, tilesH, tilesW] = [0, 1, 2, 3, 4];
+  const [b, ty, tx, p, q, eo, tileOff, rowHi, colHi, inside, addr] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+  const t0 = 16; // 24 v128: A e (6 rows x 4 columns)
+  const tmp = [40, 41, 42, 43];
+  const value = 44;
+  const columnsWith = (loadAt: (i: number, j: number) => number[]): number[] => {
+    const code: number[] = [];
+    for (let j = 0; j < 4; j++) {
+      const e = [0, 1, 2, 3].map((i) => loadAt(i, j));
+      code.push(...dyTransform1d(e, tmp, (r, expr) => [...expr, ...set(t0 + r * 4 + j)]));
+    }
+    return code;
+  };
+  const inner = columnsWith((i, j) => [...get(q), ...load(i * g.rowBytes + j * g.channelBytes)]);
+  const border = columnsWith((i, j) => [
+    ...get(rowHi), ...i32c(i), ...I32_GT_S, ...get(colHi), ...i32c(j), ...I32_GT_S, ...I32_AND,
+    ...IF_V128, ...get(q), ...load(i * g.rowBytes + j * g.channelBytes), ...ELSE, ...f32x4Const(0), ...END,
+  ]);
+  const rows: number[] = [];
+  for (let r = 0; r < 6; r++) {
+    const t = [0, 1, 2, 3].map((j) => get(t0 + r * 4 + j));
+    rows.push(...dyTransform1d(t, tmp, (s, expr) => [
+      ...expr, ...set(value),
+      ...get(table), ...I32_LOAD(4 * (r * 6 + s)), ...get(eo), ...I32_ADD, ...set(addr),
+      ...[0, 1, 2, 3].flatMap((lane) => [...get(addr), ...get(value), ...F32X4_EXTRACT(lane), ...F32_STORE(lane * g.tileBytes)]),
+    ]));
+  }
+  const limit = (tile: number, size: number, hi: number): number[] => [
+    ...i32c(size), ...get(tile), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(hi),
+  ];
+  const channels = [
+    ...get(dy), ...get(b), ...i32c(g.imageBytes), ...I32_MUL, ...I32_ADD,
+    ...get(ty), ...i32c(4 * g.rowBytes), ...I32_MUL, ...I32_ADD,
+    ...get(tx), ...i32c(4 * g.channelBytes), ...I32_MUL, ...I32_ADD,
+    ...set(q),
+    ...limit(ty, g.outH, rowHi),
+    ...limit(tx, g.outW, colHi),
+    ...get(rowHi), ...i32c(3), ...I32_GT_S, ...get(colHi), ...i32c(3), ...I32_GT_S, ...I32_AND, ...set(inside),
+    ...get(tileOff), ...set(eo),
+    ...countedLoop(p, i32c(g.channelBytes / 16), [
+      ...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END,
+      ...rows,
+      ...get(q), ...i32c(16), ...I32_ADD, ...set(q),
+      ...get(eo), ...i32c(4 * g.tileBytes), ...I32_ADD, ...set(eo),
+    ]),
+    ...get(tileOff), ...i32c(4), ...I32_ADD, ...set(tileOff),
+  ];
+  const body = [
+    ...i32c(0), ...set(tileOff),
+    ...countedLoop(b, get(images), countedLoop(ty, get(tilesH), countedLoop(tx, get(tilesW), channels))),
+  ];
+  return { name: 'dyTransform', params: 5, locals: [[11, I32], [29, V128]], body };
+}
+
+const G_ROWS = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+] as const;
+
+/** dW[u][v][ci][co] = Σ_rs G[r][u] Sᵀ_rs[co][ci] G[s][v], in JS (cin * cout pairs, small next to the GEMMs). */
+function filterGradientTransform(sts: Float32Array[], dw: Float32Array, cin: number, cout: number): void {
+  const pairs = cin * cout;
+  const m = new Float64Array(36);
+  const t = new Float64Array(18); // Gᵀ S: 3 x 6
+  for (let co = 0; co < cout; co++) {
+    for (let ci = 0; ci < cin; ci++) {
+      const src = co * cin + ci;
+      for (let k = 0; k < 36; k++) m[k] = sts[k]![src]!;
+      for (let u = 0; u < 3; u++) {
+        for (let s = 0; s < 6; s++) {
+          let acc = 0;
+          for (let r = 0; r < 6; r++) acc += G_ROWS[r]![u]! * m[r * 6 + s]!;
+          t[u * 6 + s] = acc;
+        }
+      }
+      const dst = ci * cout + co;
+      for (let u = 0; u < 3; u++) {
+        for (let v = 0; v < 3; v++) {
+          let acc = 0;
+          for (let s = 0; s < 6; s++) acc += t[u * 6 + s]! * G_ROWS[s]![v]!;
+          dw[(u * 3 + v) * pairs + dst] = acc;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Where the Winograd filter gradient measured faster than conv2d-backprop.ts's (kernel time, alternating runs, at 1
+ * and 2 threads): the forward path's shapes with >= 64 output or >= 128 input channels. Its 36 GEMMs reduce over
+ * all tiles (K = tiles, M = cout), which streams both operands from beyond L2, so the saving in multiplications
+ * shows less than forward: 8x32x96x32->64 1.2-1.4x, 8x32x96x64->64 1.2-1.5x, 8x16x48x128->128 1.3-2x,
+ * 8x16x48x128->32 1.2-1.5x; but 8x64x192x32->32 0.96-1.3x and 8x32x96x64->32 0.95-1.1x.
+ */
+function filterGradientPays(multiplyAdds: number, pixels: number, cin: number, cout: number): boolean {
+  return (cout >= 64 || cin >= 128) && winogradPays(multiplyAdds, pixels, cin, cout);
+}
+
+interface Conv2DBackpropFilterAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  filterShape: [number, number, number, number];
+}
+
+/** Conv2DBackpropFilter by Winograd for the same shapes as the forward path; null hands the call on. */
+export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | null {
+  if (use === 'never') return null;
+  const { backend } = args;
+  const x = args.inputs['x']!;
+  const dy = args.inputs['dy']!;
+  const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32' || attrs.dataFormat === 'NCHW') return null;
+  if (x.shape.length !== 4 || attrs.filterShape?.[0] !== 3 || attrs.filterShape[1] !== 3) return null;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode,
+  );
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1) return null;
+  if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || inChannels === 0 || outChannels === 0) return null;
+  if (batchSize <= 0 || outHeight <= 0 || outWidth <= 0) return null;
+  if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return null;
+  if (use === 'where-faster' && !filterGradientPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, batchSize * outHeight * outWidth, inChannels, outChannels)) return null;
+  const tilesH = Math.ceil(outHeight / 4);
+  const tilesW = Math.ceil(outWidth / 4);
+  const tiles = batchSize * tilesH * tilesW;
+  const largest = Math.max(batchSize * inHeight * inWidth * inChannels, (tiles + 48) * Math.max(inChannels, outChannels), batchSize * outHeight * outWidth * outChannels);
+  if (largest * 4 >= 2 ** 31) return null;
+
+  const inGeometry: InputGeometry = {
+    channelBytes: inChannels * 4, rowBytes: inWidth * inChannels * 4, imageBytes: inHeight * inWidth * inChannels * 4,
+    height: inHeight, width: inWidth, top: padInfo.top, left: padInfo.left,
+  };
+  // Eᵀ's rows (and V's) are padded with zero tiles to a length whose byte stride is no multiple of 4 KiB: the dy
+  // transform stores 4 lanes one row apart, and rows 4 KiB apart would all fall in the same cache sets.
+  let stride = Math.ceil(tiles / 16) * 16 + 16;
+  if ((stride * 4) % 4096 === 0) stride += 16;
+  const dyGeometry: DyGeometry = {
+    channelBytes: outChannels * 4, rowBytes: outWidth * outChannels * 4, imageBytes: outHeight * outWidth * outChannels * 4,
+    outH: outHeight, outW: outWidth, tileBytes: stride * 4,
+  };
+  const input = transformKernel(backend, `in ${inChannels} ${inHeight} ${inWidth} ${padInfo.top} ${padInfo.left}`, () => inputTransformFunc(inGeometry));
+  const dyKernels = transformKernel(backend, `dy ${outChannels} ${outHeight} ${outWidth} ${stride}`, () => dyTransformFunc(dyGeometry));
+  if (input?.inputTransform === undefined || dyKernels?.dyTransform === undefined) return null;
+
+  const table = backend.makeOutput([36], 'int32');
+  const vs = Array.from({ length: 36 }, () => backend.makeOutput([stride, inChannels], 'float32'));
+  const ets = Array.from({ length: 36 }, () => backend.makeOutput([outChannels, stride], 'float32'));
+  for (const v of vs) heapF32(backend, v).fill(0, tiles * inChannels);
+  for (const e of ets) {
+    const view = heapF32(backend, e);
+    for (let c = 0; c < outChannels; c++) view.fill(0, c * stride + tiles, (c + 1) * stride);
+  }
+  heapI32(backend, table).set(vs.map((v) => heapOffset(backend, v)));
+  input.inputTransform(heapOffset(backend, x), heapOffset(backend, table), batchSize, tilesH, tilesW);
+  heapI32(backend, table).set(ets.map((e) => heapOffset(backend, e)));
+  dyKernels.dyTransform(heapOffset(backend, dy), heapOffset(backend, table), batchSize, tilesH, tilesW);
+  const sts = ets.map((e, k) => runWasmKernel(backend, 'BatchMatMul', { a: e, b: vs[k]! }, { transposeA: false, transposeB: false }));
+  release(backend, table, ...vs, ...ets);
+  const dw = backend.makeOutput([3, 3, inChannels, outChannels], 'float32');
+  filterGradientTransform(sts.map((st) => heapF32(backend, st)), heapF32(backend, dw), inChannels, outChannels);
+  release(backend, ...sts);
+  return dw;
+}
