@@ -20,7 +20,7 @@ test('registration is idempotent and lists the kernels it registered', () => {
   const names = registerWasmTrainingKernels();
   assert.equal(registerWasmTrainingKernels(), names);
   for (const k of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropInput',
-    'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'UnsortedSegmentSum', 'Tile']) {
+    'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'UnsortedSegmentSum', 'Tile', 'SplitV']) {
     assert.ok(names.includes(k), k);
     assert.ok(tf.getKernel(k, 'wasm') !== undefined, `${k} registered for wasm`);
   }

@@ -194,6 +194,24 @@ test('Sum/Mean, per-channel broadcasts, Slice of any rank, Cast and clone match 
   assertClose(await runOn('wasm', [big], g), await runOn('cpu', [big], g), 2e-6, 'leading-axis reductions');
 });
 
+test('SplitV (concat gradient) matches cpu on every axis, with uneven parts, int32 and through the concat gradient', async () => {
+  const rng = new Rng(37);
+  const x = randomInput(rng, [4, 5, 6, 8], -2, 2);
+  const f = (xt: tf.Tensor): tf.Tensor[] => [
+    ...tf.split(xt, [1, 3], 0),
+    ...tf.split(xt, 5, 1),
+    ...tf.split(xt, [2, 0, 4], 2),
+    ...tf.split(xt, [4, -1], 3),
+    ...tf.split(tf.cast(xt, 'int32'), [3, 1], 0).map((t) => tf.cast(t, 'float32')),
+  ];
+  const wasmOut = await runOn('wasm', [x], f);
+  assert.is(wasmOut.length, 2 + 5 + 3 + 2 + 2);
+  assertClose(wasmOut, await runOn('cpu', [x], f), 0, 'split');
+  const a = randomInput(rng, [6, 8]);
+  const b = randomInput(rng, [3, 8]);
+  await compareGrads('concat gradient', [a, b], [9, 8], (at, bt) => tf.concat([at!, bt!], 0));
+});
+
 test('Sum and Mean gradients (broadcast on wasm) match cpu for any axes and keepDims', async () => {
   const x = randomInput(new Rng(41), [2, 3, 4, 5]);
   for (const [axis, keep] of [[[0, 1, 2], false], [[0, 1, 2], true], [1, false], [[1, 3], true], [[0, 1, 2, 3], false]] as [number | number[], boolean][]) {

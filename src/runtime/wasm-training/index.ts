@@ -16,7 +16,7 @@ import { expSimd } from './exp.js';
 import { castSameDtype, identity } from './identity-cast.js';
 import { padLastAxis, sliceLastAxis } from './last-axis-rows.js';
 import { maxPoolGrad } from './max-pool-grad.js';
-import { sliceViews } from './slice.js';
+import { sliceViews, splitViews } from './slice.js';
 import { batchToSpaceND, spaceToBatchND } from './space-batch.js';
 import { registerReductionGradients } from './reduction-gradients.js';
 import { meanLeadingAxes, sumLeadingAxes } from './reductions.js';
@@ -36,7 +36,7 @@ function register(name: string, kernel: (args: KernelArgs) => TensorInfo): void 
 }
 
 /** Replaces a built-in by a fast path that returns null when it does not apply; the built-in handles the rest. */
-function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo | null): void {
+function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo | TensorInfo[] | null): void {
   const builtIn = tf.getKernel(name, 'wasm');
   if (builtIn === undefined) throw new Error(`wasm training kernels: built-in wasm kernel '${name}' is missing`);
   tf.unregisterKernel(name, 'wasm');
@@ -73,7 +73,7 @@ export function registerWasmTrainingKernels(): string[] {
     ['SpaceToBatchND', spaceToBatchND],
     ['BatchToSpaceND', batchToSpaceND],
   ];
-  const fastPaths: [string, (args: KernelArgs) => TensorInfo | null][] = [
+  const fastPaths: [string, (args: KernelArgs) => TensorInfo | TensorInfo[] | null][] = [
     ['Cast', castSameDtype],
     ['Slice', sliceViews],
     ['Transpose', transpose],
@@ -84,6 +84,7 @@ export function registerWasmTrainingKernels(): string[] {
     ['Exp', expSimd],
     ['Slice', sliceLastAxis], // tried before sliceViews (registered above), which it falls back to
     ['PadV2', padLastAxis],
+    ['SplitV', splitViews],
     ['Conv2D', winogradConv2D],
     ['Conv2DBackpropFilter', winogradConv2DBackpropFilter], // (wraps conv2d-backprop.ts's kernel, registered above)
   ];

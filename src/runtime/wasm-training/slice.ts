@@ -52,3 +52,23 @@ export function sliceViews(args: KernelArgs): TensorInfo | null {
   }
   return out;
 }
+
+/**
+ * SplitV (the gradient of concat, e.g. of a detector's heads) as one `sliceViews` per part: the built-in calls its own
+ * Slice, which copies the whole input out of wasm memory for every part (~25 ms for the reference network's heads).
+ */
+export function splitViews(args: KernelArgs): TensorInfo[] | null {
+  const x = args.inputs['x']!;
+  if (x.dtype === 'string' || x.dtype === 'complex64') return null;
+  const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number | number[] };
+  const splitAxis = tf.util.parseAxisParam(axis, x.shape)[0]!;
+  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, splitAxis);
+  const begin = new Array<number>(x.shape.length).fill(0);
+  return sizes.map((part) => {
+    const size = [...x.shape];
+    size[splitAxis] = part;
+    const out = sliceViews({ ...args, attrs: { begin: [...begin], size } })!;
+    begin[splitAxis]! += part;
+    return out;
+  });
+}
