@@ -23,7 +23,6 @@ import {
   i32c, instantiateOnBackendMemory, load, set, simd, store, uleb,
 } from './simd-kernels.js';
 import type { Func } from './simd-kernels.js';
-import { wasmThreadsState } from './threads.js';
 import { heapF32, heapI32, release, runWasmKernel } from './wasm-kernel-utils.js';
 import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
@@ -309,10 +308,14 @@ function filterTransform(backend: BackendWasm, kernels: TransformKernels, filter
  * - threads on (only the GEMMs run on the pool; the transforms run on one thread; each GEMM
  *   call has pool overhead): from 100M multiply-adds: 2x16x48x128->128 1.2x, 1x64x64x32->32 0.5x.
  * The reference network's stride-1 layers (226M-453M) ran 2.1-2.7x faster at 1 thread and 1.1-2x at 2 threads.
+ * One rule for every thread count, the threaded one: Winograd rounds differently from the direct convolution, and
+ * XNNPACK's results do not depend on the thread count, so this keeps a run's numbers independent of how many
+ * threads it got (which depends on the machine's load at start-up): a run resumed on a busier machine continues
+ * exactly, and the same command gives the same numbers. At 1 thread, layers of 2048+ pixels but under 100M
+ * multiply-adds give up Winograd's gain.
  */
-function winogradPays(multiplyAdds: number, pixels: number, cin: number, cout: number): boolean {
-  if (cin < 32 || cout < 32) return false;
-  return wasmThreadsState().threads > 1 ? multiplyAdds >= 100e6 : pixels >= 2048;
+function winogradPays(multiplyAdds: number, cin: number, cout: number): boolean {
+  return cin >= 32 && cout >= 32 && multiplyAdds >= 100e6;
 }
 
 export type WinogradUse = 'where-faster' | 'always' | 'never';
@@ -359,7 +362,7 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
   if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || inChannels === 0 || outChannels === 0) return null;
   if (batchSize <= 0 || outHeight <= 0 || outWidth <= 0) return null;
   if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return null;
-  if (use === 'where-faster' && !winogradPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, batchSize * outHeight * outWidth, inChannels, outChannels)) return null;
+  if (use === 'where-faster' && !winogradPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, inChannels, outChannels)) return null;
   const tilesH = Math.ceil(outHeight / 4);
   const tilesW = Math.ceil(outWidth / 4);
   const paddedH = 4 * tilesH + 2;
@@ -537,8 +540,8 @@ function filterGradientTransform(sts: Float32Array[], dw: Float32Array, cin: num
  * shows less than forward: 8x32x96x32->64 1.2-1.4x, 8x32x96x64->64 1.2-1.5x, 8x16x48x128->128 1.3-2x,
  * 8x16x48x128->32 1.2-1.5x; but 8x64x192x32->32 0.96-1.3x and 8x32x96x64->32 0.95-1.1x.
  */
-function filterGradientPays(multiplyAdds: number, pixels: number, cin: number, cout: number): boolean {
-  return (cout >= 64 || cin >= 128) && winogradPays(multiplyAdds, pixels, cin, cout);
+function filterGradientPays(multiplyAdds: number, cin: number, cout: number): boolean {
+  return (cout >= 64 || cin >= 128) && winogradPays(multiplyAdds, cin, cout);
 }
 
 interface Conv2DBackpropFilterAttrs {
@@ -566,7 +569,7 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || inChannels === 0 || outChannels === 0) return null;
   if (batchSize <= 0 || outHeight <= 0 || outWidth <= 0) return null;
   if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return null;
-  if (use === 'where-faster' && !filterGradientPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, batchSize * outHeight * outWidth, inChannels, outChannels)) return null;
+  if (use === 'where-faster' && !filterGradientPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, inChannels, outChannels)) return null;
   const tilesH = Math.ceil(outHeight / 4);
   const tilesW = Math.ceil(outWidth / 4);
   const tiles = batchSize * tilesH * tilesW;
