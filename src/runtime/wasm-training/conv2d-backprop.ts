@@ -23,7 +23,7 @@ import {
   type KernelArgs,
   type TensorInfo,
 } from './wasm-kernel-utils.js';
-import { simdKernels, type SimdKernels } from './simd-kernels.js';
+import { heapCopier, type HeapCopy } from './heap-copy.js';
 
 interface ConvAttrs {
   strides: number | [number, number];
@@ -134,7 +134,6 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
   const { batchSize: n, outHeight: ho, outWidth: wo, outChannels: co } = info;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
   const planes = phasePlanes(backend, x, info);
-  const kernels = simdKernels(backend);
   const rowWidth = planes.shape[5]!; // positions per output row in the GEMM
   const rowsPerChunk = filterChunkRows(rowWidth);
   let sum: TensorInfo | null = null;
@@ -144,7 +143,7 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
     // A fresh copy of the dy rows: the built-in BatchMatMul caches its packed b by tensor id, whatever the shape.
     const b = backend.makeOutput([rows * rowWidth, co], 'float32');
     const [X, P, B, DY] = [planes, patchesT, b, dy].map((t) => heapF32(backend, t)) as [Float32Array, Float32Array, Float32Array, Float32Array];
-    const copy = heapCopier(kernels, X.buffer); // after this chunk's allocations, which may grow the heap
+    const copy = heapCopier(backend, X); // after this chunk's allocations, which may grow the heap
     im2colFromPlanes(X, planes.shape, P, info, row0, rows, copy);
     const heapB = B.byteOffset >> 2;
     const heapDY = DY.byteOffset >> 2;
@@ -253,25 +252,6 @@ function im2colFromPlanes(
       }
     }
   }
-}
-
-/** Copies `count` floats of the wasm heap from float index `src` to `dst` (ranges must not overlap). */
-type HeapCopy = (dst: number, src: number, count: number) => void;
-
-/**
- * A heap copy for the threaded build, whose heap is a SharedArrayBuffer: there V8's copyWithin/set copy ~6x slower
- * than on an unshared buffer (measured: 288 copies of 2134 floats 0.5-0.8 ms vs 0.07-0.12 ms), which made the patch
- * building cost as much as the GEMMs at 2 threads; a wasm SIMD loop (simd-kernels.ts' copyRows, whole groups of 4)
- * copies at the unshared speed. Elsewhere, or without wasm SIMD, copyWithin.
- */
-function heapCopier(kernels: SimdKernels | null, heapBuffer: ArrayBufferLike): HeapCopy {
-  const heap = new Float32Array(heapBuffer);
-  if (kernels === null || !(heapBuffer instanceof SharedArrayBuffer)) return (dst, src, count) => heap.copyWithin(dst, src, src + count);
-  return (dst, src, count) => {
-    const whole = count & ~3;
-    if (whole > 0) kernels.copyRows(src * 4, dst * 4, 1, whole, 0, 0);
-    for (let i = whole; i < count; i++) heap[dst + i] = heap[src + i]!;
-  };
 }
 
 /** Per spatial dimension: where the phase-split correlation starts, how much it pads and where the result sits. */

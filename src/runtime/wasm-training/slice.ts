@@ -3,6 +3,7 @@
  * input out of wasm memory (readSync) and then loops per element, and for rank > 4 uses the generic cpu loop.
  */
 import * as tf from '@tensorflow/tfjs';
+import { heapCopier, heapIndex } from './heap-copy.js';
 import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
 type Heap = Float32Array | Int32Array | Uint8Array;
@@ -37,11 +38,16 @@ export function sliceViews(args: KernelArgs): TensorInfo | null {
   for (let i = 0; i < rank; i++) start += begin[i]! * strideOf(i);
   const idx = new Array<number>(d).fill(0);
   const outer = size.slice(0, d).reduce((a, b) => a * b, 1);
+  // Long runs of 4-byte elements: copied within the heap (fast on the threaded build's shared heap too).
+  const copy = X instanceof Uint8Array ? null : heapCopier(backend, X);
+  const [xBase, oBase] = copy === null ? [0, 0] : [heapIndex(X as Int32Array), heapIndex(O as Int32Array)];
   for (let o = 0, dst = 0; o < outer; o++, dst += run) {
     let src = start;
     for (let i = 0; i < d; i++) src += idx[i]! * strideOf(i);
     if (run < 32) {
       for (let k = 0; k < run; k++) O[dst + k] = X[src + k]!;
+    } else if (copy !== null) {
+      copy(oBase + dst, xBase + src, run);
     } else {
       O.set(X.subarray(src, src + run), dst);
     }

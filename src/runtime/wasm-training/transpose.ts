@@ -4,6 +4,7 @@
  * (~15 ns per element: 41 ms vs 7 ms here for dy [8,64,192,32] -> [64,192,8,32], done for every filter gradient).
  * Other permutations go to the built-in (returns null): a JavaScript gather measured no faster.
  */
+import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
 import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
 type Heap = Float32Array | Int32Array | Uint8Array;
@@ -34,15 +35,20 @@ function keepGap(shape: number[], a: number, b: number): boolean {
   return true;
 }
 
-/** The input's innermost dimension stays innermost: copy whole rows, walking the outer output dimensions. */
-function copyRows(X: Heap, O: Heap, oShape: number[], oStride: number[], inner: number): void {
+/**
+ * The input's innermost dimension stays innermost: copy whole rows, walking the outer output dimensions. `copy`
+ * (4-byte dtypes) copies long rows within the heap (fast on the threaded build's shared heap too).
+ */
+function copyRows(X: Heap, O: Heap, oShape: number[], oStride: number[], inner: number, copy: HeapCopy | null): void {
   const rank = oShape.length;
   const idx = new Array<number>(rank - 1).fill(0);
   const outer = O.length / inner;
   let src = 0;
+  const [xBase, oBase] = copy === null ? [0, 0] : [heapIndex(X as Int32Array), heapIndex(O as Int32Array)];
   for (let o = 0, dst = 0; o < outer; o++, dst += inner) {
-    if (inner >= 32) O.set(X.subarray(src, src + inner), dst);
-    else for (let k = 0; k < inner; k++) O[dst + k] = X[src + k]!;
+    if (inner < 32) for (let k = 0; k < inner; k++) O[dst + k] = X[src + k]!;
+    else if (copy !== null) copy(oBase + dst, xBase + src, inner);
+    else O.set(X.subarray(src, src + inner), dst);
     for (let d = rank - 2; d >= 0; d--) {
       src += oStride[d]!;
       if (++idx[d]! < oShape[d]!) break;
@@ -74,6 +80,7 @@ export function transpose(args: KernelArgs): TensorInfo | null {
   for (let d = rank - 2; d >= 0; d--) inStrides[d] = inStrides[d + 1]! * c.shape[d + 1]!;
   const oShape = c.perm.map((p) => c.shape[p]!);
   const oStride = c.perm.map((p) => inStrides[p]!); // input stride of each output dimension
-  copyRows(X, O, oShape, oStride, oShape[rank - 1]!);
+  const copy = X instanceof Uint8Array ? null : heapCopier(backend, X);
+  copyRows(X, O, oShape, oStride, oShape[rank - 1]!, copy);
   return out;
 }
