@@ -386,22 +386,23 @@ interface EmscriptenModule {
 
 const instances = new WeakMap<WasmMemory, SimdKernels | null>();
 
-/** The SIMD kernels bound to the backend's memory, or null where they cannot run (no SIMD, memory not found). */
-export function simdKernels(backend: BackendWasm): SimdKernels | null {
+/** The backend's WebAssembly.Memory (shared on the threaded build), or null where it cannot be found. */
+function backendMemory(backend: BackendWasm): WasmMemory | null {
   const module = backend.wasm as unknown as EmscriptenModule;
   const memory = module.asm?.memory ?? module.wasmMemory;
-  if (!(memory instanceof wasmApi.Memory)) return null;
+  return memory instanceof wasmApi.Memory ? memory : null;
+}
+
+/** The SIMD kernels bound to the backend's memory, or null where they cannot run (no SIMD, memory not found). */
+export function simdKernels(backend: BackendWasm): SimdKernels | null {
+  const memory = backendMemory(backend);
+  if (memory === null) return null;
   const cached = instances.get(memory);
   if (cached !== undefined) return cached;
-  let kernels: SimdKernels | null = null;
-  try {
-    const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
-    const bytes = assemble([columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), maxPoolGradTiles(), copyRows(), ...binaries], memory.buffer instanceof SharedArrayBuffer);
-    const instance = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } });
-    kernels = instance.exports as unknown as SimdKernels;
-  } catch {
-    kernels = null; // an engine without wasm SIMD: callers fall back
-  }
+  const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
+  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), maxPoolGradTiles(), copyRows(), ...binaries];
+  // Null on an engine without wasm SIMD: callers fall back.
+  const kernels = instantiateOnBackendMemory(backend, funcs) as SimdKernels | null;
   instances.set(memory, kernels);
   return kernels;
 }
@@ -428,12 +429,12 @@ export function heapOffset(backend: BackendWasm, info: { dataId: object }): numb
 
 /**
  * Instantiates a module of `funcs` (assembled as above) on the backend's memory, or returns null where it cannot run
- * (no SIMD, memory not found). For kernels kept in other files (winograd.ts); the caller caches the result.
+ * (no SIMD, memory not found). Used for the kernels above and those kept in other files (winograd.ts); the caller
+ * caches the result.
  */
 export function instantiateOnBackendMemory(backend: BackendWasm, funcs: Func[]): unknown {
-  const module = backend.wasm as unknown as EmscriptenModule;
-  const memory = module.asm?.memory ?? module.wasmMemory;
-  if (!(memory instanceof wasmApi.Memory)) return null;
+  const memory = backendMemory(backend);
+  if (memory === null) return null;
   try {
     const bytes = assemble(funcs, memory.buffer instanceof SharedArrayBuffer);
     return new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } }).exports;
