@@ -23,7 +23,7 @@ import {
   type KernelArgs,
   type TensorInfo,
 } from './wasm-kernel-utils.js';
-import { heapCopier, type HeapCopy } from './heap-copy.js';
+import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
 
 interface ConvAttrs {
   strides: number | [number, number];
@@ -145,8 +145,8 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
     const [X, P, B, DY] = [planes, patchesT, b, dy].map((t) => heapF32(backend, t)) as [Float32Array, Float32Array, Float32Array, Float32Array];
     const copy = heapCopier(backend, X); // after this chunk's allocations, which may grow the heap
     im2colFromPlanes(X, planes.shape, P, info, row0, rows, copy);
-    const heapB = B.byteOffset >> 2;
-    const heapDY = DY.byteOffset >> 2;
+    const heapB = heapIndex(B);
+    const heapDY = heapIndex(DY);
     for (let r = 0; r < rows; r++) {
       const dst = r * rowWidth * co;
       copy(heapB + dst, heapDY + (row0 + r) * wo * co, wo * co);
@@ -230,9 +230,9 @@ function im2colFromPlanes(
   const [c, n, sh, sw, hq, wq] = planesShape as [number, number, number, number, number, number];
   const ho = info.outHeight;
   const heap = new Float32Array(X.buffer);
-  const xBase = X.byteOffset >> 2;
+  const xBase = heapIndex(X);
   const xEnd = xBase + X.length;
-  let dst = P.byteOffset >> 2;
+  let dst = heapIndex(P);
   for (let kh = 0; kh < info.filterHeight; kh++) {
     for (let kw = 0; kw < info.filterWidth; kw++) {
       const [rh, qh, rw, qw] = [kh % sh, Math.floor(kh / sh), kw % sw, Math.floor(kw / sw)];
