@@ -3,8 +3,8 @@
  *
  * Why: on the threaded build the heap is a SharedArrayBuffer, where V8's copyWithin / set copy ~6x slower than on an
  * unshared buffer (measured: 288 copies of 2134 floats, 0.5-0.8 ms vs 0.07-0.12 ms), which made row copies (im2col
- * patches, transposes, slices, tiles) cost as much as the GEMMs they feed at 2 threads. There a wasm SIMD loop
- * (simd-kernels.ts' copyRows, whole groups of 4 elements) copies at the unshared speed. Elsewhere, or without wasm
+ * patches, transposes, slices, tiles) cost as much as the GEMMs they feed at 2 threads. There a wasm bulk memory.copy
+ * (simd-kernels.ts' copyRows) copies at the unshared speed or faster. Elsewhere, or without wasm
  * SIMD, copyWithin. Ranges must not overlap.
  */
 import { simdKernels } from './simd-kernels.js';
@@ -18,11 +18,7 @@ export function heapCopier(backend: BackendWasm, view: Float32Array | Int32Array
   const heap = new Int32Array(view.buffer);
   const kernels = view.buffer instanceof SharedArrayBuffer ? simdKernels(backend) : null;
   if (kernels === null) return (dst, src, count) => heap.copyWithin(dst, src, src + count);
-  return (dst, src, count) => {
-    const whole = count & ~3;
-    if (whole > 0) kernels.copyRows(src * 4, dst * 4, 1, whole, 0, 0);
-    for (let i = whole; i < count; i++) heap[dst + i] = heap[src + i]!;
-  };
+  return (dst, src, count) => kernels.copyRows(src * 4, dst * 4, 1, count, 0, 0);
 }
 
 /** Element index of a heap view's first element. */

@@ -62,6 +62,8 @@ export const BLOCK = [0x02, 0x40];
 export const LOOP = [0x03, 0x40];
 export const END = [0x0b];
 export const brIf = (depth: number): number[] => [0x0d, ...uleb(depth)];
+/** memory.copy (bulk memory) within memory 0: [dst, src, bytes] on the stack. */
+const MEMORY_COPY = [0xfc, 0x0a, 0x00, 0x00];
 export const simd = (op: number): number[] => [0xfd, ...uleb(op)];
 export const load = (offset = 0): number[] => [...simd(0x00), 4, ...uleb(offset)];
 export const store = (offset = 0): number[] => [...simd(0x0b), 4, ...uleb(offset)];
@@ -238,12 +240,25 @@ function exp(): Func {
   return { name: 'exp', params: 3, locals: [[4, V128]], body: elementLoop(groups, inner, [...advance16(x), ...advance16(out)]) };
 }
 
-/** copyRows(src, dst, rows, c, srcStride, dstStride): copies c 4-byte elements per row; strides in bytes. */
+/**
+ * copyRows(src, dst, rows, c, srcStride, dstStride): copies c 4-byte elements (any c >= 0) per row; strides in bytes.
+ * Each row is one bulk `memory.copy`: on a shared heap it ran at ~17 GB/s, a v128 load/store loop at ~10, V8's
+ * TypedArray copyWithin at ~4.5 (2134-float rows, measured here).
+ */
 function copyRows(): Func {
-  const [src, dst, rows, c, srcStride, dstStride, p, end] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const inner = [...get(dst), ...get(p), ...I32_ADD, ...get(src), ...get(p), ...I32_ADD, ...load(0), ...store(0)];
-  const rowEnd = [...get(src), ...get(srcStride), ...I32_ADD, ...set(src), ...get(dst), ...get(dstStride), ...I32_ADD, ...set(dst)];
-  return { name: 'copyRows', params: 6, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, [], [], rowEnd) };
+  const [src, dst, rows, c, srcStride, dstStride, bytes] = [0, 1, 2, 3, 4, 5, 6];
+  const body = [
+    ...BLOCK,
+    ...get(rows), ...I32_EQZ, ...brIf(0),
+    ...get(c), ...i32c(2), ...I32_SHL, ...set(bytes),
+    ...countedLoop(rows, get(rows), [
+      ...get(dst), ...get(src), ...get(bytes), ...MEMORY_COPY,
+      ...get(src), ...get(srcStride), ...I32_ADD, ...set(src),
+      ...get(dst), ...get(dstStride), ...I32_ADD, ...set(dst),
+    ]),
+    ...END,
+  ];
+  return { name: 'copyRows', params: 6, locals: [[1, I32]], body };
 }
 
 /** `counter = count; do { body } while (--counter)`: count must be positive. */
