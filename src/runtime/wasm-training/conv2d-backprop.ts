@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   conv2dExplicit,
   heapF32,
+  heapI32,
   release,
   runWasmKernel,
   reshape,
@@ -23,7 +24,10 @@ import {
   type KernelArgs,
   type TensorInfo,
 } from './wasm-kernel-utils.js';
+import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
+import { poolParts, runParts } from './kernel-pool.js';
+import { heapOffset } from './simd-kernels.js';
 
 interface ConvAttrs {
   strides: number | [number, number];
@@ -64,7 +68,14 @@ function requireNHWC(attrs: ConvAttrs, kernel: string): void {
  * input gradient's GEMM needs fh*fw*Ci x N*Ho*Wo floats at once, under the same limit. Tests set the limit to 0 to
  * exercise the conv formulations, and the chunk size to a few positions to exercise many chunks.
  */
-export const convGradientChoice = { maxPatchElements: 64 * 1024 * 1024, filterChunkPositions: 2048 };
+export const convGradientChoice = {
+  /** The filter gradient by gemm.ts over the planes in place (conv2DBackpropFilterTaps) where it applies. */
+  tapGemms: true,
+  /** dy floats per chunk of conv2DBackpropFilterTaps (its positions: this / Co). */
+  tapChunkFloats: 65536,
+  maxPatchElements: 64 * 1024 * 1024,
+  filterChunkPositions: 2048,
+};
 
 /** Output rows (n, oh) per chunk of the filter gradient's GEMM: whole rows, about `filterChunkPositions` positions. */
 function filterChunkRows(outWidth: number): number {
@@ -73,6 +84,10 @@ function filterChunkRows(outWidth: number): number {
 
 /** dW of a 2-D convolution; see the file comment and `convGradientChoice`. */
 export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
+  if (convGradientChoice.tapGemms) {
+    const dW = conv2DBackpropFilterTaps(args);
+    if (dW !== null) return dW;
+  }
   const x = args.inputs['x']!;
   const dy = args.inputs['dy']!;
   const filterShape = (args.attrs as unknown as { filterShape: number[] }).filterShape;
@@ -82,6 +97,91 @@ export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
     return conv2DBackpropFilterMatMul(args);
   }
   return conv2DBackpropFilterConv(args);
+}
+
+/**
+ * dW read from x's stride-phase planes in place, one product per filter tap (no patch copies): with p the positions of
+ * the planes' [N, Hq, Wq] grid (`phasePlanes`) and dy zero-padded to that grid (positions outside [Ho, Wo] add 0),
+ *   dW[kh, kw] [Ci, Co] = Σ_p plane(c, kh % sh, kw % sw)[p + floor(kh / sh) * Wq + floor(kw / sw)] · dyGrid[p, co].
+ * Each product is a gemm.ts GEMM whose A is a view of the planes (row stride: one channel's planes). The sum over p
+ * runs in chunks of positions, all taps per chunk, so the chunk of dy stays in cache while the taps read it. The
+ * kernel pool's threads take rows of dW (input channels), or taps when there are fewer than 4 channels per thread;
+ * each dW element is the same sum in the same order either way. Null where it does not apply (float32 only, Co a
+ * multiple of 4, wasm SIMD).
+ */
+export function conv2DBackpropFilterTaps(args: KernelArgs): TensorInfo | null {
+  const { backend } = args;
+  const x = args.inputs['x']!;
+  const dy = args.inputs['dy']!;
+  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
+  requireNHWC(attrs, 'Conv2DBackpropFilter');
+  const info = convInfoFor(x.shape, attrs.filterShape, attrs);
+  const { batchSize: n, outHeight: ho, outWidth: wo, outChannels: co, inChannels: ci } = info;
+  const [fh, fw] = [info.filterHeight, info.filterWidth];
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32' || co % 4 !== 0 || n * ho * wo * ci * co === 0) return null;
+  const planes = phasePlanes(backend, x, info);
+  const [, sh, sw, , hq, wq] = planes.shape as [number, number, number, number, number, number];
+  const grid = n * hq * wq;
+  const lda = sh * sw * grid;
+  if (lda * 4 * 4 >= 2 ** 32) {
+    release(backend, planes);
+    return null;
+  }
+  const gemm = gemmKernels(backend, { lda, ldb: co, ldc: co, n: co });
+  if (gemm === null) {
+    release(backend, planes);
+    return null;
+  }
+  const dyGrid = runWasmKernel(backend, 'PadV2', { x: dy }, {
+    paddings: [[0, 0], [0, hq - ho], [0, wq - wo], [0, 0]],
+    constantValue: 0,
+  } as unknown as Attrs);
+  const end = ((n - 1) * hq + ho - 1) * wq + wo; // every position from here on is padding
+  const chunk = Math.max(1, Math.floor(convGradientChoice.tapChunkFloats / co));
+  const taps = fh * fw;
+  const parts = poolParts(backend);
+  const byRows = ci >= 4 * parts;
+  const tapParts = byRows ? 1 : Math.min(parts, taps);
+  const chunks = Math.ceil(end / chunk);
+  const dW = backend.makeOutput(attrs.filterShape, 'float32');
+  const list = backend.makeOutput([chunks * taps * GEMM_ENTRY_INTS], 'int32');
+  const [planesBase, dyBase, dWBase, listBase] = [planes, dyGrid, dW, list].map((t) => heapOffset(backend, t)) as [number, number, number, number];
+  heapF32(backend, dW).fill(0);
+  // Entries grouped by the part that runs them (by taps: tap t goes to part floor(t * tapParts / taps)), chunk-major.
+  const L = heapI32(backend, list);
+  const partStart: number[] = [];
+  let e = 0;
+  for (let part = 0; part < tapParts; part++) {
+    partStart.push(e);
+    for (let p0 = 0; p0 < end; p0 += chunk) {
+      for (let t = 0; t < taps; t++) {
+        if (Math.floor((t * tapParts) / taps) !== part) continue;
+        const [kh, kw] = [Math.floor(t / fw), t % fw];
+        const phase = (kh % sh) * sw + (kw % sw);
+        L[e++] = planesBase + (phase * grid + p0 + Math.floor(kh / sh) * wq + Math.floor(kw / sw)) * 4;
+        L[e++] = dyBase + p0 * co * 4;
+        L[e++] = dWBase + t * ci * co * 4;
+        L[e++] = Math.min(chunk, end - p0);
+      }
+    }
+  }
+  partStart.push(e);
+  const calls: number[][] = [];
+  if (byRows) {
+    // Row ranges in whole groups of 4 (the GEMM's blocks).
+    const bound = (p: number): number => Math.min(ci, 4 * Math.round((p * ci) / (4 * parts)));
+    for (let p = 0; p < parts; p++) {
+      const [r0, r1] = [bound(p), p === parts - 1 ? ci : bound(p + 1)];
+      calls.push([listBase, e / GEMM_ENTRY_INTS, r1 - r0, r0 * lda * 4, r0 * co * 4, 1]);
+    }
+  } else {
+    for (let p = 0; p < tapParts; p++) {
+      calls.push([listBase + partStart[p]! * 4, (partStart[p + 1]! - partStart[p]!) / GEMM_ENTRY_INTS, ci, 0, 0, 1]);
+    }
+  }
+  runParts(backend, gemm, 'gemms', calls);
+  release(backend, planes, dyGrid, list);
+  return dW;
 }
 
 /** dW = conv(x^T, dy^T) with the stride as dilation; see the file comment. */
@@ -170,10 +270,11 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
 }
 
 /**
- * x as zero-padded stride-phase planes [Ci, N, sh, sw, Hq, Wq]: plane (c, n, rh, rw) at (i, j) holds the padded x at
+ * x as zero-padded stride-phase planes [Ci, sh, sw, N, Hq, Wq]: plane (c, rh, rw, n) at (i, j) holds the padded x at
  * (n, i*sh + rh, j*sw + rw, c). Tap (kh, kw) of output (oh, ow) then reads plane (kh % sh, kw % sw) at
- * (oh + floor(kh / sh), ow + floor(kw / sw)). Transpose and pad are wasm kernels; the phase split (stride > 1 only)
- * is one pass over x in JavaScript.
+ * (oh + floor(kh / sh), ow + floor(kw / sw)); within a channel and phase, the images follow each other, so position
+ * (n, i, j) of the [N, Hq, Wq] grid is one index for all images. Transpose and pad are wasm kernels; the phase split
+ * (stride > 1 only) is one pass over x in JavaScript.
  */
 function phasePlanes(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, strideHeight: sh, strideWidth: sw } = info;
@@ -186,18 +287,20 @@ function phasePlanes(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.
     constantValue: 0,
   } as unknown as Attrs);
   release(backend, xC);
-  if (sh === 1 && sw === 1) return reshapeConsuming(backend, padded, [c, n, 1, 1, hq, wq]);
-  const planes = backend.makeOutput([c, n, sh, sw, hq, wq], 'float32');
+  if (sh === 1 && sw === 1) return reshapeConsuming(backend, padded, [c, 1, 1, n, hq, wq]);
+  const planes = backend.makeOutput([c, sh, sw, n, hq, wq], 'float32');
   const X = heapF32(backend, padded);
   const Q = heapF32(backend, planes);
   const paddedWidth = wq * sw;
   let dst = 0;
-  for (let plane = 0; plane < c * n; plane++) {
+  for (let ch = 0; ch < c; ch++) {
     for (let rh = 0; rh < sh; rh++) {
       for (let rw = 0; rw < sw; rw++) {
-        for (let i = 0; i < hq; i++) {
-          let src = (plane * hq * sh + i * sh + rh) * paddedWidth + rw;
-          for (let j = 0; j < wq; j++, src += sw) Q[dst++] = X[src]!;
+        for (let b = 0; b < n; b++) {
+          for (let i = 0; i < hq; i++) {
+            let src = ((ch * n + b) * hq * sh + i * sh + rh) * paddedWidth + rw;
+            for (let j = 0; j < wq; j++, src += sw) Q[dst++] = X[src]!;
+          }
         }
       }
     }
@@ -214,7 +317,7 @@ function reshapeConsuming(backend: BackendWasm, x: TensorInfo, shape: number[]):
 }
 
 /**
- * P[(kh, kw, c), (r, j)] = plane (c, n, kh % sh, kw % sw) at (oh + floor(kh / sh), j + floor(kw / sw)) for the output
+ * P[(kh, kw, c), (r, j)] = plane (c, kh % sh, kw % sw, n) at (oh + floor(kh / sh), j + floor(kw / sw)) for the output
  * rows r = (n, oh) from row0 on and the plane's columns j (`phasePlanes`). For j >= Wo the value is whatever follows
  * in the planes (finite unless x is not; zero past their end): dy is 0 there. One copy per patch row and image.
  */
@@ -227,7 +330,7 @@ function im2colFromPlanes(
   rows: number,
   copy: HeapCopy,
 ): void {
-  const [c, n, sh, sw, hq, wq] = planesShape as [number, number, number, number, number, number];
+  const [c, sh, sw, n, hq, wq] = planesShape as [number, number, number, number, number, number];
   const ho = info.outHeight;
   const heap = new Float32Array(X.buffer);
   const xBase = heapIndex(X);
@@ -241,7 +344,7 @@ function im2colFromPlanes(
           const b = Math.floor(r / ho);
           const oh = r - b * ho;
           const count = Math.min(row0 + rows - r, ho - oh);
-          const src = xBase + (((((ch * n + b) * sh + rh) * sw + rw) * hq + oh + qh) * wq + qw);
+          const src = xBase + (((((ch * sh + rh) * sw + rw) * n + b) * hq + oh + qh) * wq + qw);
           const length = count * wq;
           const copied = Math.min(length, xEnd - src);
           copy(dst, src, copied);

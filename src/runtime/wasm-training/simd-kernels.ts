@@ -384,7 +384,7 @@ export interface SimdKernels {
 }
 
 /** The parts of the WebAssembly JS API used here (the project's `lib` setting does not declare them). */
-interface WasmMemory {
+export interface WasmMemory {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
 }
 interface WasmApi {
@@ -402,7 +402,7 @@ interface EmscriptenModule {
 const instances = new WeakMap<WasmMemory, SimdKernels | null>();
 
 /** The backend's WebAssembly.Memory (shared on the threaded build), or null where it cannot be found. */
-function backendMemory(backend: BackendWasm): WasmMemory | null {
+export function backendMemory(backend: BackendWasm): WasmMemory | null {
   const module = backend.wasm as unknown as EmscriptenModule;
   const memory = module.asm?.memory ?? module.wasmMemory;
   return memory instanceof wasmApi.Memory ? memory : null;
@@ -451,9 +451,28 @@ export function instantiateOnBackendMemory(backend: BackendWasm, funcs: Func[]):
   const memory = backendMemory(backend);
   if (memory === null) return null;
   try {
-    const bytes = assemble(funcs, memory.buffer instanceof SharedArrayBuffer);
-    return new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } }).exports;
+    const module = new wasmApi.Module(assemble(funcs, memory.buffer instanceof SharedArrayBuffer));
+    const exports = new wasmApi.Instance(module, { env: { memory } }).exports as object;
+    modules.set(exports, { id: nextModuleId++, module, names: Object.keys(exports) });
+    return exports;
   } catch {
     return null;
   }
+}
+
+/**
+ * A module made by instantiateOnBackendMemory, for kernel-pool.ts' workers: the compiled module (shared with them, so
+ * that they run the same optimised code instead of compiling their own) and its export names, in order.
+ */
+export interface ModuleRecord {
+  id: number;
+  module: object;
+  names: string[];
+}
+
+const modules = new WeakMap<object, ModuleRecord>();
+let nextModuleId = 1;
+
+export function moduleRecord(exports: object): ModuleRecord | undefined {
+  return modules.get(exports);
 }

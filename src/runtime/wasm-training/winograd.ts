@@ -12,7 +12,8 @@
  *   3. M = V·U: 36 GEMMs by the built-in BatchMatMul (XNNPACK, on its thread pool when threads are on);
  *   4. Y = Aᵀ M A into the output, cropping partial tiles.
  * The transforms run as WebAssembly SIMD over 4 channels at a time, in modules specialised per shape (channel
- * counts and row strides become immediate offsets).
+ * counts and row strides become immediate offsets); with threads on, the images are split between the kernel pool's
+ * threads (kernel-pool.ts), each tile computed exactly as on one thread.
  *
  * Accuracy: the transforms amplify float32 rounding (coefficients up to 8 and 1/24); on random data the error stays
  * ~1e-6 of the output scale (test/wasm-winograd.test.ts bounds it against the cpu backend).
@@ -23,6 +24,8 @@ import {
   i32c, instantiateOnBackendMemory, load, set, simd, store, uleb,
 } from './simd-kernels.js';
 import type { Func } from './simd-kernels.js';
+import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
+import { poolParts, runParts } from './kernel-pool.js';
 import { heapF32, heapI32, release, runWasmKernel } from './wasm-kernel-utils.js';
 import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
@@ -287,6 +290,45 @@ function transformKernel(backend: BackendWasm, key: string, func: () => Func): T
   return kernels;
 }
 
+/** Where a transform reads or writes per image: its data pointer moves by dataStep, each table entry by tableStep. */
+interface ImageSteps {
+  data: number;
+  dataStep: number;
+  table: number[]; // the 36 matrices' heap offsets
+  tableStep: number;
+}
+
+/**
+ * Runs a transform (signature (data, table, images, tilesH, tilesW), or (table, data, ...) when `tableFirst`) over
+ * the images, split into one range per kernel pool participant; each part gets its own table moved to its first
+ * image.
+ */
+function transformImages(
+  backend: BackendWasm,
+  kernels: TransformKernels,
+  name: 'inputTransform' | 'outputTransform' | 'dyTransform',
+  steps: ImageSteps,
+  images: number,
+  tilesH: number,
+  tilesW: number,
+  tableFirst = false,
+): void {
+  const parts = Math.min(poolParts(backend), images);
+  const tables = backend.makeOutput([parts * 36], 'int32');
+  const base = heapOffset(backend, tables);
+  const view = heapI32(backend, tables);
+  const calls: number[][] = [];
+  for (let p = 0; p < parts; p++) {
+    const first = Math.floor((p * images) / parts);
+    const count = Math.floor(((p + 1) * images) / parts) - first;
+    view.set(steps.table.map((offset) => offset + first * steps.tableStep), p * 36);
+    const [data, table] = [steps.data + first * steps.dataStep, base + p * 36 * 4];
+    calls.push([...(tableFirst ? [table, data] : [data, table]), count, tilesH, tilesW]);
+  }
+  runParts(backend, kernels, name, calls);
+  release(backend, tables);
+}
+
 // ---- the filter transform ----
 
 /** U = G g Gᵀ of a [3, 3, cin, cout] filter: 36 fresh [cin, cout] tensors (table: a [36] int32 scratch tensor). */
@@ -388,15 +430,16 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
   const table = backend.makeOutput([36], 'int32'); // the 36 matrices' heap offsets, for the transforms
   const us = filterTransform(backend, filterKernels, filter, table, inChannels, outChannels);
   const vs = Array.from({ length: 36 }, () => backend.makeOutput([tiles, inChannels], 'float32'));
-  heapI32(backend, table).set(vs.map((v) => heapOffset(backend, v)));
-  input.inputTransform(heapOffset(backend, x), heapOffset(backend, table), batchSize, tilesH, tilesW);
+  const tilesPerImage = tilesH * tilesW;
+  const inSteps = { data: heapOffset(backend, x), dataStep: inGeometry.imageBytes, tableStep: tilesPerImage * inChannels * 4 };
+  transformImages(backend, input, 'inputTransform', { ...inSteps, table: vs.map((v) => heapOffset(backend, v)) }, batchSize, tilesH, tilesW);
   // 3. The 36 products, each [tiles, cout].
   const ms = vs.map((v, k) => runWasmKernel(backend, 'BatchMatMul', { a: v, b: us[k]! }, { transposeA: false, transposeB: false }));
   release(backend, ...vs, ...us);
   // 4. Output.
   const out = backend.makeOutput([batchSize, outHeight, outWidth, outChannels], 'float32');
-  heapI32(backend, table).set(ms.map((m) => heapOffset(backend, m)));
-  output.outputTransform(heapOffset(backend, table), heapOffset(backend, out), batchSize, tilesH, tilesW);
+  const outSteps = { data: heapOffset(backend, out), dataStep: outGeometry.imageBytes, tableStep: tilesPerImage * outChannels * 4 };
+  transformImages(backend, output, 'outputTransform', { ...outSteps, table: ms.map((m) => heapOffset(backend, m)) }, batchSize, tilesH, tilesW, true);
   release(backend, table, ...ms);
   return out;
 }
@@ -590,9 +633,9 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   };
   const input = transformKernel(backend, `in ${inChannels} ${inHeight} ${inWidth} ${padInfo.top} ${padInfo.left}`, () => inputTransformFunc(inGeometry));
   const dyKernels = transformKernel(backend, `dy ${outChannels} ${outHeight} ${outWidth} ${stride}`, () => dyTransformFunc(dyGeometry));
-  if (input?.inputTransform === undefined || dyKernels?.dyTransform === undefined) return null;
+  const gemm = gemmKernels(backend, { lda: stride, ldb: inChannels, ldc: inChannels, n: inChannels });
+  if (input?.inputTransform === undefined || dyKernels?.dyTransform === undefined || gemm === null) return null;
 
-  const table = backend.makeOutput([36], 'int32');
   const vs = Array.from({ length: 36 }, () => backend.makeOutput([stride, inChannels], 'float32'));
   const ets = Array.from({ length: 36 }, () => backend.makeOutput([outChannels, stride], 'float32'));
   for (const v of vs) heapF32(backend, v).fill(0, tiles * inChannels);
@@ -600,14 +643,31 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
     const view = heapF32(backend, e);
     for (let c = 0; c < outChannels; c++) view.fill(0, c * stride + tiles, (c + 1) * stride);
   }
-  heapI32(backend, table).set(vs.map((v) => heapOffset(backend, v)));
-  input.inputTransform(heapOffset(backend, x), heapOffset(backend, table), batchSize, tilesH, tilesW);
-  heapI32(backend, table).set(ets.map((e) => heapOffset(backend, e)));
-  dyKernels.dyTransform(heapOffset(backend, dy), heapOffset(backend, table), batchSize, tilesH, tilesW);
-  const sts = ets.map((e, k) => runWasmKernel(backend, 'BatchMatMul', { a: e, b: vs[k]! }, { transposeA: false, transposeB: false }));
-  release(backend, table, ...vs, ...ets);
+  const tilesPerImage = tilesH * tilesW;
+  const inSteps = { data: heapOffset(backend, x), dataStep: inGeometry.imageBytes, tableStep: tilesPerImage * inChannels * 4 };
+  transformImages(backend, input, 'inputTransform', { ...inSteps, table: vs.map((v) => heapOffset(backend, v)) }, batchSize, tilesH, tilesW);
+  const dySteps = { data: heapOffset(backend, dy), dataStep: dyGeometry.imageBytes, tableStep: tilesPerImage * 4 };
+  transformImages(backend, dyKernels, 'dyTransform', { ...dySteps, table: ets.map((e) => heapOffset(backend, e)) }, batchSize, tilesH, tilesW);
+  // The 36 products Sᵀ_k = Eᵀ_k · V_k [cout, cin] by gemm.ts (k = tiles: the padding is zeros), split between the pool's
+  // threads.
+  const st = backend.makeOutput([36, outChannels, inChannels], 'float32');
+  const list = backend.makeOutput([36 * GEMM_ENTRY_INTS], 'int32');
+  const stBase = heapOffset(backend, st);
+  const stBytes = outChannels * inChannels * 4;
+  heapI32(backend, list).set(ets.flatMap((e, k) => [heapOffset(backend, e), heapOffset(backend, vs[k]!), stBase + k * stBytes, tiles]));
+  const parts = poolParts(backend);
+  const calls: number[][] = [];
+  for (let p = 0; p < parts; p++) {
+    const first = Math.floor((p * 36) / parts);
+    const count = Math.floor(((p + 1) * 36) / parts) - first;
+    calls.push([heapOffset(backend, list) + first * GEMM_ENTRY_INTS * 4, count, outChannels, 0, 0, 0]);
+  }
+  runParts(backend, gemm, 'gemms', calls);
+  release(backend, list, ...vs, ...ets);
   const dw = backend.makeOutput([3, 3, inChannels, outChannels], 'float32');
-  filterGradientTransform(sts.map((st) => heapF32(backend, st)), heapF32(backend, dw), inChannels, outChannels);
-  release(backend, ...sts);
+  const S = heapF32(backend, st);
+  const pairs = outChannels * inChannels;
+  filterGradientTransform(Array.from({ length: 36 }, (_, k) => S.subarray(k * pairs, (k + 1) * pairs)), heapF32(backend, dw), inChannels, outChannels);
+  release(backend, st);
   return dw;
 }
