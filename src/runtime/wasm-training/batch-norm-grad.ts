@@ -6,6 +6,7 @@
  * element mean, non-float32, other backends) keep tfjs-core's gradient.
  */
 import * as tf from '@tensorflow/tfjs';
+import { runRows } from './kernel-pool.js';
 import { heapBuffer, heapOffset, scratch, simdKernels } from './simd-kernels.js';
 import { heapF32, release, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
@@ -53,7 +54,8 @@ export function batchNormGrad(args: KernelArgs): TensorInfo[] {
     finish();
     new Float32Array(buffer, at + 16 * c, c).set(k);
     new Float32Array(buffer, at + 20 * c, c).fill(0);
-    kernels.normalize(heapOffset(backend, dy!), n / c, c, at + 20 * c, at + 16 * c, at + 20 * c, heapOffset(backend, outs[0]!));
+    const args = [heapOffset(backend, dy!), n / c, c, at + 20 * c, at + 16 * c, at + 20 * c, heapOffset(backend, outs[0]!)];
+    runRows(backend, kernels, 'normalize', args, 1, [[0, 4 * c], [6, 4 * c]]);
     release(backend, work.info);
     return outs;
   }

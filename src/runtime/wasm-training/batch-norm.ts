@@ -6,6 +6,7 @@
  * non-float32) return null for the built-in.
  */
 import * as tf from '@tensorflow/tfjs';
+import { runRows } from './kernel-pool.js';
 import { heapBuffer, heapOffset, scratch, simdKernels } from './simd-kernels.js';
 import { heapF32, release, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
@@ -33,7 +34,8 @@ export function fusedBatchNormPerChannel(args: KernelArgs): TensorInfo | null {
   for (let j = 0; j < c; j++) k[j] = (S === null ? 1 : S[j]!) / Math.sqrt(V[j]! + eps);
   if (offset === undefined) off.fill(0);
   else off.set(heapF32(backend, offset));
-  kernels.normalize(heapOffset(backend, x), rows, c, heapOffset(backend, mean), work.offset, work.offset + 4 * c, heapOffset(backend, out));
+  const call = [heapOffset(backend, x), rows, c, heapOffset(backend, mean), work.offset, work.offset + 4 * c, heapOffset(backend, out)];
+  runRows(backend, kernels, 'normalize', call, 1, [[0, 4 * c], [6, 4 * c]]);
   release(backend, work.info);
   return out;
 }

@@ -5,11 +5,12 @@
  * built-ins run these through a generic broadcasting loop, 2-3x slower than an element-wise add for vectors and
  * ~15x for columns (Minimum and Maximum even with a scalar: 3.5 ms on 491K elements); here they are one SIMD pass
  * (simd-kernels.ts). One IEEE float32 operation per element, so the values are those of the built-ins and of cpu.
- * Other cases (equal shapes, which XNNPACK does at full speed; a last axis that is not a multiple of 4; general
+ * Equal shapes of Add, Sub and Multiply: see sameShape. Other cases (a last axis that is not a multiple of 4; general
  * broadcasts; other dtypes) return null for the built-in.
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapBuffer, heapOffset, scratch, simdKernels, type BinaryOp, type BroadcastMode } from './simd-kernels.js';
+import { kernelPool, runRows } from './kernel-pool.js';
+import { SAME_SHAPE_OPS, heapBuffer, heapOffset, scratch, simdKernels, type BinaryOp, type BroadcastMode } from './simd-kernels.js';
 import { heapF32, release, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 /** How `other` broadcasts against `full` (whose shape is the output's), or null when no SIMD kernel covers it. */
@@ -34,7 +35,8 @@ function binaryFastPath(op: BinaryOp): (args: KernelArgs) => TensorInfo | null {
     const n = tf.util.sizeFromShape(outShape);
     const aFull = tf.util.arraysEqual(a.shape, outShape);
     const bFull = tf.util.arraysEqual(b.shape, outShape);
-    if (aFull === bFull || n === 0) return null; // equal shapes (the built-in is fast) or a general broadcast
+    if (aFull && bFull) return sameShape(args, op, a, b, outShape, n);
+    if (aFull === bFull || n === 0) return null; // a general broadcast
     const [full, other] = aFull ? [a, b] : [b, a];
     const kind = broadcastKind(outShape, other.shape);
     // XNNPACK has its own kernels for +, -, *, / by a scalar (as fast as this one); not for minimum and maximum.
@@ -48,10 +50,26 @@ function binaryFastPath(op: BinaryOp): (args: KernelArgs) => TensorInfo | null {
     const splat = kind === 'scalar' ? scratch(backend, 16) : null;
     if (splat !== null) new Float32Array(heapBuffer(backend), splat.offset, 4).fill(heapF32(backend, other)[0]!);
     const v = splat === null ? heapOffset(backend, other) : splat.offset;
-    kernels[`binary_${op}_${mode}`]!(heapOffset(backend, full), v, n / c, c, heapOffset(backend, out));
+    const moving: [number, number][] = [[0, 4 * c], [4, 4 * c], ...(kind === 'column' ? [[1, 4] as [number, number]] : [])];
+    runRows(backend, kernels, `binary_${op}_${mode}`, [heapOffset(backend, full), v, n / c, c, heapOffset(backend, out)], 2, moving);
     if (splat !== null) release(backend, splat.info);
     return out;
   };
+}
+
+/**
+ * Equal shapes: XNNPACK's kernel runs on one thread; with a kernel pool, large tensors (the gradient accumulations of
+ * a backward pass) are split between its threads. Without one, or for small tensors, the built-in.
+ */
+function sameShape(args: KernelArgs, op: BinaryOp, a: TensorInfo, b: TensorInfo, outShape: number[], n: number): TensorInfo | null {
+  const { backend } = args;
+  if (!(SAME_SHAPE_OPS as readonly string[]).includes(op) || n % 4 !== 0 || n * 12 < (1 << 19) || kernelPool(backend) === null) return null;
+  const kernels = simdKernels(backend);
+  if (kernels === null) return null;
+  const out = backend.makeOutput(outShape, 'float32');
+  const call = [heapOffset(backend, a), heapOffset(backend, b), n / 4, heapOffset(backend, out)];
+  runRows(backend, kernels, `binarySame_${op}`, call, 2, [[0, 16], [1, 16], [3, 16]]);
+  return out;
 }
 
 /** [kernel name, fast path] for registerFastPath. */

@@ -4,6 +4,7 @@
  * of tf.moments. The values are the same float32 products. Other backends and dtypes keep tfjs-core's gradients.
  */
 import * as tf from '@tensorflow/tfjs';
+import { runRows } from './kernel-pool.js';
 import { heapOffset, simdKernels } from './simd-kernels.js';
 import { heapF32, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
@@ -21,7 +22,10 @@ function elementwiseGrad(which: 'reluGrad' | 'squareGrad', scalar: Elementwise):
     const groups = n >> 2;
     const kernels = simdKernels(backend);
     const done = kernels === null ? 0 : groups * 4;
-    if (kernels !== null && groups > 0) kernels[which](heapOffset(backend, x!), heapOffset(backend, dy!), groups, heapOffset(backend, out));
+    if (kernels !== null && groups > 0) {
+      const args = [heapOffset(backend, x!), heapOffset(backend, dy!), groups, heapOffset(backend, out)];
+      runRows(backend, kernels, which, args, 2, [[0, 16], [1, 16], [3, 16]]);
+    }
     if (done < n) {
       const X = heapF32(backend, x!);
       const DY = heapF32(backend, dy!);

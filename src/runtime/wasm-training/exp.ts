@@ -4,6 +4,7 @@
  * ulp of the correctly rounded value; non-float32 inputs go to the built-in.
  */
 import * as tf from '@tensorflow/tfjs';
+import { runRows } from './kernel-pool.js';
 import { heapOffset, simdKernels } from './simd-kernels.js';
 import { heapF32, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
@@ -16,7 +17,7 @@ export function expSimd(args: KernelArgs): TensorInfo | null {
   const out = backend.makeOutput(x.shape, 'float32');
   const n = tf.util.sizeFromShape(x.shape);
   const groups = n >> 2;
-  if (groups > 0) kernels.exp(heapOffset(backend, x), groups, heapOffset(backend, out));
+  if (groups > 0) runRows(backend, kernels, 'exp', [heapOffset(backend, x), groups, heapOffset(backend, out)], 1, [[0, 16], [2, 16]]);
   if (groups * 4 < n) {
     const X = heapF32(backend, x);
     const OUT = heapF32(backend, out);

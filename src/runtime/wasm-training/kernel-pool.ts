@@ -169,3 +169,33 @@ export function runParts(backend: BackendWasm, exports: object, name: string, ca
 export function poolParts(backend: BackendWasm): number {
   return kernelPool(backend)?.size ?? 1;
 }
+
+/** Below this many bytes of rows a split costs more (the hand-off, ~30 µs) than it saves. */
+const MIN_SPLIT_BYTES = 1 << 18;
+
+/**
+ * Runs a row-loop function of `exports` (a module from instantiateOnBackendMemory) with `args`, its rows split into
+ * one range per kernel pool participant. `rowsArg` is the index of the row-count argument; `moving` lists the pointer
+ * arguments that advance with the rows, as [argument index, bytes per row]. Rows must be independent (each written
+ * from its own inputs only), so the results never depend on the split.
+ */
+export function runRows(backend: BackendWasm, exports: object, name: string, args: number[], rowsArg: number, moving: [number, number][]): void {
+  const rows = args[rowsArg]!;
+  const rowBytes = moving.reduce((sum, [, bytes]) => sum + bytes, 0);
+  const parts = rows * rowBytes < MIN_SPLIT_BYTES ? 1 : Math.min(poolParts(backend), rows);
+  if (parts <= 1) {
+    const fn = (exports as Record<string, (...a: number[]) => unknown>)[name];
+    if (fn === undefined) throw new Error(`wasm kernel pool: no function '${name}' in the module`);
+    fn(...args);
+    return;
+  }
+  const calls: number[][] = [];
+  for (let p = 0; p < parts; p++) {
+    const first = Math.floor((p * rows) / parts);
+    const part = [...args];
+    part[rowsArg] = Math.floor(((p + 1) * rows) / parts) - first;
+    for (const [index, bytes] of moving) part[index] = args[index]! + first * bytes;
+    calls.push(part);
+  }
+  runParts(backend, exports, name, calls);
+}

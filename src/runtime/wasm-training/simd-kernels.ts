@@ -62,6 +62,8 @@ export const BLOCK = [0x02, 0x40];
 export const LOOP = [0x03, 0x40];
 export const END = [0x0b];
 export const brIf = (depth: number): number[] => [0x0d, ...uleb(depth)];
+const I32_EQ = [0x46];
+const IF = [0x04, 0x40];
 /** memory.copy (bulk memory) within memory 0: [dst, src, bytes] on the stack. */
 const MEMORY_COPY = [0xfc, 0x0a, 0x00, 0x00];
 export const simd = (op: number): number[] => [0xfd, ...uleb(op)];
@@ -242,20 +244,30 @@ function exp(): Func {
 
 /**
  * copyRows(src, dst, rows, c, srcStride, dstStride): copies c 4-byte elements (any c >= 0) per row; strides in bytes.
- * Each row is one bulk `memory.copy`: on a shared heap it ran at ~17 GB/s, a v128 load/store loop at ~10, V8's
- * TypedArray copyWithin at ~4.5 (2134-float rows, measured here).
+ * A row is one bulk `memory.copy` (on a shared heap ~17 GB/s, a v128 load/store loop ~10, V8's TypedArray copyWithin
+ * ~4.5, for 2134-float rows, measured here), except rows of 4 or 8 elements (the columns of a detection head's
+ * output), which one or two v128 moves copy without memory.copy's per-call cost.
  */
 function copyRows(): Func {
   const [src, dst, rows, c, srcStride, dstStride, bytes] = [0, 1, 2, 3, 4, 5, 6];
+  const advance = [
+    ...get(src), ...get(srcStride), ...I32_ADD, ...set(src),
+    ...get(dst), ...get(dstStride), ...I32_ADD, ...set(dst),
+  ];
+  const moves = (count: number): number[] => {
+    const code: number[] = [];
+    for (let i = 0; i < count; i++) code.push(...get(dst), ...get(src), ...load(16 * i), ...store(16 * i));
+    return code;
+  };
+  // Inside an `if` within the block: copy every row, then leave the block (br 1).
+  const rowsOf = (code: number[]): number[] => [...countedLoop(rows, get(rows), [...code, ...advance]), 0x0c, 1];
   const body = [
     ...BLOCK,
     ...get(rows), ...I32_EQZ, ...brIf(0),
     ...get(c), ...i32c(2), ...I32_SHL, ...set(bytes),
-    ...countedLoop(rows, get(rows), [
-      ...get(dst), ...get(src), ...get(bytes), ...MEMORY_COPY,
-      ...get(src), ...get(srcStride), ...I32_ADD, ...set(src),
-      ...get(dst), ...get(dstStride), ...I32_ADD, ...set(dst),
-    ]),
+    ...get(c), ...i32c(4), ...I32_EQ, ...IF, ...rowsOf(moves(1)), ...END,
+    ...get(c), ...i32c(8), ...I32_EQ, ...IF, ...rowsOf(moves(2)), ...END,
+    ...countedLoop(rows, get(rows), [...get(dst), ...get(src), ...get(bytes), ...MEMORY_COPY, ...advance]),
     ...END,
   ];
   return { name: 'copyRows', params: 6, locals: [[1, I32]], body };
@@ -347,6 +359,17 @@ function binary(op: BinaryOp, mode: BroadcastMode): Func {
   };
 }
 
+/** Ops with an equal-shape kernel (binarySame): the gradient accumulations of a backward pass are Adds. */
+export const SAME_SHAPE_OPS = ['add', 'sub', 'mul'] as const;
+export type SameShapeOp = (typeof SAME_SHAPE_OPS)[number];
+
+/** binarySame_<op>(a, b, groups, out): out = a op b over `groups` groups of 4 elements. */
+function binarySame(op: SameShapeOp): Func {
+  const [a, b, groups, out] = [0, 1, 2, 3];
+  const inner = [...get(out), ...get(a), ...load(0), ...get(b), ...load(0), ...simd(BINARY_OPS[op]), ...store(0)];
+  return { name: `binarySame_${op}`, params: 4, locals: [], body: elementLoop(groups, inner, [...advance16(a), ...advance16(b), ...advance16(out)]) };
+}
+
 export function assemble(funcs: Func[], shared: boolean): Uint8Array {
   const types = funcs.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), 0]);
   // Memory import: no minimum beyond 0; a shared memory must declare a maximum (4 GiB covers any).
@@ -381,6 +404,8 @@ export interface SimdKernels {
   maxPoolGradTiles(x: number, dy: number, dx: number, windows: number, c: number, fh: number, fw: number, rowBytes: number): void;
   /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
   [binary: `binary_${string}`]: (a: number, v: number, rows: number, c: number, out: number) => void;
+  /** binarySame_<op>(a, b, groups, out) for every SameShapeOp. */
+  [same: `binarySame_${string}`]: (a: number, b: number, groups: number, out: number) => void;
 }
 
 /** The parts of the WebAssembly JS API used here (the project's `lib` setting does not declare them). */
@@ -415,7 +440,8 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   const cached = instances.get(memory);
   if (cached !== undefined) return cached;
   const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
-  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), maxPoolGradTiles(), copyRows(), ...binaries];
+  const sameShape = SAME_SHAPE_OPS.map(binarySame);
+  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
   // Null on an engine without wasm SIMD: callers fall back.
   const kernels = instantiateOnBackendMemory(backend, funcs) as SimdKernels | null;
   instances.set(memory, kernels);
