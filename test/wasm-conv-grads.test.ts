@@ -54,31 +54,45 @@ const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: 
   { x: [1, 9, 10, 2], f: [3, 3, 2, 3], s: [2, 1], pad: 'valid' },
 ];
 
-// Each case with every formulation: the im2col GEMMs (dW; dX at stride > 1) with the filter gradient in one chunk,
-// in chunks of one output row, and of three rows (which rarely divide N*Ho, so the last chunk is shorter); and
-// (patch limit 0) the convs.
-const formulations: { via: string; limit: number; chunk: number }[] = [
-  { via: 'im2col GEMMs', limit: convGradientChoice.maxPatchElements, chunk: convGradientChoice.filterChunkPositions },
-  { via: 'im2col GEMMs, 1-row chunks', limit: convGradientChoice.maxPatchElements, chunk: 1 },
-  { via: 'im2col GEMMs, 3-row chunks', limit: convGradientChoice.maxPatchElements, chunk: -3 },
-  { via: 'conv formulations', limit: 0, chunk: convGradientChoice.filterChunkPositions },
+// Each case with every formulation of the filter gradient (and of dX at stride > 1): the tap GEMMs over the planes
+// in place, in chunks of the default size and of 3 positions (which rarely divide the positions, so the last chunk is
+// shorter), on the cases with Co rounded up to a multiple of 4 (their requirement); the im2col GEMMs with the filter
+// gradient in one chunk, in chunks of one output row, and of three rows; and (patch limit 0) the convs.
+interface Formulation {
+  via: string;
+  taps: boolean;
+  tapChunk: number; // dy floats per chunk of the tap GEMMs; negative: that many positions
+  limit: number;
+  chunk: number; // positions per chunk of the im2col GEMMs; negative: that many output rows
+}
+const defaults = { ...convGradientChoice };
+const formulations: Formulation[] = [
+  { via: 'tap GEMMs', taps: true, tapChunk: defaults.tapChunkFloats, limit: defaults.maxPatchElements, chunk: defaults.filterChunkPositions },
+  { via: 'tap GEMMs, 3-position chunks', taps: true, tapChunk: -3, limit: defaults.maxPatchElements, chunk: defaults.filterChunkPositions },
+  { via: 'im2col GEMMs', taps: false, tapChunk: 0, limit: defaults.maxPatchElements, chunk: defaults.filterChunkPositions },
+  { via: 'im2col GEMMs, 1-row chunks', taps: false, tapChunk: 0, limit: defaults.maxPatchElements, chunk: 1 },
+  { via: 'im2col GEMMs, 3-row chunks', taps: false, tapChunk: 0, limit: defaults.maxPatchElements, chunk: -3 },
+  { via: 'conv formulations', taps: false, tapChunk: 0, limit: 0, chunk: defaults.filterChunkPositions },
 ];
-for (const { via, limit, chunk } of formulations) {
-  for (const c of convCases) {
+for (const { via, taps, tapChunk, limit, chunk } of formulations) {
+  const cases = taps ? convCases.map((c) => ({ ...c, f: [c.f[0]!, c.f[1]!, c.f[2]!, 4 * Math.ceil(c.f[3]! / 4)] })) : convCases;
+  for (const c of cases) {
     const name = `conv2d gradients match cpu (${via}): x [${c.x}] filter [${c.f}] stride ${c.s} pad ${JSON.stringify(c.pad)}`;
     test(name, async () => {
       const rng = new Rng(c.x.reduce((a, b) => a * 31 + b, c.f[0]!));
       const x = randomInput(rng, c.x);
       const w = randomInput(rng, c.f);
       const shape = await outShapeOn(c.x, c.f, (xt, wt) => tf.conv2d(xt, wt, c.s, c.pad));
-      const saved = { ...convGradientChoice };
-      convGradientChoice.maxPatchElements = limit;
-      // A negative chunk means that many output rows of this case.
-      convGradientChoice.filterChunkPositions = chunk > 0 ? chunk : -chunk * shape[2]!;
+      Object.assign(convGradientChoice, {
+        tapGemms: taps,
+        tapChunkFloats: tapChunk > 0 ? tapChunk : -tapChunk * c.f[3]!,
+        maxPatchElements: limit,
+        filterChunkPositions: chunk > 0 ? chunk : -chunk * shape[2]!,
+      });
       try {
         await compareGrads(name, [x, w], shape, (xt, wt) => tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, c.s, c.pad));
       } finally {
-        Object.assign(convGradientChoice, saved);
+        Object.assign(convGradientChoice, defaults);
       }
     });
   }

@@ -1,0 +1,164 @@
+/**
+ * gemm.ts (exact float32 sums in k order) and the kernel pool (kernel-pool.ts): parallel parts give the same numbers
+ * as one thread, a worker's error reaches the caller, the pool can be turned off, and processes still exit on their
+ * own. Pool tests run in child processes on the threaded build with a time limit, so that a hang fails the test.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/runtime/backend.js';
+import { gemmKernels } from '../src/runtime/wasm-training/gemm.js';
+import { heapOffset } from '../src/runtime/wasm-training/simd-kernels.js';
+import type { BackendWasm } from '../src/runtime/wasm-training/wasm-kernel-utils.js';
+import { Rng } from '../src/util/rng.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const url = (file: string): string => JSON.stringify(pathToFileURL(path.join(here, file)).href);
+const CHILD_LIMIT_MS = 120_000;
+
+interface ChildResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runChild(script: string, env: Record<string, string>): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: here,
+      env: { ...process.env, ...env },
+      timeout: CHILD_LIMIT_MS,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+}
+
+function assertExitedOnItsOwn(child: ChildResult): void {
+  assert.is(child.signal, null, `child was killed (it hung or did not exit on its own); stderr: ${child.stderr}`);
+  assert.is(child.status, 0, child.stderr);
+}
+
+test.before(async () => {
+  await initBackend('wasm', { log: null });
+});
+test.after(async () => {
+  await initBackend('cpu', { log: null });
+});
+
+test('gemm.ts: every element of C is the float32 sum over k in order (exact); any m, n = 8j or 8j + 4, accumulate', () => {
+  const backend = tf.backend() as BackendWasm;
+  const rng = new Rng(7);
+  // [m, k, n, lda, ldb, ldc]: row strides wider than the rows too (A as a view of a wider matrix).
+  const cases = [[1, 1, 4, 1, 4, 4], [3, 5, 8, 5, 8, 8], [5, 7, 12, 9, 12, 16], [8, 33, 32, 33, 40, 32], [13, 64, 20, 70, 20, 20]];
+  for (const [m, k, n, lda, ldb, ldc] of cases as [number, number, number, number, number, number][]) {
+    const gemm = gemmKernels(backend, { lda, ldb, ldc, n });
+    assert.ok(gemm !== null, 'the GEMM module instantiates');
+    const A = Float32Array.from({ length: m * lda }, () => rng.normal());
+    const B = Float32Array.from({ length: k * ldb }, () => rng.normal());
+    const C0 = Float32Array.from({ length: m * ldc }, () => rng.normal());
+    const [a, b] = [tf.tensor1d(A), tf.tensor1d(B)];
+    for (const accumulate of [0, 1]) {
+      const expected = Float32Array.from(C0);
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let sum = 0;
+          for (let s = 0; s < k; s++) sum = Math.fround(sum + Math.fround(A[i * lda + s]! * B[s * ldb + j]!));
+          expected[i * ldc + j] = accumulate ? Math.fround(C0[i * ldc + j]! + sum) : sum;
+        }
+      }
+      const out = tf.tensor1d(C0); // a fresh copy of C0 to write into
+      gemm!.gemm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, k, accumulate);
+      const got = out.dataSync();
+      for (let i = 0; i < expected.length; i++) {
+        assert.is(got[i], expected[i], `m ${m} k ${k} n ${n} accumulate ${accumulate}: element ${i}`);
+      }
+      out.dispose();
+    }
+    tf.dispose([a, b]);
+  }
+});
+
+test('kernel pool: parts run on the threads, a worker error reaches the caller, -e scripts and processes exit', async () => {
+  const script = `
+    import * as tf from '@tensorflow/tfjs';
+    const { initBackend } = await import(${url('../src/runtime/backend.js')});
+    const { kernelPool } = await import(${url('../src/runtime/wasm-training/kernel-pool.js')});
+    const { simdKernels, heapOffset } = await import(${url('../src/runtime/wasm-training/simd-kernels.js')});
+    await initBackend('wasm', { log: null });
+    const backend = tf.backend();
+    const pool = kernelPool(backend);
+    const kernels = simdKernels(backend);
+    const n = 1 << 16;
+    const src = tf.range(0, n, 1, 'float32');
+    const dst = tf.zeros([n]);
+    const [s, d] = [heapOffset(backend, src), heapOffset(backend, dst)];
+    // Two halves, one per participant.
+    pool.run(kernels, 'copyRows', [[s, d, 1, n / 2, 0, 0], [s + n * 2, d + n * 2, 1, n / 2, 0, 0]]);
+    const copied = Array.from(dst.dataSync()).every((v, i) => v === i);
+    let error = null;
+    try {
+      pool.run(kernels, 'copyRows', [[s, d, 1, 4, 0, 0], [0x7ffffff0, d, 1, 1024, 0, 0]]);
+    } catch (e) {
+      error = e.message;
+    }
+    pool.run(kernels, 'copyRows', [[s, d, 1, 4, 0, 0], [s, d + 64, 1, 4, 0, 0]]);
+    process.stdout.write(JSON.stringify({ size: pool.size, copied, error, after: Array.from(dst.dataSync().slice(16, 20)) }));
+  `;
+  const child = await runChild(script, { DATA_PARAMS_WASM_THREADS: '2' });
+  assertExitedOnItsOwn(child);
+  const out = JSON.parse(child.stdout) as { size: number; copied: boolean; error: string | null; after: number[] };
+  assert.is(out.size, 2);
+  assert.ok(out.copied, 'both halves copied');
+  assert.match(out.error ?? '', /^wasm kernel pool: 'copyRows' failed on a worker: RuntimeError: memory access out of bounds/);
+  assert.equal(out.after, [0, 1, 2, 3], 'the pool still works after the error');
+});
+
+test('kernel pool: a training step gives the same loss and gradients bit for bit with the pool on, off, and =off', async () => {
+  const script = `
+    import * as tf from '@tensorflow/tfjs';
+    const { initBackend } = await import(${url('../src/runtime/backend.js')});
+    const { kernelPool, setKernelPoolEnabled } = await import(${url('../src/runtime/wasm-training/kernel-pool.js')});
+    const { ReferenceNetwork } = await import(${url('../bench/train-step.bench.js')});
+    await initBackend('wasm', { log: null });
+    const net = new ReferenceNetwork(3, 2, 64, 128);
+    const step = () => {
+      const { value, grads } = tf.variableGrads(() => net.loss(), net.variables);
+      const out = [[value.dataSync()[0]], ...net.variables.map((v) => Array.from(grads[v.name].dataSync()))];
+      tf.dispose([value, grads]);
+      return out;
+    };
+    const on = step();
+    const size = kernelPool(tf.backend())?.size ?? 1;
+    setKernelPoolEnabled(false);
+    const off = step();
+    process.stdout.write(JSON.stringify({ size, on, off }));
+  `;
+  const [pooled, envOff] = await Promise.all([
+    runChild(script, { DATA_PARAMS_WASM_THREADS: '2' }),
+    runChild(script, { DATA_PARAMS_WASM_THREADS: '2', DATA_PARAMS_WASM_POOL: 'off' }),
+  ]);
+  assertExitedOnItsOwn(pooled);
+  assertExitedOnItsOwn(envOff);
+  const a = JSON.parse(pooled.stdout) as { size: number; on: number[][]; off: number[][] };
+  const b = JSON.parse(envOff.stdout) as { size: number; on: number[][]; off: number[][] };
+  assert.is(a.size, 2);
+  assert.is(b.size, 1, 'DATA_PARAMS_WASM_POOL=off: no pool');
+  for (const [what, other] of [['pool off', a.off], ['DATA_PARAMS_WASM_POOL=off', b.on]] as [string, number[][]][]) {
+    assert.is(other.length, a.on.length);
+    for (let i = 0; i < a.on.length; i++) {
+      const [x, y] = [Float32Array.from(a.on[i]!), Float32Array.from(other[i]!)];
+      assert.ok(x.every((v, j) => Object.is(v, y[j])), `${what}: output ${i} differs`);
+    }
+  }
+});
+
+test.run();
