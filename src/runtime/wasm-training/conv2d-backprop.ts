@@ -26,7 +26,7 @@ import {
 } from './wasm-kernel-utils.js';
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
-import { poolParts, runParts } from './kernel-pool.js';
+import { poolParts, runParts, runRows } from './kernel-pool.js';
 import { heapOffset } from './simd-kernels.js';
 
 interface ConvAttrs {
@@ -429,9 +429,19 @@ export function conv2DBackpropInputMatMul(args: KernelArgs): TensorInfo {
   const W = heapF32(backend, filter);
   const WT = heapF32(backend, w);
   for (let r = 0; r < k; r++) for (let o = 0; o < co; o++) WT[o * k + r] = W[r * co + o]!;
-  const a = reshape(backend, dy, [rows, co]);
-  const dPatches = runWasmKernel(backend, 'BatchMatMul', { a, b: w }, { transposeA: false, transposeB: false });
-  release(backend, w, a);
+  let dPatches: TensorInfo;
+  const gemm = k % 4 === 0 ? gemmKernels(backend, { lda: co, ldb: k, ldc: k, n: k }) : null;
+  if (gemm !== null) {
+    // gemm.ts, the rows of dy split between the kernel pool's threads.
+    dPatches = backend.makeOutput([rows, k], 'float32');
+    const call = [heapOffset(backend, dy), heapOffset(backend, w), heapOffset(backend, dPatches), rows, co, 0];
+    runRows(backend, gemm, 'gemm', call, 3, [[0, co * 4], [2, k * 4]]);
+  } else {
+    const a = reshape(backend, dy, [rows, co]);
+    dPatches = runWasmKernel(backend, 'BatchMatMul', { a, b: w }, { transposeA: false, transposeB: false });
+    release(backend, a);
+  }
+  release(backend, w);
   const dx = backend.makeOutput(attrs.inputShape, 'float32');
   col2im(heapF32(backend, dPatches), heapF32(backend, dx), info);
   release(backend, dPatches);

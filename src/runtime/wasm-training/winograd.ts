@@ -600,14 +600,13 @@ function filterGradientTransform(sts: Float32Array[], dw: Float32Array, cin: num
 }
 
 /**
- * Where the Winograd filter gradient measured faster than conv2d-backprop.ts's (kernel time, alternating runs, at 1
- * and 2 threads): the forward path's shapes with >= 64 output or >= 128 input channels. Its 36 GEMMs reduce over
- * all tiles (K = tiles, M = cout), which streams both operands from beyond L2, so the saving in multiplications
- * shows less than forward: 8x32x96x32->64 1.2-1.4x, 8x32x96x64->64 1.2-1.5x, 8x16x48x128->128 1.3-2x,
- * 8x16x48x128->32 1.2-1.5x; but 8x64x192x32->32 0.96-1.3x and 8x32x96x64->32 0.95-1.1x.
+ * Where the Winograd filter gradient pays: the forward path's rule. Measured against conv2d-backprop.ts's tap GEMMs
+ * (both on gemm.ts and the kernel pool; kernel time, medians of 18 alternating runs at 2 threads): 8x64x192x32->32
+ * 18.0 vs 28.7 ms, 8x32x96x64->32 9.2 vs 16.8 ms. (With XNNPACK's GEMMs, whose packing of the tiles' operand cost
+ * 1/cout of the product, it paid only from 64 output or 128 input channels.)
  */
 function filterGradientPays(multiplyAdds: number, cin: number, cout: number): boolean {
-  return (cout >= 64 || cin >= 128) && winogradPays(multiplyAdds, cin, cout);
+  return winogradPays(multiplyAdds, cin, cout);
 }
 
 interface Conv2DBackpropFilterAttrs {
