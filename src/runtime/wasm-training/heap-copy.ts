@@ -7,6 +7,7 @@
  * (simd-kernels.ts' copyRows) copies at the unshared speed or faster. Elsewhere, or without wasm
  * SIMD, copyWithin. Ranges must not overlap.
  */
+import { poolParts, runParts } from './kernel-pool.js';
 import { simdKernels } from './simd-kernels.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
 
@@ -18,8 +19,25 @@ export function heapCopier(backend: BackendWasm, view: Float32Array | Int32Array
   const heap = new Int32Array(view.buffer);
   const kernels = view.buffer instanceof SharedArrayBuffer ? simdKernels(backend) : null;
   if (kernels === null) return (dst, src, count) => heap.copyWithin(dst, src, src + count);
-  return (dst, src, count) => kernels.copyRows(src * 4, dst * 4, 1, count, 0, 0);
+  const parts = poolParts(backend);
+  return (dst, src, count) => {
+    if (parts === 1 || count < SPLIT_ELEMENTS) {
+      kernels.copyRows(src * 4, dst * 4, 1, count, 0, 0);
+      return;
+    }
+    // Long copies (a Tile's last doublings: 6 MB at 8x64x192x32) in one piece per kernel pool thread.
+    const calls: number[][] = [];
+    for (let p = 0; p < parts; p++) {
+      const first = Math.floor((p * count) / parts);
+      const part = Math.floor(((p + 1) * count) / parts) - first;
+      calls.push([(src + first) * 4, (dst + first) * 4, 1, part, 0, 0]);
+    }
+    runParts(backend, kernels, 'copyRows', calls);
+  };
 }
+
+/** From this many elements (1 MiB) a copy is split between the kernel pool's threads. */
+const SPLIT_ELEMENTS = 1 << 18;
 
 /** Element index of a heap view's first element. */
 export function heapIndex(view: Float32Array | Int32Array): number {

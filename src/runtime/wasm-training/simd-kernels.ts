@@ -370,6 +370,13 @@ function binarySame(op: SameShapeOp): Func {
   return { name: `binarySame_${op}`, params: 4, locals: [], body: elementLoop(groups, inner, [...advance16(a), ...advance16(b), ...advance16(out)]) };
 }
 
+/** square(x, groups, out): out = x * x (one float32 product per element, as the built-in). */
+function square(): Func {
+  const [x, groups, out] = [0, 1, 2];
+  const inner = [...get(out), ...get(x), ...load(0), ...get(x), ...load(0), ...F32X4_MUL, ...store(0)];
+  return { name: 'square', params: 3, locals: [], body: elementLoop(groups, inner, [...advance16(x), ...advance16(out)]) };
+}
+
 export function assemble(funcs: Func[], shared: boolean): Uint8Array {
   const types = funcs.map((f) => [0x60, ...vec(new Array<number[]>(f.params).fill([I32])), 0]);
   // Memory import: no minimum beyond 0; a shared memory must declare a maximum (4 GiB covers any).
@@ -400,6 +407,7 @@ export interface SimdKernels {
   reluGrad(x: number, dy: number, groups: number, out: number): void;
   squareGrad(x: number, dy: number, groups: number, out: number): void;
   exp(x: number, groups: number, out: number): void;
+  square(x: number, groups: number, out: number): void;
   copyRows(src: number, dst: number, rows: number, c: number, srcStride: number, dstStride: number): void;
   maxPoolGradTiles(x: number, dy: number, dx: number, windows: number, c: number, fh: number, fw: number, rowBytes: number): void;
   /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
@@ -441,7 +449,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   if (cached !== undefined) return cached;
   const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
   const sameShape = SAME_SHAPE_OPS.map(binarySame);
-  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
+  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), square(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
   // Null on an engine without wasm SIMD: callers fall back.
   const kernels = instantiateOnBackendMemory(backend, funcs) as SimdKernels | null;
   instances.set(memory, kernels);
