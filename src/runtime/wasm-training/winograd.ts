@@ -20,8 +20,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  END, F32X4_ADD, F32X4_MUL, F32X4_SUB, I32, I32_ADD, I32_LT_U, I32_SUB, LOOP, V128, brIf, f32x4Const, get, heapOffset,
-  i32c, instantiateOnBackendMemory, load, set, simd, store, uleb,
+  BLOCK, END, F32X4_ADD, F32X4_MUL, F32X4_SUB, I32, I32_ADD, I32_LT_U, I32_SUB, LOOP, V128, brIf, f32x4Const, get, heapOffset,
+  i32c, instantiateOnBackendMemory, load, set, simd, store, tee, uleb,
 } from './simd-kernels.js';
 import type { Func } from './simd-kernels.js';
 import { GEMM_ENTRY_INTS, gemmKernels, type GemmKernels } from './gemm.js';
@@ -275,6 +275,7 @@ interface TransformKernels {
   inputTransform?(x: number, table: number, images: number, tilesH: number, tilesW: number): void;
   outputTransform?(table: number, y: number, images: number, tilesH: number, tilesW: number): void;
   dyTransform?(dy: number, table: number, images: number, tilesH: number, tilesW: number): void;
+  gradientTransform?(table: number, dw: number, coFirst: number, coCount: number): void;
 }
 
 const modules = new WeakMap<BackendWasm, Map<string, TransformKernels | null>>();
@@ -562,41 +563,68 @@ function dyTransformFunc(g: DyGeometry): Func {
   return { name: 'dyTransform', params: 5, locals: [[11, I32], [29, V128]], body };
 }
 
-const G_ROWS = [
-  [1 / 4, 0, 0],
-  [-1 / 6, -1 / 6, -1 / 6],
-  [-1 / 6, 1 / 6, -1 / 6],
-  [1 / 24, 1 / 12, 1 / 6],
-  [1 / 24, -1 / 12, 1 / 6],
-  [0, 0, 1],
-] as const;
+/**
+ * Gᵀ applied to 6 values m (code pushing each): emits sink(u, expr) for u = 0..2, using 4 scratch v128 locals. G rows:
+ * [1/4 0 0], [-1/6 -1/6 -1/6], [-1/6 1/6 -1/6], [1/24 1/12 1/6], [1/24 -1/12 1/6], [0 0 1].
+ */
+function gradientTransform1d(m: number[][], tmp: number[], sink: (u: number, expr: number[]) => number[]): number[] {
+  const [a, b, c, d] = tmp as [number, number, number, number];
+  const [m0, m1, m2, m3, m4, m5] = m as [number[], number[], number[], number[], number[], number[]];
+  return [
+    ...m1, ...m2, ...F32X4_ADD, ...set(a), // a = m1 + m2
+    ...m2, ...m1, ...F32X4_SUB, ...set(b), // b = m2 - m1
+    ...m3, ...m4, ...F32X4_ADD, ...set(c), // c = m3 + m4
+    ...m3, ...m4, ...F32X4_SUB, ...set(d), // d = m3 - m4
+    ...sink(0, [...m0, ...mulc(1 / 4), ...get(a), ...mulc(1 / 6), ...F32X4_SUB, ...get(c), ...mulc(1 / 24), ...F32X4_ADD]),
+    ...sink(1, [...get(b), ...mulc(1 / 6), ...get(d), ...mulc(1 / 12), ...F32X4_ADD]),
+    ...sink(2, [...get(c), ...get(a), ...F32X4_SUB, ...mulc(1 / 6), ...m5, ...F32X4_ADD]),
+  ];
+}
 
-/** dW[u][v][ci][co] = Σ_rs G[r][u] Sᵀ_rs[co][ci] G[s][v], in JS (cin * cout pairs, small next to the GEMMs). */
-function filterGradientTransform(sts: Float32Array[], dw: Float32Array, cin: number, cout: number): void {
-  const pairs = cin * cout;
-  const m = new Float64Array(36);
-  const t = new Float64Array(18); // Gᵀ S: 3 x 6
-  for (let co = 0; co < cout; co++) {
-    for (let ci = 0; ci < cin; ci++) {
-      const src = co * cin + ci;
-      for (let k = 0; k < 36; k++) m[k] = sts[k]![src]!;
-      for (let u = 0; u < 3; u++) {
-        for (let s = 0; s < 6; s++) {
-          let acc = 0;
-          for (let r = 0; r < 6; r++) acc += G_ROWS[r]![u]! * m[r * 6 + s]!;
-          t[u * 6 + s] = acc;
-        }
-      }
-      const dst = ci * cout + co;
-      for (let u = 0; u < 3; u++) {
-        for (let v = 0; v < 3; v++) {
-          let acc = 0;
-          for (let s = 0; s < 6; s++) acc += t[u * 6 + s]! * G_ROWS[s]![v]!;
-          dw[(u * 3 + v) * pairs + dst] = acc;
-        }
-      }
-    }
+/**
+ * gradientTransform(table, dw, coFirst, coCount): dW[u][v][ci][co] = Σ_rs G[r][u] Sᵀ_rs[co][ci] G[s][v] for the output
+ * channels [coFirst, coFirst + coCount) and every 4 input channels; Sᵀ_rs is the [cout, cin] matrix at
+ * table[6r + s]. dW is [3, 3, cin, cout]: the 4 lanes go to 4 rows cout apart.
+ */
+function gradientTransformFunc(cin: number, cout: number): Func {
+  const [table, dw, coFirst, coCount] = [0, 1, 2, 3];
+  const [co, coEnd, p, q, n] = [4, 5, 6, 7, 8]; // p: byte offset of (co, ci) in Sᵀ; q: dW address of (ci, co)
+  const t0 = 9; // 18 v128: Gᵀ S, row u, column s at t0 + 6u + s
+  const tmp = [27, 28, 29, 30];
+  const value = 31;
+  const columns: number[] = [];
+  for (let col = 0; col < 6; col++) {
+    const m = [0, 1, 2, 3, 4, 5].map((r) => [...get(table), ...I32_LOAD(4 * (r * 6 + col)), ...get(p), ...I32_ADD, ...load(0)]);
+    columns.push(...gradientTransform1d(m, tmp, (u, expr) => [...expr, ...set(t0 + 6 * u + col)]));
   }
+  const rows: number[] = [];
+  for (let u = 0; u < 3; u++) {
+    const t = [0, 1, 2, 3, 4, 5].map((col) => get(t0 + 6 * u + col));
+    rows.push(...gradientTransform1d(t, tmp, (v, expr) => [
+      ...expr, ...set(value),
+      ...[0, 1, 2, 3].flatMap((lane) => [
+        ...get(q), ...get(value), ...F32X4_EXTRACT(lane), ...F32_STORE(((u * 3 + v) * cin + lane) * cout * 4),
+      ]),
+    ]));
+  }
+  const body = [
+    ...BLOCK,
+    ...get(coCount), ...I32_EQZ, ...brIf(0),
+    ...get(coFirst), ...tee(co), ...get(coCount), ...I32_ADD, ...set(coEnd),
+    ...LOOP,
+    ...get(co), ...i32c(cin * 4), ...I32_MUL, ...set(p),
+    ...get(dw), ...get(co), ...i32c(4), ...I32_MUL, ...I32_ADD, ...set(q),
+    ...countedLoop(n, i32c(cin / 4), [
+      ...columns, ...rows,
+      ...get(p), ...i32c(16), ...I32_ADD, ...set(p),
+      ...get(q), ...i32c(16 * cout), ...I32_ADD, ...set(q),
+    ]),
+    ...get(co), ...i32c(1), ...I32_ADD, ...tee(co),
+    ...get(coEnd), ...I32_LT_U, ...brIf(0),
+    ...END,
+    ...END,
+  ];
+  return { name: 'gradientTransform', params: 4, locals: [[5, I32], [23, V128]], body };
 }
 
 /**
@@ -656,7 +684,8 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   const input = transformKernel(backend, `in ${inChannels} ${inHeight} ${inWidth} ${padInfo.top} ${padInfo.left}`, () => inputTransformFunc(inGeometry));
   const dyKernels = transformKernel(backend, `dy ${outChannels} ${outHeight} ${outWidth} ${stride}`, () => dyTransformFunc(dyGeometry));
   const gemm = gemmKernels(backend, { lda: stride, ldb: inChannels, ldc: inChannels, n: inChannels });
-  if (input?.inputTransform === undefined || dyKernels?.dyTransform === undefined || gemm === null) return null;
+  const gradient = transformKernel(backend, `gradient ${inChannels} ${outChannels}`, () => gradientTransformFunc(inChannels, outChannels));
+  if (input?.inputTransform === undefined || dyKernels?.dyTransform === undefined || gradient?.gradientTransform === undefined || gemm === null) return null;
 
   const vs = Array.from({ length: 36 }, () => backend.makeOutput([stride, inChannels], 'float32'));
   const ets = Array.from({ length: 36 }, () => backend.makeOutput([outChannels, stride], 'float32'));
@@ -677,10 +706,16 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   const stBytes = outChannels * inChannels * 4;
   products(backend, gemm, ets.map((e, k) => [heapOffset(backend, e), heapOffset(backend, vs[k]!), stBase + k * stBytes, tiles]), outChannels);
   release(backend, ...vs, ...ets);
+  // dW = Gᵀ S G, the output channels split between the pool's threads.
   const dw = backend.makeOutput([3, 3, inChannels, outChannels], 'float32');
-  const S = heapF32(backend, st);
-  const pairs = outChannels * inChannels;
-  filterGradientTransform(Array.from({ length: 36 }, (_, k) => S.subarray(k * pairs, (k + 1) * pairs)), heapF32(backend, dw), inChannels, outChannels);
-  release(backend, st);
+  const table = backend.makeOutput([36], 'int32');
+  heapI32(backend, table).set(Array.from({ length: 36 }, (_, k) => stBase + k * stBytes));
+  const parts = Math.min(poolParts(backend), outChannels);
+  const calls = Array.from({ length: parts }, (_, p) => {
+    const first = Math.floor((p * outChannels) / parts);
+    return [heapOffset(backend, table), heapOffset(backend, dw), first, Math.floor(((p + 1) * outChannels) / parts) - first];
+  });
+  runParts(backend, gradient, 'gradientTransform', calls);
+  release(backend, st, table);
   return dw;
 }
