@@ -54,13 +54,15 @@ test.after(async () => {
   await initBackend('cpu', { log: null });
 });
 
-test('gemm.ts: every element of C is the float32 sum over k in order (exact); any m, n = 8j or 8j + 4, accumulate', () => {
+test('gemm.ts: every element of C is the float32 sum over k in order (exact); any m, n = 8j or 8j + 4, both loop orders, accumulate', () => {
   const backend = tf.backend() as BackendWasm;
   const rng = new Rng(7);
   // [m, k, n, lda, ldb, ldc]: row strides wider than the rows too (A as a view of a wider matrix).
   const cases = [[1, 1, 4, 1, 4, 4], [3, 5, 8, 5, 8, 8], [5, 7, 12, 9, 12, 16], [8, 33, 32, 33, 40, 32], [13, 64, 20, 70, 20, 20]];
-  for (const [m, k, n, lda, ldb, ldc] of cases as [number, number, number, number, number, number][]) {
-    const gemm = gemmKernels(backend, { lda, ldb, ldc, n });
+  for (const [[m, k, n, lda, ldb, ldc], columnMajor] of (cases as [number, number, number, number, number, number][]).flatMap(
+    (c) => [[c, false], [c, true]] as [[number, number, number, number, number, number], boolean][],
+  )) {
+    const gemm = gemmKernels(backend, { lda, ldb, ldc, n, columnMajor });
     assert.ok(gemm !== null, 'the GEMM module instantiates');
     const A = Float32Array.from({ length: m * lda }, () => rng.normal());
     const B = Float32Array.from({ length: k * ldb }, () => rng.normal());
@@ -79,7 +81,7 @@ test('gemm.ts: every element of C is the float32 sum over k in order (exact); an
       gemm!.gemm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, k, accumulate);
       const got = out.dataSync();
       for (let i = 0; i < expected.length; i++) {
-        assert.is(got[i], expected[i], `m ${m} k ${k} n ${n} accumulate ${accumulate}: element ${i}`);
+        assert.is(got[i], expected[i], `m ${m} k ${k} n ${n} column-major ${columnMajor} accumulate ${accumulate}: element ${i}`);
       }
       out.dispose();
     }

@@ -35,6 +35,8 @@ export interface GemmShape {
   ldb: number;
   ldc: number;
   n: number;
+  /** Column blocks outermost (each 8-column panel of B reused from L1 by all rows) instead of row blocks. */
+  columnMajor?: boolean;
 }
 
 /**
@@ -122,12 +124,41 @@ function gemmFuncs(shape: GemmShape): Func[] {
     ...END,
     ...END,
   ];
-  const body = [
+  /** Every row of the column block at `col` (width 8 or 4): 4 rows at a time, then the rest one by one. */
+  const columnPanel = (width: 8 | 4): number[] => [
     ...get(a), ...set(aRow),
     ...get(c), ...set(cRow),
-    ...repeat([...get(m), ...i32c(2), ...I32_SHR_U], rowBlock(4)),
-    ...repeat([...get(m), ...i32c(3), ...I32_AND], rowBlock(1)),
+    ...repeat([...get(m), ...i32c(2), ...I32_SHR_U], [
+      ...block(width, 4),
+      ...get(aRow), ...i32c(4 * lda4), ...I32_ADD, ...set(aRow),
+      ...get(cRow), ...i32c(4 * ldc4), ...I32_ADD, ...set(cRow),
+    ]),
+    ...repeat([...get(m), ...i32c(3), ...I32_AND], [
+      ...block(width, 1),
+      ...get(aRow), ...i32c(lda4), ...I32_ADD, ...set(aRow),
+      ...get(cRow), ...i32c(ldc4), ...I32_ADD, ...set(cRow),
+    ]),
   ];
+  const body = shape.columnMajor
+    ? [
+        ...(whole > 0
+          ? [
+              ...i32c(0), ...set(col),
+              ...LOOP,
+              ...columnPanel(8),
+              ...get(col), ...i32c(32), ...I32_ADD, ...tee(col),
+              ...i32c(whole * 4), ...I32_LT_U, ...brIf(0),
+              ...END,
+            ]
+          : []),
+        ...(n % 8 === 4 ? [...i32c(whole * 4), ...set(col), ...columnPanel(4)] : []),
+      ]
+    : [
+        ...get(a), ...set(aRow),
+        ...get(c), ...set(cRow),
+        ...repeat([...get(m), ...i32c(2), ...I32_SHR_U], rowBlock(4)),
+        ...repeat([...get(m), ...i32c(3), ...I32_AND], rowBlock(1)),
+      ];
   const gemm: Func = { name: 'gemm', params: 6, locals: [[7, I32], [11, V128]], body };
 
   const [list, count, gm, aOffset, cOffset, gacc] = [0, 1, 2, 3, 4, 5];
@@ -163,7 +194,7 @@ export function gemmKernels(backend: BackendWasm, shape: GemmShape): GemmKernels
   if (shape.n % 4 !== 0 || shape.n <= 0) return null;
   let cache = modules.get(backend);
   if (cache === undefined) modules.set(backend, (cache = new Map()));
-  const key = `${shape.lda} ${shape.ldb} ${shape.ldc} ${shape.n}`;
+  const key = `${shape.lda} ${shape.ldb} ${shape.ldc} ${shape.n} ${shape.columnMajor === true}`;
   let kernels = cache.get(key);
   if (kernels === undefined) {
     kernels = (instantiateOnBackendMemory(backend, gemmFuncs(shape)) as GemmKernels | null) ?? null;
