@@ -52,6 +52,9 @@ const convCases: { x: number[]; f: number[]; s: number | [number, number]; pad: 
   { x: [1, 10, 11, 2], f: [3, 3, 2, 3], s: 3, pad: 'valid' },
   { x: [1, 9, 10, 2], f: [3, 2, 2, 3], s: [1, 2], pad: 'same' },
   { x: [1, 9, 10, 2], f: [3, 3, 2, 3], s: [2, 1], pad: 'valid' },
+  // Many channels: the planes' channel groups in a loop; 21: a remainder of 1 after 5 groups of 4.
+  { x: [2, 7, 9, 24], f: [3, 3, 24, 8], s: 2, pad: 'same' },
+  { x: [1, 6, 7, 21], f: [3, 3, 21, 4], s: 1, pad: 'valid' },
 ];
 
 // Each case with every formulation of the filter gradient (and of dX at stride > 1): the tap GEMMs over the planes

@@ -27,6 +27,7 @@ import {
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
 import { poolParts, runParts, runRows } from './kernel-pool.js';
+import { writePhasePlanes } from './phase-planes.js';
 import { heapOffset } from './simd-kernels.js';
 
 interface ConvAttrs {
@@ -284,8 +285,8 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
  * plane (c, rh, rw, n) at (i, j) holds the padded x at
  * (n, i*sh + rh, j*sw + rw, c). Tap (kh, kw) of output (oh, ow) then reads plane (kh % sh, kw % sw) at
  * (oh + floor(kh / sh), ow + floor(kw / sw)); within a channel and phase, the images follow each other, so position
- * (n, i, j) of the [N, Hq, Wq] grid is one index for all images. Transpose and pad are wasm kernels; the phase split
- * (stride > 1 only) is one pass over x in JavaScript.
+ * (n, i, j) of the [N, Hq, Wq] grid is one index for all images. One wasm pass (phase-planes.ts); without it, a
+ * transpose, a pad and (stride > 1) a phase split in JavaScript.
  */
 function phasePlanes(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.Conv2DInfo, channels = info.inChannels): TensorInfo {
   const { batchSize: n, inHeight: h, inWidth: w, inChannels, strideHeight: sh, strideWidth: sw } = info;
@@ -293,6 +294,13 @@ function phasePlanes(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.
   const { top, bottom, left, right } = info.padInfo;
   const hq = Math.ceil((h + top + bottom) / sh);
   const wq = Math.ceil((w + left + right) / sw);
+  if (x.dtype === 'float32') {
+    const planes = backend.makeOutput([c, sh, sw, n, hq, wq], 'float32');
+    const geometry = { n, h, w, ci: inChannels, c, sh, sw, hq, wq, top, left };
+    if (writePhasePlanes(backend, geometry, heapOffset(backend, x), heapOffset(backend, planes))) return planes;
+    release(backend, planes);
+  }
+  // Without the wasm module: a transpose, a pad and (stride > 1) the phase split in JavaScript.
   const xC = transpose(backend, x, [3, 0, 1, 2]); // [Ci, N, H, W]
   const padded = runWasmKernel(backend, 'PadV2', { x: xC }, {
     paddings: [[0, c - inChannels], [0, 0], [top, hq * sh - h - top], [left, wq * sw - w - left]],
