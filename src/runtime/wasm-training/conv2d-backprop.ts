@@ -24,6 +24,7 @@ import {
   type KernelArgs,
   type TensorInfo,
 } from './wasm-kernel-utils.js';
+import { col2imWasm } from './col2im.js';
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
 import { poolParts, runParts, runRows } from './kernel-pool.js';
@@ -463,7 +464,7 @@ export function conv2DBackpropInputMatMul(args: KernelArgs): TensorInfo {
   }
   release(backend, w);
   const dx = backend.makeOutput(attrs.inputShape, 'float32');
-  col2im(heapF32(backend, dPatches), heapF32(backend, dx), info);
+  if (!col2imWasm(backend, info, heapOffset(backend, dPatches), heapOffset(backend, dx))) col2im(heapF32(backend, dPatches), heapF32(backend, dx), info);
   release(backend, dPatches);
   return dx;
 }

@@ -1,0 +1,115 @@
+/**
+ * col2im for the strided input gradient (conv2d-backprop.ts): dx[n, oh*sh + kh - top, ow*sw + kw - left, c] +=
+ * P[(n, oh, ow), (kh, kw, c)] over the patches inside x, as wasm SIMD (channels a multiple of 4), split by image
+ * between the kernel pool's threads. Every dx element gets its additions in the same order as the JavaScript loop it
+ * replaced (which ran on one thread), so the results are the same. Specialised per shape.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  BLOCK, END, F32X4_ADD, I32, I32_ADD, I32_LT_U, LOOP, brIf, get, i32c, instantiateOnBackendMemory, load, set, store,
+  tee, type Func,
+} from './simd-kernels.js';
+import { poolParts, runParts } from './kernel-pool.js';
+import type { BackendWasm } from './wasm-kernel-utils.js';
+
+const I32_MUL = [0x6c];
+const I32_SUB = [0x6b];
+const I32_GE_S = [0x4e];
+const I32_LT_S = [0x48];
+const I32_AND = [0x71];
+const I32_EQZ = [0x45];
+const IF = [0x04, 0x40];
+const MEMORY_FILL = [0xfc, 0x0b, 0x00];
+
+function loop(counter: number, limit: number, body: number[]): number[] {
+  return [
+    ...i32c(0), ...set(counter),
+    ...LOOP, ...body,
+    ...get(counter), ...i32c(1), ...I32_ADD, ...tee(counter),
+    ...i32c(limit), ...I32_LT_U, ...brIf(0),
+    ...END,
+  ];
+}
+
+/** col2im(p, dx, firstImage, images): zeroes and fills dx's images [firstImage, firstImage + images). */
+function col2imFunc(info: tf.backend_util.Conv2DInfo): Func {
+  const { inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo } = info;
+  const [fh, fw, sh, sw] = [info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth];
+  const [top, left] = [info.padInfo.top, info.padInfo.left];
+  const [p, dx, firstImage, images] = [0, 1, 2, 3];
+  const [b, oh, ow, kh, kw, ih, iw, src, dst, g, addr] = [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+  const imageBytes = h * w * c * 4;
+  const patchBytes = fh * fw * c * 4;
+  const channels = loop(g, c / 4, [
+    ...get(dst), ...get(g), ...i32c(16), ...I32_MUL, ...I32_ADD, ...tee(addr),
+    ...get(addr), ...load(0),
+    ...get(src), ...get(g), ...i32c(16), ...I32_MUL, ...I32_ADD, ...load(0),
+    ...F32X4_ADD, ...store(0),
+  ]);
+  const tap = [
+    // iw = ow * sw + kw - left
+    ...get(ow), ...i32c(sw), ...I32_MUL, ...get(kw), ...I32_ADD, ...i32c(left), ...I32_SUB, ...tee(iw),
+    ...i32c(0), ...I32_GE_S, ...get(iw), ...i32c(w), ...I32_LT_S, ...I32_AND,
+    ...IF,
+    // dst = dx + ((b * h + ih) * w + iw) * c * 4; src = p + (((b * ho + oh) * wo + ow) * fh * fw + kh * fw + kw) * c * 4
+    ...get(dx), ...get(b), ...i32c(h), ...I32_MUL, ...get(kh), ...get(oh), ...i32c(sh), ...I32_MUL, ...I32_ADD,
+    ...i32c(top), ...I32_SUB, ...I32_ADD, ...i32c(w), ...I32_MUL, ...get(iw), ...I32_ADD, ...i32c(c * 4), ...I32_MUL, ...I32_ADD,
+    ...set(dst),
+    ...get(p), ...get(b), ...i32c(ho), ...I32_MUL, ...get(oh), ...I32_ADD, ...i32c(wo), ...I32_MUL, ...get(ow), ...I32_ADD,
+    ...i32c(patchBytes), ...I32_MUL, ...I32_ADD,
+    ...get(kh), ...i32c(fw * c * 4), ...I32_MUL, ...I32_ADD, ...get(kw), ...i32c(c * 4), ...I32_MUL, ...I32_ADD, ...set(src),
+    ...channels,
+    ...END,
+  ];
+  const row = loop(kh, fh, [
+    // ih = oh * sh + kh - top, inside x?
+    ...get(oh), ...i32c(sh), ...I32_MUL, ...get(kh), ...I32_ADD, ...i32c(top), ...I32_SUB, ...tee(ih),
+    ...i32c(0), ...I32_GE_S, ...get(ih), ...i32c(h), ...I32_LT_S, ...I32_AND,
+    ...IF, ...loop(kw, fw, tap), ...END,
+  ]);
+  const body = [
+    ...BLOCK,
+    ...get(images), ...I32_EQZ, ...brIf(0),
+    ...get(dx), ...get(firstImage), ...i32c(imageBytes), ...I32_MUL, ...I32_ADD, ...i32c(0),
+    ...get(images), ...i32c(imageBytes), ...I32_MUL, ...MEMORY_FILL,
+    ...get(firstImage), ...set(b),
+    ...LOOP,
+    ...loop(oh, ho, loop(ow, wo, row)),
+    ...get(b), ...i32c(1), ...I32_ADD, ...tee(b),
+    ...get(firstImage), ...get(images), ...I32_ADD, ...I32_LT_U, ...brIf(0),
+    ...END,
+    ...END,
+  ];
+  return { name: 'col2im', params: 4, locals: [[11, I32]], body };
+}
+
+interface Col2imKernels {
+  col2im(p: number, dx: number, firstImage: number, images: number): void;
+}
+
+const modules = new WeakMap<BackendWasm, Map<string, Col2imKernels | null>>();
+
+/**
+ * dx (byte offset) from the patch gradients P (byte offset) in wasm; false where it does not apply (channels not a
+ * multiple of 4, offsets beyond i32, no wasm SIMD): the caller runs its JavaScript loop.
+ */
+export function col2imWasm(backend: BackendWasm, info: tf.backend_util.Conv2DInfo, p: number, dx: number): boolean {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo } = info;
+  if (c % 4 !== 0 || c === 0 || n * ho * wo * info.filterHeight * info.filterWidth * c * 4 >= 2 ** 31 || n * h * w * c * 4 >= 2 ** 31) return false;
+  let cache = modules.get(backend);
+  if (cache === undefined) modules.set(backend, (cache = new Map()));
+  const key = JSON.stringify([n, h, w, c, ho, wo, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left]);
+  let kernels = cache.get(key);
+  if (kernels === undefined) {
+    kernels = (instantiateOnBackendMemory(backend, [col2imFunc(info)]) as Col2imKernels | null) ?? null;
+    cache.set(key, kernels);
+  }
+  if (kernels === null) return false;
+  const parts = Math.min(poolParts(backend), n);
+  const calls = Array.from({ length: parts }, (_, q) => {
+    const first = Math.floor((q * n) / parts);
+    return [p, dx, first, Math.floor(((q + 1) * n) / parts) - first];
+  });
+  runParts(backend, kernels, 'col2im', calls);
+  return true;
+}
