@@ -6,7 +6,7 @@
  * element mean, non-float32, other backends) keep tfjs-core's gradient.
  */
 import * as tf from '@tensorflow/tfjs';
-import { runRows } from './kernel-pool.js';
+import { blockedColumnSums, runRows } from './kernel-pool.js';
 import { heapBuffer, heapOffset, scratch, simdKernels } from './simd-kernels.js';
 import { heapF32, release, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
@@ -41,20 +41,20 @@ export function batchNormGrad(args: KernelArgs): TensorInfo[] {
     }
   };
   if (kernels !== null) {
-    const work = scratch(backend, 24 * c); // [sumDy f64 | sumDyXc f64 | k f32 | zeros f32]
-    const at = work.offset;
-    const buffer = heapBuffer(backend);
-    const accDy = new Float64Array(buffer, at, c);
-    const accDyXc = new Float64Array(buffer, at + 8 * c, c);
-    accDy.fill(0);
-    accDyXc.fill(0);
-    kernels.batchNormGradSums(heapOffset(backend, x!), heapOffset(backend, dy!), n / c, c, heapOffset(backend, mean!), at, at + 8 * c);
-    sumDy.set(accDy);
-    sumDyXc.set(accDyXc);
+    const [xBase, dyBase, meanBase] = [x!, dy!, mean!].map((t) => heapOffset(backend, t)) as [number, number, number];
+    const [blockDy, blockDyXc] = blockedColumnSums(backend, kernels, 'batchNormGradSums', n / c, 8 * c, 2, c, (first, count, [a, b]) => [
+      xBase + first * c * 4, dyBase + first * c * 4, count, c, meanBase, a!, b!,
+    ]);
+    sumDy.set(blockDy!);
+    sumDyXc.set(blockDyXc!);
     finish();
-    new Float32Array(buffer, at + 16 * c, c).set(k);
-    new Float32Array(buffer, at + 20 * c, c).fill(0);
-    const args = [heapOffset(backend, dy!), n / c, c, at + 20 * c, at + 16 * c, at + 20 * c, heapOffset(backend, outs[0]!)];
+    // dx = (dy - 0) * k + 0: normalize with a zero mean and offset.
+    const work = scratch(backend, 8 * c); // [k f32 | zeros f32]
+    const [kAt, zerosAt] = [work.offset, work.offset + 4 * c];
+    const buffer = heapBuffer(backend);
+    new Float32Array(buffer, kAt, c).set(k);
+    new Float32Array(buffer, zerosAt, c).fill(0);
+    const args = [dyBase, n / c, c, zerosAt, kAt, zerosAt, heapOffset(backend, outs[0]!)];
     runRows(backend, kernels, 'normalize', args, 1, [[0, 4 * c], [6, 4 * c]]);
     release(backend, work.info);
     return outs;

@@ -15,7 +15,7 @@
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { DONE, FAILED, MAX_ARGS, SEQ, SLOTS, SLOT_INTS, STARTED, controlInts, type ModuleMessage, type WorkerInit } from './kernel-pool-protocol.js';
-import { backendMemory, moduleRecord } from './simd-kernels.js';
+import { backendMemory, heapBuffer, moduleRecord, scratch } from './simd-kernels.js';
 import { wasmThreadsState } from './threads.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
 
@@ -198,4 +198,48 @@ export function runRows(backend: BackendWasm, exports: object, name: string, arg
     calls.push(part);
   }
   runParts(backend, exports, name, calls);
+}
+
+/** Row blocks of a large column reduction: fixed, so that the sums do not depend on the thread count. */
+export const SUM_BLOCKS = 8;
+/** From this many bytes of input a column reduction is split into SUM_BLOCKS blocks. */
+const MIN_BLOCKED_SUM_BYTES = 1 << 20;
+
+/**
+ * Runs a float64 column-sum function over `rows` rows, each call accumulating into its own zeroed accumulators: one
+ * call for small inputs, else SUM_BLOCKS calls over consecutive row blocks, shared out between the kernel pool's
+ * threads, whose sums are then added in block order. `argsFor(firstRow, rowCount, accumulators)` gives a call's
+ * arguments; `accumulators` lists each call's accumulator arrays (`width` float64 each). Returns the sums per
+ * accumulator array. The result depends on the input size only, never on the threads.
+ */
+export function blockedColumnSums(
+  backend: BackendWasm,
+  exports: object,
+  name: string,
+  rows: number,
+  rowBytes: number,
+  arrays: number,
+  width: number,
+  argsFor: (firstRow: number, rowCount: number, accumulators: number[]) => number[],
+): Float64Array[] {
+  const blocks = rows * rowBytes >= MIN_BLOCKED_SUM_BYTES ? Math.min(SUM_BLOCKS, rows) : 1;
+  const area = scratch(backend, blocks * arrays * width * 8);
+  new Float64Array(heapBuffer(backend), area.offset, blocks * arrays * width).fill(0);
+  const accumulatorsOf = (b: number): number[] => Array.from({ length: arrays }, (_, a) => area.offset + (b * arrays + a) * width * 8);
+  const calls = Array.from({ length: blocks }, (_, b) => {
+    const first = Math.floor((b * rows) / blocks);
+    return argsFor(first, Math.floor(((b + 1) * rows) / blocks) - first, accumulatorsOf(b));
+  });
+  runParts(backend, exports, name, calls);
+  const all = new Float64Array(heapBuffer(backend), area.offset, blocks * arrays * width);
+  const sums = Array.from({ length: arrays }, () => new Float64Array(width));
+  for (let b = 0; b < blocks; b++) {
+    for (let a = 0; a < arrays; a++) {
+      const at = (b * arrays + a) * width;
+      const s = sums[a]!;
+      for (let j = 0; j < width; j++) s[j]! += all[at + j]!;
+    }
+  }
+  backend.disposeData(area.info.dataId);
+  return sums;
 }

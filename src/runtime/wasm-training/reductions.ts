@@ -8,7 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapBuffer, heapOffset, scratch, simdKernels } from './simd-kernels.js';
-import { release, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
+import { blockedColumnSums } from './kernel-pool.js';
+import { heapF32, release, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 /** [outer, rows, inner]: x viewed so that the reduced axes are the middle dimension, or null if they are not contiguous. */
 export function reductionLayout(shape: number[], axis: number | number[]): [number, number, number] | null {
@@ -37,6 +38,17 @@ function reduce(args: KernelArgs, mean: boolean): TensorInfo | null {
   const axes = tf.util.parseAxisParam(axis, x.shape);
   const outShape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
   const out = backend.makeOutput(outShape, 'float32');
+  if (outer === 1) {
+    // One block of rows (e.g. a batch-norm statistic): large ones in fixed row blocks on the kernel pool.
+    const xBase = heapOffset(backend, x);
+    const [sums] = blockedColumnSums(backend, kernels, 'columnSums', rows, inner * 4, 1, inner, (first, count, [acc]) => [
+      xBase + first * inner * 4, count, inner, acc!,
+    ]);
+    const dst = heapF32(backend, out);
+    if (mean) for (let j = 0; j < inner; j++) dst[j] = sums![j]! / rows;
+    else dst.set(sums!);
+    return out;
+  }
   const accumulators = scratch(backend, 8 * inner);
   const acc = accumulators.offset;
   const xBase = heapOffset(backend, x);
