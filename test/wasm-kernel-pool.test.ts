@@ -6,7 +6,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
@@ -14,39 +13,10 @@ import { gemmKernels } from '../src/runtime/wasm-training/gemm.js';
 import { heapOffset } from '../src/runtime/wasm-training/simd-kernels.js';
 import type { BackendWasm } from '../src/runtime/wasm-training/wasm-kernel-utils.js';
 import { Rng } from '../src/util/rng.js';
+import { assertExitedOnItsOwn, runChild } from './child-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const url = (file: string): string => JSON.stringify(pathToFileURL(path.join(here, file)).href);
-const CHILD_LIMIT_MS = 120_000;
-
-interface ChildResult {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runChild(script: string, env: Record<string, string>): Promise<ChildResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      cwd: here,
-      env: { ...process.env, ...env },
-      timeout: CHILD_LIMIT_MS,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
-  });
-}
-
-function assertExitedOnItsOwn(child: ChildResult): void {
-  assert.is(child.signal, null, `child was killed (it hung or did not exit on its own); stderr: ${child.stderr}`);
-  assert.is(child.status, 0, child.stderr);
-}
-
 test.before(async () => {
   await initBackend('wasm', { log: null });
 });

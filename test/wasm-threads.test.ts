@@ -8,47 +8,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describeWasmBuild, requestedWasmThreads, wasmThreadsChoice, wasmThreadsState } from '../src/runtime/wasm-training/threads.js';
 import { assertClose } from './wasm-compare.js';
+import { assertExitedOnItsOwn, runChild } from './child-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const backendUrl = pathToFileURL(path.join(here, '../src/runtime/backend.js')).href;
 const threadsUrl = pathToFileURL(path.join(here, '../src/runtime/wasm-training/threads.js')).href;
 const benchUrl = pathToFileURL(path.join(here, '../bench/train-step.bench.js')).href;
-const CHILD_LIMIT_MS = 120_000;
-
-interface ChildResult {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs an ES module script in a fresh node process; kills it after `CHILD_LIMIT_MS` (then `signal` is set). */
-function runChild(script: string, threads: string | null): Promise<ChildResult> {
-  const env = { ...process.env };
-  delete env['DATA_PARAMS_WASM_THREADS'];
-  if (threads !== null) env['DATA_PARAMS_WASM_THREADS'] = threads;
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: here, env, timeout: CHILD_LIMIT_MS });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr, ms: Date.now() - t0 }));
-  });
-}
-
-function assertExitedOnItsOwn(child: ChildResult): void {
-  assert.is(child.signal, null, `child was killed after ${child.ms} ms (it hung or did not exit on its own); stderr: ${child.stderr}`);
-  assert.is(child.status, 0, child.stderr);
-}
-
 function withThreadsEnv<T>(value: string | undefined, f: () => T): T {
   const saved = process.env['DATA_PARAMS_WASM_THREADS'];
   if (value === undefined) delete process.env['DATA_PARAMS_WASM_THREADS'];
@@ -99,7 +67,7 @@ test('by default a child trains on the threaded build (unless all cores are busy
     }
     process.stdout.write(JSON.stringify({ message: choice.message, state: wasmThreadsState(), losses }));
   `;
-  const child = await runChild(script, null);
+  const child = await runChild(script, { DATA_PARAMS_WASM_THREADS: null });
   assertExitedOnItsOwn(child);
   const out = JSON.parse(child.stdout) as { message: string; state: { threads: number; fallback: string | null }; losses: number[] };
   // The child decides from the load average at its own start: threaded, or single-threaded saying why.
@@ -120,7 +88,7 @@ test('DATA_PARAMS_WASM_THREADS=1: the single-threaded build, and the log line sa
     const choice = await initBackend('wasm', { log: null });
     process.stdout.write(JSON.stringify({ message: choice.message }));
   `;
-  const child = await runChild(script, '1');
+  const child = await runChild(script, { DATA_PARAMS_WASM_THREADS: '1' });
   assertExitedOnItsOwn(child);
   assert.is((JSON.parse(child.stdout) as { message: string }).message, 'backend: wasm (requested), single-threaded SIMD build: DATA_PARAMS_WASM_THREADS=1');
 });
@@ -158,7 +126,7 @@ test('a trap in the threaded build throws WasmThreadsError, later ops throw it a
     tf.removeBackend('wasm');
     process.stdout.write(JSON.stringify({ threads, outcomes, removed: tf.engine().registry['wasm'] === undefined }));
   `;
-  const child = await runChild(script, '2');
+  const child = await runChild(script, { DATA_PARAMS_WASM_THREADS: '2' });
   assertExitedOnItsOwn(child);
   const out = JSON.parse(child.stdout) as {
     threads: number;
@@ -192,7 +160,7 @@ test('the threaded build computes exactly the loss and gradients of the single-t
     const out = [[value.dataSync()[0]], ...net.variables.map((v) => Array.from(grads[v.name].dataSync()))];
     process.stdout.write(JSON.stringify({ threads: wasmThreadsState().threads, out }));
   `;
-  const [single, threaded] = await Promise.all([runChild(script, '1'), runChild(script, '2')]);
+  const [single, threaded] = await Promise.all([runChild(script, { DATA_PARAMS_WASM_THREADS: '1' }), runChild(script, { DATA_PARAMS_WASM_THREADS: '2' })]);
   assertExitedOnItsOwn(single);
   assertExitedOnItsOwn(threaded);
   const a = JSON.parse(single.stdout) as { threads: number; out: number[][] };

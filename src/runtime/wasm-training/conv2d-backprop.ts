@@ -84,6 +84,20 @@ function filterChunkRows(outWidth: number): number {
   return Math.max(1, Math.round(convGradientChoice.filterChunkPositions / outWidth));
 }
 
+/** The inputs, attributes and geometry of a Conv2DBackpropFilter call. */
+function filterGradientCall(args: KernelArgs): {
+  backend: BackendWasm;
+  x: TensorInfo;
+  dy: TensorInfo;
+  attrs: ConvAttrs & { filterShape: [number, number, number, number] };
+  info: tf.backend_util.Conv2DInfo;
+} {
+  const x = args.inputs['x']!;
+  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
+  requireNHWC(attrs, 'Conv2DBackpropFilter');
+  return { backend: args.backend, x, dy: args.inputs['dy']!, attrs, info: convInfoFor(x.shape, attrs.filterShape, attrs) };
+}
+
 /** dW of a 2-D convolution; see the file comment and `convGradientChoice`. */
 export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
   if (convGradientChoice.tapGemms) {
@@ -112,12 +126,7 @@ export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
  * multiple of 4, wasm SIMD).
  */
 export function conv2DBackpropFilterTaps(args: KernelArgs): TensorInfo | null {
-  const { backend } = args;
-  const x = args.inputs['x']!;
-  const dy = args.inputs['dy']!;
-  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
-  requireNHWC(attrs, 'Conv2DBackpropFilter');
-  const info = convInfoFor(x.shape, attrs.filterShape, attrs);
+  const { backend, x, dy, attrs, info } = filterGradientCall(args);
   const { batchSize: n, outHeight: ho, outWidth: wo, outChannels: co, inChannels: ci } = info;
   const [fh, fw] = [info.filterHeight, info.filterWidth];
   if (x.dtype !== 'float32' || dy.dtype !== 'float32' || co % 4 !== 0 || n * ho * wo * ci * co === 0) return null;
@@ -198,12 +207,7 @@ export function conv2DBackpropFilterTaps(args: KernelArgs): TensorInfo | null {
 
 /** dW = conv(x^T, dy^T) with the stride as dilation; see the file comment. */
 export function conv2DBackpropFilterConv(args: KernelArgs): TensorInfo {
-  const { backend } = args;
-  const x = args.inputs['x']!;
-  const dy = args.inputs['dy']!;
-  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
-  requireNHWC(attrs, 'Conv2DBackpropFilter');
-  const info = convInfoFor(x.shape, attrs.filterShape, attrs);
+  const { backend, x, dy, info } = filterGradientCall(args);
   const [fh, fw] = [info.filterHeight, info.filterWidth];
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   const [h, w] = [info.inHeight, info.inWidth];
@@ -237,12 +241,7 @@ export function conv2DBackpropFilterConv(args: KernelArgs): TensorInfo {
  * Each chunk's product is added to the first one's.
  */
 export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
-  const { backend } = args;
-  const x = args.inputs['x']!;
-  const dy = args.inputs['dy']!;
-  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
-  requireNHWC(attrs, 'Conv2DBackpropFilter');
-  const info = convInfoFor(x.shape, attrs.filterShape, attrs);
+  const { backend, x, dy, attrs, info } = filterGradientCall(args);
   const { batchSize: n, outHeight: ho, outWidth: wo, outChannels: co } = info;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
   const planes = phasePlanes(backend, x, info);
