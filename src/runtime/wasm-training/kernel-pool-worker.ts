@@ -32,8 +32,12 @@ function functionsOf(id: number): Call[] {
 }
 
 Atomics.add(ctrl, STARTED, 1);
+/** Checks of SEQ before sleeping: jobs often come back to back, and waking from Atomics.wait takes longer. */
+const SPINS = 20_000;
+
 let seen = 0;
 for (;;) {
+  for (let i = 0; i < SPINS && Atomics.load(ctrl, SEQ) === seen; i++);
   Atomics.wait(ctrl, SEQ, seen);
   seen = Atomics.load(ctrl, SEQ);
   if (Atomics.load(ctrl, slot) !== seen) continue; // nothing for this worker in this job
