@@ -94,6 +94,37 @@ test('kernel pool: parts run on the threads, a worker error reaches the caller, 
   assert.equal(out.after, [0, 1, 2, 3], 'the pool still works after the error');
 });
 
+test('pooled Relu, Square, Add, Sub and Multiply equal the built-ins bit for bit, with -0, infinities and both NaNs', async () => {
+  const script = `
+    import * as tf from '@tensorflow/tfjs';
+    const { initBackend } = await import(${url('../src/runtime/backend.js')});
+    const { setKernelPoolEnabled } = await import(${url('../src/runtime/wasm-training/kernel-pool.js')});
+    await initBackend('wasm', { log: null });
+    const n = 1 << 18; // large enough for the pooled paths
+    const special = [-0, NaN, -1, 1, Infinity, -Infinity, 0, 2.5];
+    const make = (seed) => {
+      const data = new Float32Array(n);
+      for (let i = 0; i < n; i++) data[i] = i < 256 ? special[(i * seed) % 8] : Math.sin(i * seed) * 3;
+      new Uint32Array(data.buffer)[7 * seed] = 0xffc00000; // a NaN with the sign bit set
+      return tf.tensor1d(data);
+    };
+    const [a, b] = [make(1), make(3)];
+    const ops = { relu: () => tf.relu(a), square: () => tf.square(a), add: () => tf.add(a, b), sub: () => tf.sub(a, b), mul: () => tf.mul(a, b) };
+    const differences = {};
+    for (const [name, op] of Object.entries(ops)) {
+      setKernelPoolEnabled(false);
+      const builtIn = new Uint32Array(op().dataSync().buffer.slice(0));
+      setKernelPoolEnabled(true);
+      const pooled = new Uint32Array(op().dataSync().buffer.slice(0));
+      differences[name] = builtIn.reduce((d, v, i) => d + (v === pooled[i] ? 0 : 1), 0);
+    }
+    process.stdout.write(JSON.stringify(differences));
+  `;
+  const child = await runChild(script, { DATA_PARAMS_WASM_THREADS: '2' });
+  assertExitedOnItsOwn(child);
+  assert.equal(JSON.parse(child.stdout), { relu: 0, square: 0, add: 0, sub: 0, mul: 0 });
+});
+
 test('kernel pool: a training step gives the same loss and gradients bit for bit with the pool on, off, and =off', async () => {
   const script = `
     import * as tf from '@tensorflow/tfjs';

@@ -13,7 +13,7 @@ import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js'
 import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
 import { expSimd } from './exp.js';
-import { squarePooled } from './square.js';
+import { reluPooled, squarePooled } from './unary-pooled.js';
 import { castSameDtype, identity } from './identity-cast.js';
 import { padLastAxis, sliceLastAxis } from './last-axis-rows.js';
 import { maxPoolGrad } from './max-pool-grad.js';
@@ -84,6 +84,7 @@ export function registerWasmTrainingKernels(): string[] {
     ...binaryBroadcastFastPaths,
     ['Exp', expSimd],
     ['Square', squarePooled],
+    ['Relu', reluPooled],
     ['Slice', sliceLastAxis], // tried before sliceViews (registered above), which it falls back to
     ['PadV2', padLastAxis],
     ['SplitV', splitViews],

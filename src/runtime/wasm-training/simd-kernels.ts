@@ -370,6 +370,17 @@ function binarySame(op: SameShapeOp): Func {
   return { name: `binarySame_${op}`, params: 4, locals: [], body: elementLoop(groups, inner, [...advance16(a), ...advance16(b), ...advance16(out)]) };
 }
 
+/**
+ * relu(x, groups, out): out = i32x4.max_s(x, 0) on the float bits: x for +0 and positive x, +0 for negative x and -0,
+ * and NaN for a NaN with the sign bit clear, +0 with it set: exactly what the built-in (XNNPACK's clamp at [0, inf])
+ * returns on wasm (checked on those values).
+ */
+function relu(): Func {
+  const [x, groups, out] = [0, 1, 2];
+  const inner = [...get(out), ...get(x), ...load(0), ...i32c(0), ...simd(0x11), ...simd(0xb8), ...store(0)];
+  return { name: 'relu', params: 3, locals: [], body: elementLoop(groups, inner, [...advance16(x), ...advance16(out)]) };
+}
+
 /** square(x, groups, out): out = x * x (one float32 product per element, as the built-in). */
 function square(): Func {
   const [x, groups, out] = [0, 1, 2];
@@ -408,6 +419,7 @@ export interface SimdKernels {
   squareGrad(x: number, dy: number, groups: number, out: number): void;
   exp(x: number, groups: number, out: number): void;
   square(x: number, groups: number, out: number): void;
+  relu(x: number, groups: number, out: number): void;
   copyRows(src: number, dst: number, rows: number, c: number, srcStride: number, dstStride: number): void;
   maxPoolGradTiles(x: number, dy: number, dx: number, windows: number, c: number, fh: number, fw: number, rowBytes: number): void;
   /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
@@ -449,7 +461,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   if (cached !== undefined) return cached;
   const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
   const sameShape = SAME_SHAPE_OPS.map(binarySame);
-  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), square(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
+  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), square(), relu(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
   // Null on an engine without wasm SIMD: callers fall back.
   const kernels = instantiateOnBackendMemory(backend, funcs) as SimdKernels | null;
   instances.set(memory, kernels);
