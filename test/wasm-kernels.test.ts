@@ -74,6 +74,10 @@ test('tile matches cpu for float32, int32 and bool, any rank; its gradient too',
     { shape: [1, 1, 1, 5], reps: [2, 3, 4, 1] },
     { shape: [2, 1, 3, 2], reps: [1, 4, 1, 3] },
     { shape: [2, 2, 1, 2, 3], reps: [2, 1, 3, 1, 2] },
+    // One vector along the leading axes (a per-channel mean's gradient): SIMD row stores; large enough to be split
+    // between the kernel pool's threads where there are threads.
+    { shape: [1, 1, 1, 8], reps: [2, 3, 4, 1] },
+    { shape: [1, 1, 16], reps: [64, 128, 1] },
   ];
   for (const c of cases) {
     const x = randomInput(rng, c.shape, -5, 5);

@@ -178,6 +178,13 @@ function normalize(): Func {
   return { name: 'normalize', params: 7, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, adv) };
 }
 
+/** broadcastRows(v, rows, c, out): every row of out [rows, c] = v [c] (4-byte elements, c a multiple of 4). */
+function broadcastRows(): Func {
+  const [v, rows, c, out, p, end] = [0, 1, 2, 3, 4, 5];
+  const inner = [...get(out), ...get(v), ...get(p), ...I32_ADD, ...load(0), ...store(0)];
+  return { name: 'broadcastRows', params: 4, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, advance16(out)) };
+}
+
 /**
  * `for p in [0, 16 * groups) step 16: inner` over whole 4-float groups; pointers advanced by `advance`.
  * groups must be positive.
@@ -420,6 +427,7 @@ export interface SimdKernels {
   exp(x: number, groups: number, out: number): void;
   square(x: number, groups: number, out: number): void;
   relu(x: number, groups: number, out: number): void;
+  broadcastRows(v: number, rows: number, c: number, out: number): void;
   copyRows(src: number, dst: number, rows: number, c: number, srcStride: number, dstStride: number): void;
   maxPoolGradTiles(x: number, dy: number, dx: number, windows: number, c: number, fh: number, fw: number, rowBytes: number): void;
   /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
@@ -461,7 +469,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   if (cached !== undefined) return cached;
   const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
   const sameShape = SAME_SHAPE_OPS.map(binarySame);
-  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), square(), relu(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
+  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), square(), relu(), broadcastRows(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
   // Null on an engine without wasm SIMD: callers fall back.
   const kernels = instantiateOnBackendMemory(backend, funcs) as SimdKernels | null;
   instances.set(memory, kernels);

@@ -1,9 +1,11 @@
 /**
  * Tile for wasm by block copies in wasm memory: each innermost run of x is copied once, then every tiled block is
- * replicated with doubling memmoves (copyWithin). The built-in computes each output element's source index and was
- * ~180 ms per batch-norm broadcast on a training step.
+ * replicated with doubling memmoves (copyWithin); one vector repeated along leading axes as SIMD row stores. The
+ * built-in computes each output element's source index and was ~180 ms per batch-norm broadcast on a training step.
  */
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
+import { runRows } from './kernel-pool.js';
+import { heapOffset, simdKernels } from './simd-kernels.js';
 import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
 type Heap = Float32Array | Int32Array | Uint8Array;
@@ -43,6 +45,14 @@ export function tile(args: KernelArgs): TensorInfo {
   if (size === 0) return out;
   if (rank === 0) {
     (backend.typedArrayFromHeap(out) as Heap).set(backend.typedArrayFromHeap(x) as Heap);
+    return out;
+  }
+  // One vector repeated along the leading axes (the gradient of a per-channel mean): rows of SIMD stores, split
+  // between the kernel pool's threads.
+  const c = x.shape[rank - 1]!;
+  const kernels = x.dtype !== 'bool' && c % 4 === 0 && reps[rank - 1] === 1 && x.shape.every((d, i) => i === rank - 1 || d === 1) ? simdKernels(backend) : null;
+  if (kernels !== null) {
+    runRows(backend, kernels, 'broadcastRows', [heapOffset(backend, x), size / c, c, heapOffset(backend, out)], 1, [[3, c * 4]]);
     return out;
   }
   const src = backend.typedArrayFromHeap(x) as Heap;
