@@ -24,6 +24,11 @@ const poolCases: { x: [number, number, number, number]; size: number; s: number;
   { x: [2, 7, 9, 3], size: 3, s: 2, pad: 'same' },
   { x: [1, 7, 6, 4], size: 3, s: 1, pad: 'same' },
   { x: [1, 7, 7, 2], size: 3, s: 2, pad: 'valid' },
+  // Non-overlapping windows with channels a multiple of 4: the SIMD path, whole (all window rows in one call, split
+  // between the kernel pool's threads when large) and with a trailing row and column outside every window.
+  { x: [2, 6, 8, 8], size: 2, s: 2, pad: 'valid' },
+  { x: [2, 7, 9, 8], size: 2, s: 2, pad: 'valid' },
+  { x: [4, 64, 64, 16], size: 2, s: 2, pad: 'valid' },
 ];
 
 for (const c of poolCases) {

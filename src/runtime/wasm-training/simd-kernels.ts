@@ -339,6 +339,26 @@ function maxPoolGradTiles(): Func {
   return { name: 'maxPoolGradTiles', params: 8, locals: [[7, I32], [5, V128]], body };
 }
 
+/**
+ * maxPoolGradRows(x, dy, dx, windows, c, fh, fw, rowBytes, rows): maxPoolGradTiles for `rows` consecutive rows of
+ * windows (x and dx advance by fh input rows, dy by one row of windows); `tiles` is maxPoolGradTiles' function index.
+ */
+function maxPoolGradRows(tiles: number): Func {
+  const [x, dy, dx, windows, c, fh, fw, rowBytes, rows] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const body = [
+    ...BLOCK,
+    ...get(rows), ...I32_EQZ, ...brIf(0),
+    ...countedLoop(rows, get(rows), [
+      ...[x, dy, dx, windows, c, fh, fw, rowBytes].flatMap(get), 0x10, ...uleb(tiles),
+      ...get(x), ...get(fh), ...get(rowBytes), ...I32_MUL, ...I32_ADD, ...set(x),
+      ...get(dx), ...get(fh), ...get(rowBytes), ...I32_MUL, ...I32_ADD, ...set(dx),
+      ...get(dy), ...get(windows), ...get(c), ...I32_MUL, ...i32c(2), ...I32_SHL, ...I32_ADD, ...set(dy),
+    ]),
+    ...END,
+  ];
+  return { name: 'maxPoolGradRows', params: 9, locals: [], body };
+}
+
 /** f32x4 opcodes of the binary ops with a fast path (binary-broadcast.ts). */
 export const BINARY_OPS = { add: 0xe4, sub: 0xe5, mul: 0xe6, div: 0xe7, min: 0xe8, max: 0xe9 } as const;
 export type BinaryOp = keyof typeof BINARY_OPS;
@@ -430,6 +450,7 @@ export interface SimdKernels {
   broadcastRows(v: number, rows: number, c: number, out: number): void;
   copyRows(src: number, dst: number, rows: number, c: number, srcStride: number, dstStride: number): void;
   maxPoolGradTiles(x: number, dy: number, dx: number, windows: number, c: number, fh: number, fw: number, rowBytes: number): void;
+  maxPoolGradRows(x: number, dy: number, dx: number, windows: number, c: number, fh: number, fw: number, rowBytes: number, rows: number): void;
   /** binary_<op>_<mode>(a, v, rows, c, out) for every BinaryOp and BroadcastMode. */
   [binary: `binary_${string}`]: (a: number, v: number, rows: number, c: number, out: number) => void;
   /** binarySame_<op>(a, b, groups, out) for every SameShapeOp. */
@@ -470,6 +491,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
   const sameShape = SAME_SHAPE_OPS.map(binarySame);
   const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), square(), relu(), broadcastRows(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
+  funcs.push(maxPoolGradRows(funcs.findIndex((f) => f.name === 'maxPoolGradTiles')));
   // Null on an engine without wasm SIMD: callers fall back.
   const kernels = instantiateOnBackendMemory(backend, funcs) as SimdKernels | null;
   instances.set(memory, kernels);
