@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
-import { setWinogradUse } from '../src/runtime/wasm-training/winograd.js';
+import { filterGradientSlices, setWinogradUse } from '../src/runtime/wasm-training/winograd.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, compareGrads, randomInput, runOn } from './wasm-compare.js';
 import type { Input } from './wasm-compare.js';
@@ -102,6 +102,33 @@ test('Winograd filter gradients match cpu across shapes and paddings', async () 
     const actual = await runOn('wasm', [x, f, dy], grad);
     const maxAbs = expected[0]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     assertClose(actual, expected, (1e-4 * maxAbs) / Math.max(1, maxAbs), `filter gradient ${JSON.stringify(c)}`);
+  }
+});
+
+test('Winograd filter gradients in slices of the tiles (as large shapes run) match cpu', async () => {
+  const saved = { ...filterGradientSlices };
+  Object.assign(filterGradientSlices, { sliceAboveBytes: 0, sliceFloats: 3 * 32 }); // 3 tiles per slice at 32 channels
+  try {
+    const rng = new Rng(36);
+    const x = randomInput(rng, [2, 9, 11, 32]);
+    const f = randomInput(rng, [3, 3, 32, 8], -0.5, 0.5);
+    const outShape = (await runOn('cpu', [x, f], (a, b) => [conv('same')(a, b)]))[0]!.length;
+    const dy = randomInput(rng, [outShape]);
+    const grad = (xt?: tf.Tensor, ft?: tf.Tensor, dyt?: tf.Tensor): tf.Tensor[] => {
+      const x4 = xt as tf.Tensor4D;
+      return [tf.grad((fv: tf.Tensor) => tf.sum(tf.mul(conv('same')(x4, fv), tf.reshape(dyt!, conv('same')(x4, fv).shape))))(ft!)];
+    };
+    const previous = setWinogradUse('always');
+    try {
+      const expected = await runOn('cpu', [x, f, dy], grad);
+      const actual = await runOn('wasm', [x, f, dy], grad);
+      const maxAbs = expected[0]!.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      assertClose(actual, expected, (1e-4 * maxAbs) / Math.max(1, maxAbs), 'sliced filter gradient');
+    } finally {
+      setWinogradUse(previous);
+    }
+  } finally {
+    Object.assign(filterGradientSlices, saved);
   }
 });
 
