@@ -6,30 +6,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  BLOCK, END, F32X4_ADD, I32, I32_ADD, I32_LT_U, LOOP, brIf, get, i32c, instantiateOnBackendMemory, load, set, store,
-  tee, type Func,
+  BLOCK, END, F32X4_ADD, I32, I32_ADD, I32_AND, I32_EQZ, I32_GE_S, I32_LT_S, I32_LT_U, I32_MUL, I32_SUB, IF, LOOP, MEMORY_FILL,
+  brIf, forLoop, get, i32c, instantiateOnBackendMemory, load, set, store, tee, type Func,
 } from './simd-kernels.js';
 import { poolParts, runParts } from './kernel-pool.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
 
-const I32_MUL = [0x6c];
-const I32_SUB = [0x6b];
-const I32_GE_S = [0x4e];
-const I32_LT_S = [0x48];
-const I32_AND = [0x71];
-const I32_EQZ = [0x45];
-const IF = [0x04, 0x40];
-const MEMORY_FILL = [0xfc, 0x0b, 0x00];
-
-function loop(counter: number, limit: number, body: number[]): number[] {
-  return [
-    ...i32c(0), ...set(counter),
-    ...LOOP, ...body,
-    ...get(counter), ...i32c(1), ...I32_ADD, ...tee(counter),
-    ...i32c(limit), ...I32_LT_U, ...brIf(0),
-    ...END,
-  ];
-}
+const loop = (counter: number, limit: number, body: number[]): number[] => forLoop(counter, i32c(limit), body);
 
 /** col2im(p, dx, firstImage, images): zeroes and fills dx's images [firstImage, firstImage + images). */
 function col2imFunc(info: tf.backend_util.Conv2DInfo): Func {

@@ -14,20 +14,11 @@
  * strides become immediate offsets. Each element of C is one sum in k order, whatever the split between threads.
  */
 import {
-  BLOCK, END, F32X4_ADD, F32X4_MUL, I32, I32_ADD, I32_LT_U, I32_SUB, LOOP, V128, brIf, get, i32c, instantiateOnBackendMemory,
-  load, set, simd, store, tee, uleb, type Func,
+  BLOCK, CALL, END, F32X4_ADD, F32X4_MUL, I32, I32_ADD, I32_AND, I32_EQZ, I32_LOAD, I32_LT_U, I32_SHL, I32_SHR_U, I32_SUB,
+  I32X4_SPLAT, IF, LOAD32_SPLAT, LOOP, V128, brIf, get, i32c, instantiateOnBackendMemory, load, set, store, tee, type Func,
 } from './simd-kernels.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
 
-const LOAD32_SPLAT = (offset: number): number[] => [...simd(0x09), 2, ...uleb(offset)];
-const I32X4_SPLAT = simd(0x11);
-const I32_LOAD = (offset: number): number[] => [0x28, 2, ...uleb(offset)];
-const I32_EQZ = [0x45];
-const I32_SHL = [0x74];
-const I32_SHR_U = [0x76];
-const I32_AND = [0x71];
-const IF = [0x04, 0x40];
-const CALL = (index: number): number[] => [0x10, ...uleb(index)];
 
 /** Row strides (in elements) and the column count a GEMM module is specialised for. */
 export interface GemmShape {

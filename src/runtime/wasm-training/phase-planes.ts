@@ -5,8 +5,8 @@
  * stride 2). Each destination element is written once, from x or as a zero; the module is specialised per shape.
  */
 import {
-  BLOCK, END, I32, I32_ADD, I32_LT_U, LOOP, V128, brIf, get, i32c, instantiateOnBackendMemory, load, set, simd, tee, uleb,
-  type Func,
+  BLOCK, ELSE, END, F32_CONST_0, F32_LOAD, F32_STORE, F32X4_EXTRACT, I32, I32_ADD, I32_AND, I32_EQZ, I32_GE_S, I32_LT_S, I32_LT_U,
+  I32_MUL, I32_SUB, IF, LOOP, V128, brIf, forLoop as loop, get, i32c, instantiateOnBackendMemory, load, set, tee, type Func,
 } from './simd-kernels.js';
 import { runParts, poolParts } from './kernel-pool.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
@@ -25,27 +25,6 @@ export interface PlanesGeometry {
   left: number;
 }
 
-const I32_MUL = [0x6c];
-const I32_GE_S = [0x4e];
-const I32_LT_S = [0x48];
-const I32_AND = [0x71];
-const IF = [0x04, 0x40];
-const ELSE = [0x05];
-const F32_LOAD = (offset: number): number[] => [0x2a, 2, ...uleb(offset)];
-const F32_STORE = (offset: number): number[] => [0x38, 2, ...uleb(offset)];
-const F32_CONST_0 = [0x43, 0, 0, 0, 0];
-const F32X4_EXTRACT = (lane: number): number[] => [...simd(0x1f), lane];
-
-/** `counter = 0; do { body } while (++counter < limit)` (limit > 0). */
-function loop(counter: number, limit: number[], body: number[]): number[] {
-  return [
-    ...i32c(0), ...set(counter),
-    ...LOOP, ...body,
-    ...get(counter), ...i32c(1), ...I32_ADD, ...tee(counter),
-    ...limit, ...I32_LT_U, ...brIf(0),
-    ...END,
-  ];
-}
 
 /** toPlanes(x, planes, firstImage, images): the planes of images [firstImage, firstImage + images). */
 function toPlanesFunc(g: PlanesGeometry): Func {
@@ -72,7 +51,7 @@ function toPlanesFunc(g: PlanesGeometry): Func {
   const zeros = Array.from({ length: g.c }, (_, k) => storeAt(k, F32_CONST_0)).flat();
   const pixel = [
     // iw = j * sw + rw - left; inside = row inside and 0 <= iw < w
-    ...get(j), ...i32c(g.sw), ...I32_MUL, ...get(rw), ...I32_ADD, ...i32c(g.left), ...[0x6b], ...tee(iw),
+    ...get(j), ...i32c(g.sw), ...I32_MUL, ...get(rw), ...I32_ADD, ...i32c(g.left), ...I32_SUB, ...tee(iw),
     ...i32c(0), ...I32_GE_S, ...get(iw), ...i32c(g.w), ...I32_LT_S, ...I32_AND, ...get(inside), ...I32_AND,
     ...IF,
     ...get(x), ...get(b), ...i32c(g.h), ...I32_MUL, ...get(ih), ...I32_ADD, ...i32c(g.w), ...I32_MUL, ...get(iw), ...I32_ADD,
@@ -92,12 +71,12 @@ function toPlanesFunc(g: PlanesGeometry): Func {
   ];
   const body = [
     ...BLOCK,
-    ...get(images), ...[0x45], ...brIf(0),
+    ...get(images), ...I32_EQZ, ...brIf(0),
     ...get(firstImage), ...set(b),
     ...LOOP,
     ...loop(rh, i32c(g.sh), loop(i, i32c(g.hq), [
       // ih = i * sh + rh - top; inside (the row) = 0 <= ih < h
-      ...get(i), ...i32c(g.sh), ...I32_MUL, ...get(rh), ...I32_ADD, ...i32c(g.top), ...[0x6b], ...tee(ih),
+      ...get(i), ...i32c(g.sh), ...I32_MUL, ...get(rh), ...I32_ADD, ...i32c(g.top), ...I32_SUB, ...tee(ih),
       ...i32c(0), ...I32_GE_S, ...get(ih), ...i32c(g.h), ...I32_LT_S, ...I32_AND, ...set(inside),
       ...loop(rw, i32c(g.sw), row),
     ])),

@@ -54,21 +54,38 @@ export const tee = (i: number): number[] => [0x22, ...uleb(i)];
 export const i32c = (n: number): number[] => [0x41, ...sleb(n)];
 export const I32_ADD = [0x6a];
 export const I32_SUB = [0x6b];
-const I32_SHL = [0x74];
-const I32_MUL = [0x6c];
+export const I32_SHL = [0x74];
+export const I32_SHR_U = [0x76];
+export const I32_MUL = [0x6c];
+export const I32_AND = [0x71];
 export const I32_LT_U = [0x49];
-const I32_EQZ = [0x45];
+export const I32_EQZ = [0x45];
+export const I32_GE_S = [0x4e];
+export const I32_GT_S = [0x4a];
+export const I32_LT_S = [0x48];
+export const I32_LE_S = [0x4c];
 export const BLOCK = [0x02, 0x40];
 export const LOOP = [0x03, 0x40];
 export const END = [0x0b];
 export const brIf = (depth: number): number[] => [0x0d, ...uleb(depth)];
-const I32_EQ = [0x46];
-const IF = [0x04, 0x40];
+export const I32_EQ = [0x46];
+export const IF = [0x04, 0x40];
+export const ELSE = [0x05];
+export const CALL = (index: number): number[] => [0x10, ...uleb(index)];
+export const I32_LOAD = (offset: number): number[] => [0x28, 2, ...uleb(offset)];
+export const F32_LOAD = (offset: number): number[] => [0x2a, 2, ...uleb(offset)];
+export const F32_STORE = (offset: number): number[] => [0x38, 2, ...uleb(offset)];
+export const F32_CONST_0 = [0x43, 0, 0, 0, 0];
+/** memory.fill of memory 0: [dst, byte value, bytes] on the stack. */
+export const MEMORY_FILL = [0xfc, 0x0b, 0x00];
 /** memory.copy (bulk memory) within memory 0: [dst, src, bytes] on the stack. */
 const MEMORY_COPY = [0xfc, 0x0a, 0x00, 0x00];
 export const simd = (op: number): number[] => [0xfd, ...uleb(op)];
 export const load = (offset = 0): number[] => [...simd(0x00), 4, ...uleb(offset)];
 export const store = (offset = 0): number[] => [...simd(0x0b), 4, ...uleb(offset)];
+export const LOAD32_SPLAT = (offset: number): number[] => [...simd(0x09), 2, ...uleb(offset)];
+export const I32X4_SPLAT = simd(0x11);
+export const F32X4_EXTRACT = (lane: number): number[] => [...simd(0x1f), lane];
 const HIGH_TO_LOW = [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]; // i8x16.shuffle
 export const F32X4_ADD = simd(0xe4);
 export const F32X4_SUB = simd(0xe5);
@@ -81,6 +98,17 @@ const F32X4_GT = simd(0x44);
 const V128_AND = simd(0x4e);
 const V128_OR = simd(0x50);
 export const f32x4Const = (v: number): number[] => [...simd(0x0c), ...[0, 1, 2, 3].flatMap(() => [...new Uint8Array(new Float32Array([v]).buffer)])];
+
+/** `counter = 0; do { body } while (++counter < limit)`: limit (code pushing an i32) must be positive. */
+export function forLoop(counter: number, limit: number[], body: number[]): number[] {
+  return [
+    ...i32c(0), ...set(counter),
+    ...LOOP, ...body,
+    ...get(counter), ...i32c(1), ...I32_ADD, ...tee(counter),
+    ...limit, ...I32_LT_U, ...brIf(0),
+    ...END,
+  ];
+}
 
 export interface Func {
   name: string;

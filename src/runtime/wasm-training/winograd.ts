@@ -20,8 +20,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  BLOCK, END, F32X4_ADD, F32X4_MUL, F32X4_SUB, I32, I32_ADD, I32_LT_U, I32_SUB, LOOP, V128, brIf, f32x4Const, get, heapOffset,
-  i32c, instantiateOnBackendMemory, load, set, simd, store, tee, uleb,
+  BLOCK, ELSE, END, F32_STORE, F32X4_ADD, F32X4_EXTRACT, F32X4_MUL, F32X4_SUB, I32, I32_ADD, I32_AND, I32_EQ, I32_EQZ,
+  I32_GT_S, I32_LE_S, I32_LOAD, I32_LT_S, I32_LT_U, I32_MUL, I32_SUB, IF, LOOP, V128, brIf, f32x4Const, forLoop as countedLoop,
+  get, heapOffset, i32c, instantiateOnBackendMemory, load, set, store, tee,
 } from './simd-kernels.js';
 import type { Func } from './simd-kernels.js';
 import { GEMM_ENTRY_INTS, gemmKernels, type GemmKernels } from './gemm.js';
@@ -31,25 +32,7 @@ import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js
 
 // ---- the transforms in WebAssembly ----
 
-const I32_LOAD = (offset: number): number[] => [0x28, 2, ...uleb(offset)];
-const I32_MUL = [0x6c];
-const I32_GT_S = [0x4a];
-const I32_LT_S = [0x48];
-const I32_EQZ = [0x45];
-const IF = [0x04, 0x40];
-
 const mulc = (k: number): number[] => [...f32x4Const(k), ...F32X4_MUL];
-
-/** `counter = 0; do { body; } while (++counter < limit)` (limit must be positive). */
-function countedLoop(counter: number, limit: number[], body: number[]): number[] {
-  return [
-    ...i32c(0), ...set(counter),
-    ...LOOP, ...body,
-    ...get(counter), ...i32c(1), ...I32_ADD, ...set(counter),
-    ...get(counter), ...limit, ...I32_LT_U, ...brIf(0),
-    ...END,
-  ];
-}
 
 /**
  * Bᵀ applied to the 6 values d (code pushing each): emits sink(k, expr) for outputs k = 0..5, using 4 scratch v128
@@ -98,11 +81,7 @@ interface InputGeometry {
   left: number; // zero columns left of it
 }
 
-const I32_LE_S = [0x4c];
-const I32_EQ = [0x46];
-const I32_AND = [0x71];
 const SELECT = [0x1b];
-const ELSE = [0x05];
 const IF_V128 = [0x04, V128];
 
 /**
@@ -494,8 +473,6 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
 // transpose of the forward algorithm). For each of the 36 positions k the sum over tiles is one GEMM with K = tiles:
 // Sᵀ_k [cout, cin] = Eᵀ_k [cout, tiles] · V_k [tiles, cin], so the dy transform writes Eᵀ_k channel-major.
 
-const F32X4_EXTRACT = (lane: number): number[] => [...simd(0x1f), lane];
-const F32_STORE = (offset: number): number[] => [0x38, 2, ...uleb(offset)];
 
 /** A applied to 4 values e: rows [1 0 0 0], [1 1 1 1], [1 -1 1 -1], [1 2 4 8], [1 -2 4 -8], [0 0 0 1]. */
 function dyTransform1d(e: number[][], tmp: number[], sink: (k: number, expr: number[]) => number[]): number[] {
