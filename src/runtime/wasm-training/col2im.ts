@@ -9,7 +9,7 @@ import {
   BLOCK, END, F32X4_ADD, I32, I32_ADD, I32_AND, I32_EQZ, I32_GE_S, I32_LT_S, I32_LT_U, I32_MUL, I32_SUB, IF, LOOP, MEMORY_FILL,
   brIf, forLoop, get, i32c, instantiateOnBackendMemory, load, set, store, tee, type Func,
 } from './simd-kernels.js';
-import { poolParts, runParts } from './kernel-pool.js';
+import { runRanges } from './kernel-pool.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
 
 const loop = (counter: number, limit: number, body: number[]): number[] => forLoop(counter, i32c(limit), body);
@@ -88,11 +88,6 @@ export function col2imWasm(backend: BackendWasm, info: tf.backend_util.Conv2DInf
     cache.set(key, kernels);
   }
   if (kernels === null) return false;
-  const parts = Math.min(poolParts(backend), n);
-  const calls = Array.from({ length: parts }, (_, q) => {
-    const first = Math.floor((q * n) / parts);
-    return [p, dx, first, Math.floor(((q + 1) * n) / parts) - first];
-  });
-  runParts(backend, kernels, 'col2im', calls);
+  runRanges(backend, kernels, 'col2im', n, (first, images) => [p, dx, first, images]);
   return true;
 }

@@ -7,7 +7,7 @@
  * (simd-kernels.ts' copyRows) copies at the unshared speed or faster. Elsewhere, or without wasm
  * SIMD, copyWithin. Ranges must not overlap.
  */
-import { poolParts, runParts } from './kernel-pool.js';
+import { poolParts, runRanges } from './kernel-pool.js';
 import { simdKernels } from './simd-kernels.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
 
@@ -26,13 +26,7 @@ export function heapCopier(backend: BackendWasm, view: Float32Array | Int32Array
       return;
     }
     // Long copies (a Tile's last doublings: 6 MB at 8x64x192x32) in one piece per kernel pool thread.
-    const calls: number[][] = [];
-    for (let p = 0; p < parts; p++) {
-      const first = Math.floor((p * count) / parts);
-      const part = Math.floor(((p + 1) * count) / parts) - first;
-      calls.push([(src + first) * 4, (dst + first) * 4, 1, part, 0, 0]);
-    }
-    runParts(backend, kernels, 'copyRows', calls);
+    runRanges(backend, kernels, 'copyRows', count, (first, length) => [(src + first) * 4, (dst + first) * 4, 1, length, 0, 0]);
   };
 }
 

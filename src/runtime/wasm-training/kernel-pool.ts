@@ -170,6 +170,23 @@ export function poolParts(backend: BackendWasm): number {
   return kernelPool(backend)?.size ?? 1;
 }
 
+/** [0, count) as `parts` consecutive ranges [first, length] whose lengths differ by at most one. */
+export function evenRanges(count: number, parts: number): [number, number][] {
+  return Array.from({ length: parts }, (_, p) => {
+    const first = Math.floor((p * count) / parts);
+    return [first, Math.floor(((p + 1) * count) / parts) - first];
+  });
+}
+
+/**
+ * Runs `argsFor(first, length)` for one range of [0, count) items per pool participant (at most one per item; one
+ * range without a pool): the items must be independent, so that the results do not depend on the split.
+ */
+export function runRanges(backend: BackendWasm, exports: object, name: string, count: number, argsFor: (first: number, length: number) => number[]): void {
+  const parts = Math.max(1, Math.min(poolParts(backend), count));
+  runParts(backend, exports, name, evenRanges(count, parts).map(([first, length]) => argsFor(first, length)));
+}
+
 /** Below this many bytes of rows a split costs more (the hand-off, ~30 µs) than it saves. */
 const MIN_SPLIT_BYTES = 1 << 18;
 
@@ -182,22 +199,16 @@ const MIN_SPLIT_BYTES = 1 << 18;
 export function runRows(backend: BackendWasm, exports: object, name: string, args: number[], rowsArg: number, moving: [number, number][]): void {
   const rows = args[rowsArg]!;
   const rowBytes = moving.reduce((sum, [, bytes]) => sum + bytes, 0);
-  const parts = rows * rowBytes < MIN_SPLIT_BYTES ? 1 : Math.min(poolParts(backend), rows);
-  if (parts <= 1) {
-    const fn = (exports as Record<string, (...a: number[]) => unknown>)[name];
-    if (fn === undefined) throw new Error(`wasm kernel pool: no function '${name}' in the module`);
-    fn(...args);
+  if (rows * rowBytes < MIN_SPLIT_BYTES) {
+    runParts(backend, exports, name, [args]);
     return;
   }
-  const calls: number[][] = [];
-  for (let p = 0; p < parts; p++) {
-    const first = Math.floor((p * rows) / parts);
+  runRanges(backend, exports, name, rows, (first, length) => {
     const part = [...args];
-    part[rowsArg] = Math.floor(((p + 1) * rows) / parts) - first;
+    part[rowsArg] = length;
     for (const [index, bytes] of moving) part[index] = args[index]! + first * bytes;
-    calls.push(part);
-  }
-  runParts(backend, exports, name, calls);
+    return part;
+  });
 }
 
 /** Row blocks of a large column reduction: fixed, so that the sums do not depend on the thread count. */
@@ -230,11 +241,7 @@ export function blockedColumnSums(
   const base = Math.ceil(area.offset / 64) * 64;
   new Uint8Array(heapBuffer(backend), base, blocks * blockBytes).fill(0);
   const accumulatorsOf = (b: number): number[] => Array.from({ length: arrays }, (_, a) => base + b * blockBytes + a * width * 8);
-  const calls = Array.from({ length: blocks }, (_, b) => {
-    const first = Math.floor((b * rows) / blocks);
-    return argsFor(first, Math.floor(((b + 1) * rows) / blocks) - first, accumulatorsOf(b));
-  });
-  runParts(backend, exports, name, calls);
+  runParts(backend, exports, name, evenRanges(rows, blocks).map(([first, length], b) => argsFor(first, length, accumulatorsOf(b))));
   const all = new Float64Array(heapBuffer(backend), base, (blocks * blockBytes) / 8);
   const sums = Array.from({ length: arrays }, () => new Float64Array(width));
   for (let b = 0; b < blocks; b++) {

@@ -8,7 +8,7 @@ import {
   BLOCK, ELSE, END, F32_CONST_0, F32_LOAD, F32_STORE, F32X4_EXTRACT, I32, I32_ADD, I32_AND, I32_EQZ, I32_GE_S, I32_LT_S, I32_LT_U,
   I32_MUL, I32_SUB, IF, LOOP, V128, brIf, forLoop as loop, get, i32c, instantiateOnBackendMemory, load, set, tee, type Func,
 } from './simd-kernels.js';
-import { runParts, poolParts } from './kernel-pool.js';
+import { runRanges } from './kernel-pool.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
 
 export interface PlanesGeometry {
@@ -114,11 +114,6 @@ export function writePhasePlanes(backend: BackendWasm, g: PlanesGeometry, x: num
   if (g.c * g.sh * g.sw * g.n * g.hq * g.wq * 4 >= 2 ** 31 || g.n * g.h * g.w * g.ci * 4 >= 2 ** 31) return false;
   const kernels = planesKernels(backend, g);
   if (kernels === null) return false;
-  const parts = Math.min(poolParts(backend), g.n);
-  const calls = Array.from({ length: parts }, (_, p) => {
-    const first = Math.floor((p * g.n) / parts);
-    return [x, planes, first, Math.floor(((p + 1) * g.n) / parts) - first];
-  });
-  runParts(backend, kernels, 'toPlanes', calls);
+  runRanges(backend, kernels, 'toPlanes', g.n, (first, images) => [x, planes, first, images]);
   return true;
 }

@@ -26,7 +26,7 @@ import {
 } from './simd-kernels.js';
 import type { Func } from './simd-kernels.js';
 import { GEMM_ENTRY_INTS, gemmKernels, type GemmKernels } from './gemm.js';
-import { poolParts, runParts } from './kernel-pool.js';
+import { evenRanges, poolParts, runParts, runRanges } from './kernel-pool.js';
 import { heapF32, heapI32, release } from './wasm-kernel-utils.js';
 import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
@@ -293,18 +293,15 @@ function transformImages(
   tilesW: number,
   tableFirst = false,
 ): void {
-  const parts = Math.min(poolParts(backend), images);
-  const tables = backend.makeOutput([parts * 36], 'int32');
+  const ranges = evenRanges(images, Math.min(poolParts(backend), images));
+  const tables = backend.makeOutput([ranges.length * 36], 'int32');
   const base = heapOffset(backend, tables);
   const view = heapI32(backend, tables);
-  const calls: number[][] = [];
-  for (let p = 0; p < parts; p++) {
-    const first = Math.floor((p * images) / parts);
-    const count = Math.floor(((p + 1) * images) / parts) - first;
+  const calls = ranges.map(([first, count], p) => {
     view.set(steps.table.map((offset) => offset + first * steps.tableStep), p * 36);
     const [data, table] = [steps.data + first * steps.dataStep, base + p * 36 * 4];
-    calls.push([...(tableFirst ? [table, data] : [data, table]), count, tilesH, tilesW]);
-  }
+    return [...(tableFirst ? [table, data] : [data, table]), count, tilesH, tilesW];
+  });
   runParts(backend, kernels, name, calls);
   release(backend, tables);
 }
@@ -323,7 +320,7 @@ function products(
   m: number,
   kChunk: { size: number; ldb: number } | null = null,
 ): void {
-  const parts = Math.min(poolParts(backend), entries.length);
+  const ranges = evenRanges(entries.length, Math.min(poolParts(backend), entries.length));
   const slices = (e: [number, number, number, number]): number[][] => {
     if (kChunk === null) return [e];
     const [a, b, c, k] = e;
@@ -331,9 +328,7 @@ function products(
     for (let at = 0; at < k; at += kChunk.size) out.push([a + at * 4, b + at * kChunk.ldb * 4, c, Math.min(kChunk.size, k - at)]);
     return out;
   };
-  const perPart = Array.from({ length: parts }, (_, p) =>
-    entries.slice(Math.floor((p * entries.length) / parts), Math.floor(((p + 1) * entries.length) / parts)).flatMap(slices),
-  );
+  const perPart = ranges.map(([first, count]) => entries.slice(first, first + count).flatMap(slices));
   const total = perPart.reduce((n, part) => n + part.length, 0);
   const list = backend.makeOutput([total * GEMM_ENTRY_INTS], 'int32');
   const listBase = heapOffset(backend, list);
@@ -717,12 +712,7 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   const dw = backend.makeOutput([3, 3, inChannels, outChannels], 'float32');
   const table = backend.makeOutput([36], 'int32');
   heapI32(backend, table).set(Array.from({ length: 36 }, (_, k) => stBase + k * stBytes));
-  const parts = Math.min(poolParts(backend), outChannels);
-  const calls = Array.from({ length: parts }, (_, p) => {
-    const first = Math.floor((p * outChannels) / parts);
-    return [heapOffset(backend, table), heapOffset(backend, dw), first, Math.floor(((p + 1) * outChannels) / parts) - first];
-  });
-  runParts(backend, gradient, 'gradientTransform', calls);
+  runRanges(backend, gradient, 'gradientTransform', outChannels, (first, count) => [heapOffset(backend, table), heapOffset(backend, dw), first, count]);
   release(backend, st, table);
   return dw;
 }
