@@ -34,6 +34,40 @@ import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js
 
 const mulc = (k: number): number[] => [...f32x4Const(k), ...F32X4_MUL];
 
+/** The locals every transform's loops use; the parameters images, tilesH and tilesW are 2, 3 and 4 in all of them. */
+interface TileLoopLocals {
+  b: number;
+  ty: number;
+  tx: number;
+  p: number; // channel group counter
+  q: number; // the data pointer (x, y or dy), set by the tile's setup
+  m: number; // the matrices' row (or column) offset, from tileOff
+  tileOff: number;
+}
+
+/**
+ * The loops of a transform: for each image b, tile row ty and tile column tx, `tileSetup` (which sets q), then for
+ * each group of 4 channels `perGroup`, after which q moves by 16 bytes and m by `mStep`; the tile's offset into the
+ * matrices (m's start) moves by `tileStep` from one tile to the next.
+ */
+function tileLoops(l: TileLoopLocals, channelBytes: number, tileSetup: number[], perGroup: number[], mStep: number, tileStep: number): number[] {
+  const [images, tilesH, tilesW] = [2, 3, 4];
+  const perTile = [
+    ...tileSetup,
+    ...get(l.tileOff), ...set(l.m),
+    ...countedLoop(l.p, i32c(channelBytes / 16), [
+      ...perGroup,
+      ...get(l.q), ...i32c(16), ...I32_ADD, ...set(l.q),
+      ...get(l.m), ...i32c(mStep), ...I32_ADD, ...set(l.m),
+    ]),
+    ...get(l.tileOff), ...i32c(tileStep), ...I32_ADD, ...set(l.tileOff),
+  ];
+  return [
+    ...i32c(0), ...set(l.tileOff),
+    ...countedLoop(l.b, get(images), countedLoop(l.ty, get(tilesH), countedLoop(l.tx, get(tilesW), perTile))),
+  ];
+}
+
 /**
  * Bᵀ applied to the 6 values d (code pushing each): emits sink(k, expr) for outputs k = 0..5, using 4 scratch v128
  * locals. Bᵀ rows: [4 0 -5 0 1 0], [0 -4 -4 1 1 0], [0 4 -4 -1 1 0], [0 -2 -1 2 1 0], [0 2 -1 -2 1 0], [0 4 0 -5 0 1].
@@ -91,7 +125,7 @@ const IF_V128 = [0x04, V128];
  * directly; tiles over its border load only their rows [rowLo, rowHi) and columns [colLo, colHi), zeros elsewhere.
  */
 function inputTransformFunc(g: InputGeometry): Func {
-  const [x, table, images, tilesH, tilesW] = [0, 1, 2, 3, 4];
+  const [x, table] = [0, 1]; // then images, tilesH, tilesW (tileLoops)
   const [b, ty, tx, p, q, vo, tileOff, rowLo, rowHi, colLo, colHi, inside, k] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
   const t0 = 18; // 36 v128: Bᵀ d
   const tmp = [54, 55, 56, 57];
@@ -123,7 +157,7 @@ function inputTransformFunc(g: InputGeometry): Func {
     ...get(k), ...i32c(size), ...I32_ADD, ...set(k),
     ...get(k), ...i32c(6), ...get(k), ...i32c(6), ...I32_LT_S, ...SELECT, ...set(hi),
   ];
-  const channels = [
+  const tileSetup = [
     ...get(x), ...get(b), ...i32c(g.imageBytes), ...I32_MUL, ...I32_ADD,
     ...get(ty), ...i32c(4), ...I32_MUL, ...i32c(g.top), ...I32_SUB, ...i32c(g.rowBytes), ...I32_MUL, ...I32_ADD,
     ...get(tx), ...i32c(4), ...I32_MUL, ...i32c(g.left), ...I32_SUB, ...i32c(g.channelBytes), ...I32_MUL, ...I32_ADD,
@@ -132,19 +166,9 @@ function inputTransformFunc(g: InputGeometry): Func {
     ...bounds(tx, g.left, g.width, colLo, colHi),
     ...get(rowLo), ...I32_EQZ, ...get(rowHi), ...i32c(6), ...I32_EQ, ...I32_AND,
     ...get(colLo), ...I32_EQZ, ...I32_AND, ...get(colHi), ...i32c(6), ...I32_EQ, ...I32_AND, ...set(inside),
-    ...get(tileOff), ...set(vo),
-    ...countedLoop(p, i32c(g.channelBytes / 16), [
-      ...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END,
-      ...rows,
-      ...get(q), ...i32c(16), ...I32_ADD, ...set(q),
-      ...get(vo), ...i32c(16), ...I32_ADD, ...set(vo),
-    ]),
-    ...get(tileOff), ...i32c(g.channelBytes), ...I32_ADD, ...set(tileOff),
   ];
-  const body = [
-    ...i32c(0), ...set(tileOff),
-    ...countedLoop(b, get(images), countedLoop(ty, get(tilesH), countedLoop(tx, get(tilesW), channels))),
-  ];
+  const perGroup = [...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END, ...rows];
+  const body = tileLoops({ b, ty, tx, p, q, m: vo, tileOff }, g.channelBytes, tileSetup, perGroup, 16, g.channelBytes);
   return { name: 'inputTransform', params: 5, locals: [[13, I32], [40, V128]], body };
 }
 
@@ -161,7 +185,7 @@ interface OutputGeometry {
  * (r, s) read from row t of the matrix at table[6r + s]; the 4x4 result is written to y, cropped at the edges.
  */
 function outputTransformFunc(g: OutputGeometry): Func {
-  const [table, y, images, tilesH, tilesW] = [0, 1, 2, 3, 4];
+  const [table, y] = [0, 1]; // then images, tilesH, tilesW (tileLoops)
   const [b, ty, tx, p, q, mo, tileOff, rowsLeft, colsLeft] = [5, 6, 7, 8, 9, 10, 11, 12, 13];
   const s0 = 14; // 24 v128: Aᵀ M
   const tmp = [38, 39, 40, 41];
@@ -180,26 +204,15 @@ function outputTransformFunc(g: OutputGeometry): Func {
     const row = outputTransform1d(s, tmp, storeAt);
     rows.push(...(r === 0 ? row : [...get(rowsLeft), ...i32c(r), ...I32_GT_S, ...IF, ...row, ...END]));
   }
-  const channels = [
+  const tileSetup = [
     ...get(y), ...get(b), ...i32c(g.imageBytes), ...I32_MUL, ...I32_ADD,
     ...get(ty), ...i32c(4 * g.rowBytes), ...I32_MUL, ...I32_ADD,
     ...get(tx), ...i32c(4 * g.channelBytes), ...I32_MUL, ...I32_ADD,
     ...set(q),
     ...i32c(g.outH), ...get(ty), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(rowsLeft),
     ...i32c(g.outW), ...get(tx), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(colsLeft),
-    ...get(tileOff), ...set(mo),
-    ...countedLoop(p, i32c(g.channelBytes / 16), [
-      ...column,
-      ...rows,
-      ...get(q), ...i32c(16), ...I32_ADD, ...set(q),
-      ...get(mo), ...i32c(16), ...I32_ADD, ...set(mo),
-    ]),
-    ...get(tileOff), ...i32c(g.channelBytes), ...I32_ADD, ...set(tileOff),
   ];
-  const body = [
-    ...i32c(0), ...set(tileOff),
-    ...countedLoop(b, get(images), countedLoop(ty, get(tilesH), countedLoop(tx, get(tilesW), channels))),
-  ];
+  const body = tileLoops({ b, ty, tx, p, q, m: mo, tileOff }, g.channelBytes, tileSetup, [...column, ...rows], 16, g.channelBytes);
   return { name: 'outputTransform', params: 5, locals: [[9, I32], [28, V128]], body };
 }
 
@@ -501,7 +514,7 @@ interface DyGeometry {
  * every 4 channels; element (r, s) of tile t, channel c goes to the matrix at table[6r + s], row c, column t.
  */
 function dyTransformFunc(g: DyGeometry): Func {
-  const [dy, table, images, tilesH, tilesW] = [0, 1, 2, 3, 4];
+  const [dy, table] = [0, 1]; // then images, tilesH, tilesW (tileLoops)
   const [b, ty, tx, p, q, eo, tileOff, rowHi, colHi, inside, addr] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
   const t0 = 16; // 24 v128: A e (6 rows x 4 columns)
   const tmp = [40, 41, 42, 43];
@@ -531,7 +544,7 @@ function dyTransformFunc(g: DyGeometry): Func {
   const limit = (tile: number, size: number, hi: number): number[] => [
     ...i32c(size), ...get(tile), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(hi),
   ];
-  const channels = [
+  const tileSetup = [
     ...get(dy), ...get(b), ...i32c(g.imageBytes), ...I32_MUL, ...I32_ADD,
     ...get(ty), ...i32c(4 * g.rowBytes), ...I32_MUL, ...I32_ADD,
     ...get(tx), ...i32c(4 * g.channelBytes), ...I32_MUL, ...I32_ADD,
@@ -539,19 +552,10 @@ function dyTransformFunc(g: DyGeometry): Func {
     ...limit(ty, g.outH, rowHi),
     ...limit(tx, g.outW, colHi),
     ...get(rowHi), ...i32c(3), ...I32_GT_S, ...get(colHi), ...i32c(3), ...I32_GT_S, ...I32_AND, ...set(inside),
-    ...get(tileOff), ...set(eo),
-    ...countedLoop(p, i32c(g.channelBytes / 16), [
-      ...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END,
-      ...rows,
-      ...get(q), ...i32c(16), ...I32_ADD, ...set(q),
-      ...get(eo), ...i32c(4 * g.tileBytes), ...I32_ADD, ...set(eo),
-    ]),
-    ...get(tileOff), ...i32c(4), ...I32_ADD, ...set(tileOff),
   ];
-  const body = [
-    ...i32c(0), ...set(tileOff),
-    ...countedLoop(b, get(images), countedLoop(ty, get(tilesH), countedLoop(tx, get(tilesW), channels))),
-  ];
+  const perGroup = [...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END, ...rows];
+  // Eᵀ is channel-major: 4 channels on, m moves by 4 rows; the next tile is the next column.
+  const body = tileLoops({ b, ty, tx, p, q, m: eo, tileOff }, g.channelBytes, tileSetup, perGroup, 4 * g.tileBytes, 4);
   return { name: 'dyTransform', params: 5, locals: [[11, I32], [29, V128]], body };
 }
 
