@@ -400,6 +400,23 @@ export function setWinogradUse(mode: WinogradUse): WinogradUse {
   return old;
 }
 
+/**
+ * Whether a conv (forward, or the filter gradient of the same geometry) takes the Winograd path: stride 1 without
+ * dilation, channel counts multiples of 4, nothing empty (the modules' loops run at least once), no negative padding,
+ * and, unless `use` is 'always', where it pays. The filter gradient follows the same rule: measured against
+ * conv2d-backprop.ts' tap GEMMs (both on gemm.ts and the kernel pool; medians of 18 alternating runs at 2 threads),
+ * 8x64x192x32->32 18.0 vs 28.7 ms, 8x32x96x64->32 9.2 vs 16.8 ms. (With XNNPACK's GEMMs, whose packing of the tiles'
+ * operand cost 1/cout of the product, it paid only from 64 output or 128 input channels.)
+ */
+function winogradTakes(info: tf.backend_util.Conv2DInfo): boolean {
+  const { batchSize, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return false;
+  if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || inChannels === 0 || outChannels === 0) return false;
+  if (batchSize <= 0 || outHeight <= 0 || outWidth <= 0) return false;
+  if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return false;
+  return use === 'always' || winogradPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, inChannels, outChannels);
+}
+
 interface Conv2DAttrs {
   strides: number | [number, number];
   pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
@@ -425,13 +442,8 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
     attrs.pad,
     attrs.dimRoundingMode,
   );
+  if (!winogradTakes(info)) return null;
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
-  if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
-  // (The modules' loops run at least once: every count must be positive.)
-  if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || inChannels === 0 || outChannels === 0) return null;
-  if (batchSize <= 0 || outHeight <= 0 || outWidth <= 0) return null;
-  if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return null;
-  if (use === 'where-faster' && !winogradPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, inChannels, outChannels)) return null;
   const tilesH = Math.ceil(outHeight / 4);
   const tilesW = Math.ceil(outWidth / 4);
   const paddedH = 4 * tilesH + 2;
@@ -624,16 +636,6 @@ function gradientTransformFunc(cin: number, cout: number): Func {
 }
 
 /**
- * Where the Winograd filter gradient pays: the forward path's rule. Measured against conv2d-backprop.ts's tap GEMMs
- * (both on gemm.ts and the kernel pool; kernel time, medians of 18 alternating runs at 2 threads): 8x64x192x32->32
- * 18.0 vs 28.7 ms, 8x32x96x64->32 9.2 vs 16.8 ms. (With XNNPACK's GEMMs, whose packing of the tiles' operand cost
- * 1/cout of the product, it paid only from 64 output or 128 input channels.)
- */
-function filterGradientPays(multiplyAdds: number, cin: number, cout: number): boolean {
-  return winogradPays(multiplyAdds, cin, cout);
-}
-
-/**
  * The filter gradient's 36 products reduce over all tiles in one pass when V_k fits in L2 (1536 and 384 tiles at 64
  * and 128 channels ran a little slower in slices), else in slices of `sliceFloats` floats of V_k (8x64x192 32->32:
  * 17.8-18.3 -> 15.4-16.8 ms). Tests lower both to exercise the slices on small shapes.
@@ -660,12 +662,8 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode,
   );
+  if (!winogradTakes(info)) return null;
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
-  if (info.strideHeight !== 1 || info.strideWidth !== 1) return null;
-  if (inChannels % 4 !== 0 || outChannels % 4 !== 0 || inChannels === 0 || outChannels === 0) return null;
-  if (batchSize <= 0 || outHeight <= 0 || outWidth <= 0) return null;
-  if (padInfo.top < 0 || padInfo.left < 0 || padInfo.bottom < 0 || padInfo.right < 0) return null;
-  if (use === 'where-faster' && !filterGradientPays(batchSize * outHeight * outWidth * 9 * inChannels * outChannels, inChannels, outChannels)) return null;
   const tilesH = Math.ceil(outHeight / 4);
   const tilesW = Math.ceil(outWidth / 4);
   const tiles = batchSize * tilesH * tilesW;
