@@ -4,6 +4,7 @@
  * baseline compiler runs at near-native speed from its first instruction, while the same loops in JavaScript spend
  * a short command-line run in the interpreter and in optimising-compiler jobs (see README "evaluate-kitti").
  */
+import { sleb128, uleb128 } from '../../src/util/leb128.js';
 
 export const I32 = 0x7f;
 export const I64 = 0x7e;
@@ -76,24 +77,11 @@ export const enum Op {
 }
 
 function uleb(out: number[], v: number): void {
-  do {
-    let b = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) b |= 0x80;
-    out.push(b);
-  } while (v !== 0);
+  out.push(...uleb128(v));
 }
 
 function sleb(out: number[], v: bigint): void {
-  while (true) {
-    const b = Number(v & 0x7fn);
-    v >>= 7n;
-    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) {
-      out.push(b);
-      return;
-    }
-    out.push(b | 0x80);
-  }
+  out.push(...sleb128(v));
 }
 
 /** One function's body, written as a sequence of instructions. */

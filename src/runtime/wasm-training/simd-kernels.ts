@@ -13,32 +13,16 @@
  * positive number of 4-float groups (callers do the tail); pointers are byte offsets into the heap. Sums are
  * accumulated in float64 (more accurate than the built-ins' float32 running sums).
  */
+import { sleb128, uleb128 } from '../../util/leb128.js';
 import type { BackendWasm, TensorInfo } from './wasm-kernel-utils.js';
 
 // ---- a minimal WebAssembly encoder ----
 
-export function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
+export const uleb = uleb128;
 
+/** An i32 immediate: `n` as a 32-bit integer (so 0xffffffff and -1 encode alike), in signed LEB128. */
 export function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
+  return sleb128(BigInt(n | 0));
 }
 
 export const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
