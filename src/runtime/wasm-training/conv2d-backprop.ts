@@ -27,7 +27,7 @@ import {
 import { col2imWasm } from './col2im.js';
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
-import { poolParts, runParts, runRows } from './kernel-pool.js';
+import { evenRanges, poolParts, runParts, runRows } from './kernel-pool.js';
 import { writePhasePlanes } from './phase-planes.js';
 import { heapOffset } from './simd-kernels.js';
 
@@ -162,15 +162,14 @@ export function conv2DBackpropFilterTaps(args: KernelArgs): TensorInfo | null {
   const list = backend.makeOutput([chunks * taps * GEMM_ENTRY_INTS], 'int32');
   const [planesBase, dyBase, dWBase, listBase] = [planes, dyGrid, dWPadded, list].map((t) => heapOffset(backend, t)) as [number, number, number, number];
   heapF32(backend, dWPadded).fill(0);
-  // Entries grouped by the part that runs them (by taps: tap t goes to part floor(t * tapParts / taps)), chunk-major.
+  // Entries grouped by the part that runs them (by taps: a range of taps each), chunk-major.
   const L = heapI32(backend, list);
   const partStart: number[] = [];
   let e = 0;
-  for (let part = 0; part < tapParts; part++) {
+  for (const [firstTap, tapCount] of evenRanges(taps, tapParts)) {
     partStart.push(e);
     for (let p0 = 0; p0 < end; p0 += chunk) {
-      for (let t = 0; t < taps; t++) {
-        if (Math.floor((t * tapParts) / taps) !== part) continue;
+      for (let t = firstTap; t < firstTap + tapCount; t++) {
         const [kh, kw] = [Math.floor(t / fw), t % fw];
         const phase = (kh % sh) * sw + (kw % sw);
         L[e++] = planesBase + (phase * grid + p0 + Math.floor(kh / sh) * wq + Math.floor(kw / sw)) * 4;
@@ -184,10 +183,9 @@ export function conv2DBackpropFilterTaps(args: KernelArgs): TensorInfo | null {
   const calls: number[][] = [];
   if (byRows) {
     // Row ranges in whole groups of 4 (the GEMM's blocks).
-    const bound = (p: number): number => Math.min(cp, 4 * Math.round((p * cp) / (4 * parts)));
-    for (let p = 0; p < parts; p++) {
-      const [r0, r1] = [bound(p), p === parts - 1 ? cp : bound(p + 1)];
-      calls.push([listBase, e / GEMM_ENTRY_INTS, r1 - r0, r0 * lda * 4, r0 * co * 4, 1]);
+    for (const [firstGroup, groups] of evenRanges(cp / 4, parts)) {
+      const r0 = 4 * firstGroup;
+      calls.push([listBase, e / GEMM_ENTRY_INTS, 4 * groups, r0 * lda * 4, r0 * co * 4, 1]);
     }
   } else {
     for (let p = 0; p < tapParts; p++) {
