@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {
   BLOCK, END, F32X4_ADD, I32, I32_ADD, I32_AND, I32_EQZ, I32_GE_S, I32_LT_S, I32_LT_U, I32_MUL, I32_SUB, IF, LOOP, MEMORY_FILL,
-  brIf, forLoop, get, i32c, instantiateOnBackendMemory, load, set, store, tee, type Func,
+  brIf, forLoop, get, i32c, load, set, shapeModule, store, tee, type Func,
 } from './simd-kernels.js';
 import { runRanges } from './kernel-pool.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
@@ -70,8 +70,6 @@ interface Col2imKernels {
   col2im(p: number, dx: number, firstImage: number, images: number): void;
 }
 
-const modules = new WeakMap<BackendWasm, Map<string, Col2imKernels | null>>();
-
 /**
  * dx (byte offset) from the patch gradients P (byte offset) in wasm; false where it does not apply (channels not a
  * multiple of 4, offsets beyond i32, no wasm SIMD): the caller runs its JavaScript loop.
@@ -79,14 +77,8 @@ const modules = new WeakMap<BackendWasm, Map<string, Col2imKernels | null>>();
 export function col2imWasm(backend: BackendWasm, info: tf.backend_util.Conv2DInfo, p: number, dx: number): boolean {
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo } = info;
   if (c % 4 !== 0 || c === 0 || n * ho * wo * info.filterHeight * info.filterWidth * c * 4 >= 2 ** 31 || n * h * w * c * 4 >= 2 ** 31) return false;
-  let cache = modules.get(backend);
-  if (cache === undefined) modules.set(backend, (cache = new Map()));
   const key = JSON.stringify([n, h, w, c, ho, wo, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left]);
-  let kernels = cache.get(key);
-  if (kernels === undefined) {
-    kernels = (instantiateOnBackendMemory(backend, [col2imFunc(info)]) as Col2imKernels | null) ?? null;
-    cache.set(key, kernels);
-  }
+  const kernels = shapeModule<Col2imKernels>(backend, `col2im ${key}`, () => [col2imFunc(info)]);
   if (kernels === null) return false;
   runRanges(backend, kernels, 'col2im', n, (first, images) => [p, dx, first, images]);
   return true;

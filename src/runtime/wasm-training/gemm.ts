@@ -15,10 +15,9 @@
  */
 import {
   BLOCK, CALL, END, F32X4_ADD, F32X4_MUL, I32, I32_ADD, I32_AND, I32_EQZ, I32_LOAD, I32_LT_U, I32_SHL, I32_SHR_U, I32_SUB,
-  I32X4_SPLAT, IF, LOAD32_SPLAT, LOOP, V128, brIf, get, i32c, instantiateOnBackendMemory, load, set, store, tee, type Func,
+  I32X4_SPLAT, IF, LOAD32_SPLAT, LOOP, V128, brIf, get, i32c, load, set, shapeModule, store, tee, type Func,
 } from './simd-kernels.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
-
 
 /** Row strides (in elements) and the column count a GEMM module is specialised for. */
 export interface GemmShape {
@@ -178,18 +177,9 @@ export interface GemmKernels {
 /** Entries of a gemms list: [a, b, c, k] per product (byte pointers and the product's k). */
 export const GEMM_ENTRY_INTS = 4;
 
-const modules = new WeakMap<BackendWasm, Map<string, GemmKernels | null>>();
-
 /** The GEMM module for `shape` (cached), or null where it cannot run (no wasm SIMD, n not a multiple of 4). */
 export function gemmKernels(backend: BackendWasm, shape: GemmShape): GemmKernels | null {
   if (shape.n % 4 !== 0 || shape.n <= 0) return null;
-  let cache = modules.get(backend);
-  if (cache === undefined) modules.set(backend, (cache = new Map()));
-  const key = `${shape.lda} ${shape.ldb} ${shape.ldc} ${shape.n} ${shape.columnMajor === true}`;
-  let kernels = cache.get(key);
-  if (kernels === undefined) {
-    kernels = (instantiateOnBackendMemory(backend, gemmFuncs(shape)) as GemmKernels | null) ?? null;
-    cache.set(key, kernels);
-  }
-  return kernels;
+  const key = `gemm ${shape.lda} ${shape.ldb} ${shape.ldc} ${shape.n} ${shape.columnMajor === true}`;
+  return shapeModule<GemmKernels>(backend, key, () => gemmFuncs(shape));
 }

@@ -6,7 +6,7 @@
  */
 import {
   BLOCK, ELSE, END, F32_CONST_0, F32_LOAD, F32_STORE, F32X4_EXTRACT, I32, I32_ADD, I32_AND, I32_EQZ, I32_GE_S, I32_LT_S, I32_LT_U,
-  I32_MUL, I32_SUB, IF, LOOP, V128, brIf, forLoop as loop, get, i32c, instantiateOnBackendMemory, load, set, tee, type Func,
+  I32_MUL, I32_SUB, IF, LOOP, V128, brIf, forLoop as loop, get, i32c, load, set, shapeModule, tee, type Func,
 } from './simd-kernels.js';
 import { runRanges } from './kernel-pool.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
@@ -92,19 +92,6 @@ interface PlanesKernels {
   toPlanes(x: number, planes: number, firstImage: number, images: number): void;
 }
 
-const modules = new WeakMap<BackendWasm, Map<string, PlanesKernels | null>>();
-
-function planesKernels(backend: BackendWasm, g: PlanesGeometry): PlanesKernels | null {
-  let cache = modules.get(backend);
-  if (cache === undefined) modules.set(backend, (cache = new Map()));
-  const key = JSON.stringify(g);
-  let kernels = cache.get(key);
-  if (kernels === undefined) {
-    kernels = (instantiateOnBackendMemory(backend, [toPlanesFunc(g)]) as PlanesKernels | null) ?? null;
-    cache.set(key, kernels);
-  }
-  return kernels;
-}
 
 /**
  * Writes the planes of x (at byte offset `x`) to `planes` (byte offset, C * sh * sw * N * Hq * Wq floats); false where
@@ -112,7 +99,7 @@ function planesKernels(backend: BackendWasm, g: PlanesGeometry): PlanesKernels |
  */
 export function writePhasePlanes(backend: BackendWasm, g: PlanesGeometry, x: number, planes: number): boolean {
   if (g.c * g.sh * g.sw * g.n * g.hq * g.wq * 4 >= 2 ** 31 || g.n * g.h * g.w * g.ci * 4 >= 2 ** 31) return false;
-  const kernels = planesKernels(backend, g);
+  const kernels = shapeModule<PlanesKernels>(backend, `planes ${JSON.stringify(g)}`, () => [toPlanesFunc(g)]);
   if (kernels === null) return false;
   runRanges(backend, kernels, 'toPlanes', g.n, (first, images) => [x, planes, first, images]);
   return true;

@@ -532,8 +532,8 @@ export function heapOffset(backend: BackendWasm, info: { dataId: object }): numb
 
 /**
  * Instantiates a module of `funcs` (assembled as above) on the backend's memory, or returns null where it cannot run
- * (no SIMD, memory not found). Used for the kernels above and those kept in other files (winograd.ts); the caller
- * caches the result.
+ * (no SIMD, memory not found). Used for the kernels above and, through shapeModule, by the generators in other files;
+ * the caller caches the result.
  */
 export function instantiateOnBackendMemory(backend: BackendWasm, funcs: Func[]): unknown {
   const memory = backendMemory(backend);
@@ -546,6 +546,19 @@ export function instantiateOnBackendMemory(backend: BackendWasm, funcs: Func[]):
   } catch {
     return null;
   }
+}
+
+const shapeModules = new WeakMap<BackendWasm, Map<string, unknown>>();
+
+/**
+ * The module of `funcs()` for one shape (generators bake strides and sizes into their code), instantiated on the
+ * backend's memory once per `key` and backend; null where it cannot run. Keys start with the generator's name.
+ */
+export function shapeModule<T>(backend: BackendWasm, key: string, funcs: () => Func[]): T | null {
+  let cache = shapeModules.get(backend);
+  if (cache === undefined) shapeModules.set(backend, (cache = new Map()));
+  if (!cache.has(key)) cache.set(key, instantiateOnBackendMemory(backend, funcs()) ?? null);
+  return cache.get(key) as T | null;
 }
 
 /**

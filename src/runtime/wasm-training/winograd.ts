@@ -22,7 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   BLOCK, ELSE, END, F32_STORE, F32X4_ADD, F32X4_EXTRACT, F32X4_MUL, F32X4_SUB, I32, I32_ADD, I32_AND, I32_EQ, I32_EQZ,
   I32_GT_S, I32_LE_S, I32_LOAD, I32_LT_S, I32_LT_U, I32_MUL, I32_SUB, IF, LOOP, V128, brIf, f32x4Const, forLoop as countedLoop,
-  get, heapOffset, i32c, instantiateOnBackendMemory, load, set, store, tee,
+  get, heapOffset, i32c, load, set, shapeModule, store, tee,
 } from './simd-kernels.js';
 import type { Func } from './simd-kernels.js';
 import { GEMM_ENTRY_INTS, gemmKernels, type GemmKernels } from './gemm.js';
@@ -270,17 +270,8 @@ interface TransformKernels {
   gradientTransform?(table: number, dw: number, coFirst: number, coCount: number): void;
 }
 
-const modules = new WeakMap<BackendWasm, Map<string, TransformKernels | null>>();
-
 function transformKernel(backend: BackendWasm, key: string, func: () => Func): TransformKernels | null {
-  let cache = modules.get(backend);
-  if (cache === undefined) modules.set(backend, (cache = new Map()));
-  let kernels = cache.get(key);
-  if (kernels === undefined) {
-    kernels = (instantiateOnBackendMemory(backend, [func()]) as TransformKernels | null) ?? null;
-    cache.set(key, kernels);
-  }
-  return kernels;
+  return shapeModule<TransformKernels>(backend, `winograd ${key}`, () => [func()]);
 }
 
 /** Where a transform reads or writes per image: its data pointer moves by dataStep, each table entry by tableStep. */
