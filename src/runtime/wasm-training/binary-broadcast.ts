@@ -9,7 +9,8 @@
  * broadcasts; other dtypes) return null for the built-in.
  */
 import * as tf from '@tensorflow/tfjs';
-import { kernelPool, runRows } from './kernel-pool.js';
+import { runRows } from './kernel-pool.js';
+import { pooledElementwise } from './pooled-elementwise.js';
 import { SAME_SHAPE_OPS, heapBuffer, heapOffset, scratch, simdKernels, type BinaryOp, type BroadcastMode } from './simd-kernels.js';
 import { heapF32, release, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
@@ -35,7 +36,7 @@ function binaryFastPath(op: BinaryOp): (args: KernelArgs) => TensorInfo | null {
     const n = tf.util.sizeFromShape(outShape);
     const aFull = tf.util.arraysEqual(a.shape, outShape);
     const bFull = tf.util.arraysEqual(b.shape, outShape);
-    if (aFull && bFull) return sameShape(args, op, a, b, outShape, n);
+    if (aFull && bFull) return sameShape(args, op, a, b, outShape);
     if (aFull === bFull || n === 0) return null; // a general broadcast
     const [full, other] = aFull ? [a, b] : [b, a];
     const kind = broadcastKind(outShape, other.shape);
@@ -61,15 +62,9 @@ function binaryFastPath(op: BinaryOp): (args: KernelArgs) => TensorInfo | null {
  * Equal shapes: XNNPACK's kernel runs on one thread; with a kernel pool, large tensors (the gradient accumulations of
  * a backward pass) are split between its threads. Without one, or for small tensors, the built-in.
  */
-function sameShape(args: KernelArgs, op: BinaryOp, a: TensorInfo, b: TensorInfo, outShape: number[], n: number): TensorInfo | null {
-  const { backend } = args;
-  if (!(SAME_SHAPE_OPS as readonly string[]).includes(op) || n % 4 !== 0 || n * 12 < (1 << 19) || kernelPool(backend) === null) return null;
-  const kernels = simdKernels(backend);
-  if (kernels === null) return null;
-  const out = backend.makeOutput(outShape, 'float32');
-  const call = [heapOffset(backend, a), heapOffset(backend, b), n / 4, heapOffset(backend, out)];
-  runRows(backend, kernels, `binarySame_${op}`, call, 2, [[0, 16], [1, 16], [3, 16]]);
-  return out;
+function sameShape(args: KernelArgs, op: BinaryOp, a: TensorInfo, b: TensorInfo, outShape: number[]): TensorInfo | null {
+  if (!(SAME_SHAPE_OPS as readonly string[]).includes(op)) return null;
+  return pooledElementwise(args.backend, `binarySame_${op}`, [a, b], outShape);
 }
 
 /** [kernel name, fast path] for registerFastPath. */

@@ -13,7 +13,7 @@ import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js'
 import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
 import { expSimd } from './exp.js';
-import { reluPooled, squarePooled } from './unary-pooled.js';
+import { reluPooled, squarePooled } from './pooled-elementwise.js';
 import { castSameDtype, identity } from './identity-cast.js';
 import { padLastAxis, sliceLastAxis } from './last-axis-rows.js';
 import { maxPoolGrad } from './max-pool-grad.js';
