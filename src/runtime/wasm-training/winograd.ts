@@ -274,6 +274,19 @@ function transformKernel(backend: BackendWasm, key: string, func: () => Func): T
   return shapeModule<TransformKernels>(backend, `winograd ${key}`, () => [func()]);
 }
 
+/** The geometry of a conv's input x for the input transform (forward and filter gradient alike). */
+function inputGeometry(info: tf.backend_util.Conv2DInfo): InputGeometry {
+  const { inHeight, inWidth, inChannels, padInfo } = info;
+  return {
+    channelBytes: inChannels * 4, rowBytes: inWidth * inChannels * 4, imageBytes: inHeight * inWidth * inChannels * 4,
+    height: inHeight, width: inWidth, top: padInfo.top, left: padInfo.left,
+  };
+}
+
+function inputTransformKernel(backend: BackendWasm, g: InputGeometry): TransformKernels | null {
+  return transformKernel(backend, `in ${g.channelBytes} ${g.height} ${g.width} ${g.top} ${g.left}`, () => inputTransformFunc(g));
+}
+
 /** Where a transform reads or writes per image: its data pointer moves by dataStep, each table entry by tableStep. */
 interface ImageSteps {
   data: number;
@@ -434,7 +447,7 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
     attrs.dimRoundingMode,
   );
   if (!winogradTakes(info)) return null;
-  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
+  const { batchSize, inChannels, outHeight, outWidth, outChannels } = info;
   const tilesH = Math.ceil(outHeight / 4);
   const tilesW = Math.ceil(outWidth / 4);
   const paddedH = 4 * tilesH + 2;
@@ -444,14 +457,11 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
   const largest = Math.max(batchSize * paddedH * paddedW * inChannels, tiles * Math.max(inChannels, outChannels), batchSize * outHeight * outWidth * outChannels);
   if (largest * 4 >= 2 ** 31) return null;
 
-  const inGeometry: InputGeometry = {
-    channelBytes: inChannels * 4, rowBytes: inWidth * inChannels * 4, imageBytes: inHeight * inWidth * inChannels * 4,
-    height: inHeight, width: inWidth, top: padInfo.top, left: padInfo.left,
-  };
+  const inGeometry = inputGeometry(info);
   const outGeometry: OutputGeometry = {
     channelBytes: outChannels * 4, rowBytes: outWidth * outChannels * 4, imageBytes: outHeight * outWidth * outChannels * 4, outH: outHeight, outW: outWidth,
   };
-  const input = transformKernel(backend, `in ${inChannels} ${inHeight} ${inWidth} ${padInfo.top} ${padInfo.left}`, () => inputTransformFunc(inGeometry));
+  const input = inputTransformKernel(backend, inGeometry);
   const output = transformKernel(backend, `out ${outChannels} ${outHeight} ${outWidth}`, () => outputTransformFunc(outGeometry));
   const filterKernels = transformKernel(backend, `filter ${inChannels * outChannels}`, () => filterTransformFunc(inChannels * outChannels * 4));
   const gemm = gemmKernels(backend, { lda: inChannels, ldb: outChannels, ldc: outChannels, n: outChannels });
@@ -654,45 +664,36 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
     x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode,
   );
   if (!winogradTakes(info)) return null;
-  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
   const tilesH = Math.ceil(outHeight / 4);
   const tilesW = Math.ceil(outWidth / 4);
   const tiles = batchSize * tilesH * tilesW;
   const largest = Math.max(batchSize * inHeight * inWidth * inChannels, (tiles + 48) * Math.max(inChannels, outChannels), batchSize * outHeight * outWidth * outChannels);
   if (largest * 4 >= 2 ** 31) return null;
 
-  const inGeometry: InputGeometry = {
-    channelBytes: inChannels * 4, rowBytes: inWidth * inChannels * 4, imageBytes: inHeight * inWidth * inChannels * 4,
-    height: inHeight, width: inWidth, top: padInfo.top, left: padInfo.left,
-  };
-  // Eᵀ's rows (and V's) are padded with zero tiles to a length whose byte stride is no multiple of 4 KiB: the dy
-  // transform stores 4 lanes one row apart, and rows 4 KiB apart would all fall in the same cache sets.
+  const inGeometry = inputGeometry(info);
+  // Eᵀ's rows are `stride` tiles long, a byte stride that is no multiple of 4 KiB: the dy transform stores 4 lanes one
+  // row apart, and rows 4 KiB apart would all fall in the same cache sets. The products read only the first `tiles`.
   let stride = Math.ceil(tiles / 16) * 16 + 16;
   if ((stride * 4) % 4096 === 0) stride += 16;
   const dyGeometry: DyGeometry = {
     channelBytes: outChannels * 4, rowBytes: outWidth * outChannels * 4, imageBytes: outHeight * outWidth * outChannels * 4,
     outH: outHeight, outW: outWidth, tileBytes: stride * 4,
   };
-  const input = transformKernel(backend, `in ${inChannels} ${inHeight} ${inWidth} ${padInfo.top} ${padInfo.left}`, () => inputTransformFunc(inGeometry));
+  const input = inputTransformKernel(backend, inGeometry);
   const dyKernels = transformKernel(backend, `dy ${outChannels} ${outHeight} ${outWidth} ${stride}`, () => dyTransformFunc(dyGeometry));
   const gemm = gemmKernels(backend, { lda: stride, ldb: inChannels, ldc: inChannels, n: inChannels });
   const gradient = transformKernel(backend, `gradient ${inChannels} ${outChannels}`, () => gradientTransformFunc(inChannels, outChannels));
   if (input?.inputTransform === undefined || dyKernels?.dyTransform === undefined || gradient?.gradientTransform === undefined || gemm === null) return null;
 
-  const vs = Array.from({ length: 36 }, () => backend.makeOutput([stride, inChannels], 'float32'));
+  const vs = Array.from({ length: 36 }, () => backend.makeOutput([tiles, inChannels], 'float32'));
   const ets = Array.from({ length: 36 }, () => backend.makeOutput([outChannels, stride], 'float32'));
-  for (const v of vs) heapF32(backend, v).fill(0, tiles * inChannels);
-  for (const e of ets) {
-    const view = heapF32(backend, e);
-    for (let c = 0; c < outChannels; c++) view.fill(0, c * stride + tiles, (c + 1) * stride);
-  }
   const tilesPerImage = tilesH * tilesW;
   const inSteps = { data: heapOffset(backend, x), dataStep: inGeometry.imageBytes, tableStep: tilesPerImage * inChannels * 4 };
   transformImages(backend, input, 'inputTransform', { ...inSteps, table: vs.map((v) => heapOffset(backend, v)) }, batchSize, tilesH, tilesW);
   const dySteps = { data: heapOffset(backend, dy), dataStep: dyGeometry.imageBytes, tableStep: tilesPerImage * 4 };
   transformImages(backend, dyKernels, 'dyTransform', { ...dySteps, table: ets.map((e) => heapOffset(backend, e)) }, batchSize, tilesH, tilesW);
-  // The 36 products Sᵀ_k = Eᵀ_k · V_k [cout, cin] by gemm.ts (k = tiles: the padding is zeros), split between the pool's
-  // threads.
+  // The 36 products Sᵀ_k = Eᵀ_k · V_k [cout, cin] by gemm.ts over the tiles, split between the pool's threads.
   const st = backend.makeOutput([36, outChannels, inChannels], 'float32');
   const stBase = heapOffset(backend, st);
   const stBytes = outChannels * inChannels * 4;
