@@ -10,7 +10,8 @@ import { DataParameters } from '../src/data-parameters/data-parameters.js';
 import { Rng } from '../src/util/rng.js';
 import { buildSSD, type SSDSpec } from '../detection/model/build.js';
 import { ModelOptimizer } from '../src/nn/optimizer.js';
-import { trainStep, DETECTION_INSTANCE_DEFAULTS } from '../detection/train/trainer.js';
+import { trainStep } from '../detection/train/trainer.js';
+import { DETECTION_INSTANCE_DEFAULTS } from '../detection/config.js';
 import type { Batch } from '../detection/train/data.js';
 import type { BenchContext } from './run.js';
 

@@ -4,10 +4,10 @@
  * overrides, e.g. the joint curriculum's instance init 0.001 on ImageNet) and optional label noise. The command line
  * overrides a few fields (see cli/train-classifier.ts).
  */
-import { promises as fs } from 'node:fs';
 import { CURRICULUM_MODES, DataParameters } from '../src/data-parameters/data-parameters.js';
 import type { CurriculumMode, KindOptions, SigmaBounds } from '../src/data-parameters/data-parameters.js';
 import type { Logger } from '../src/util/log.js';
+import { readJsonConfig } from '../src/util/config-schema.js';
 import { loadMnistLike, DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASSES } from '../datasets/idx/mnist-like.js';
 import { loadCifar } from '../datasets/cifar/cifar-binary.js';
 import { imagenetSynsets, loadImageNetTrain, loadImageNetVal } from '../datasets/imagenet/imagenet.js';
@@ -82,19 +82,7 @@ export interface ConfigOverrides {
 }
 
 export async function readConfig(file: string): Promise<ClassifierRunConfig> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch {
-    throw new Error(`${file}: cannot read config`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
-  }
-  return validateConfig(raw, file);
+  return validateConfig(await readJsonConfig(file), file);
 }
 
 function fail(file: string, field: string, why: string): never {

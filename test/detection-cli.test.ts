@@ -36,6 +36,58 @@ test('configs parse; overrides replace exactly the fields named; bad values are 
   assert.match(message, /bad\.json: not valid JSON/);
 });
 
+test('detector configs are validated: unknown keys and wrong values are errors naming the file and the key', async () => {
+  const cfg = await readConfig(DEFAULT_CONFIG);
+  await readConfig(path.join(path.dirname(DEFAULT_CONFIG), 'kitti-car-ssd.json'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'cfg-'));
+  /** The message for the default config with the value at a dotted path replaced (undefined: deleted). */
+  const messageFor = async (key: string, value: unknown): Promise<string> => {
+    const c = structuredClone(cfg) as unknown as Record<string, unknown>;
+    const parts = key.split('.');
+    let parent = c;
+    for (const k of parts.slice(0, -1)) parent = parent[k] as Record<string, unknown>;
+    if (value === undefined) delete parent[parts.at(-1)!];
+    else parent[parts.at(-1)!] = value;
+    const file = path.join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify(c));
+    return readConfig(file).then(
+      () => 'accepted',
+      (e: Error) => e.message.replace(dir, 'DIR'),
+    );
+  };
+  const cases: [string, unknown, string][] = [
+    ['model.anchors.minScal', 0.1, 'DIR/c.json: "model.anchors.minScal" is not a known key (expected one of minScale, maxScale, aspectRatios, extraScale, clip)'],
+    ['extra', 1, 'DIR/c.json: "extra" is not a known key (expected one of description, model, data, train, curriculum, out)'],
+    ['train.lr', '0.1', `DIR/c.json: "train.lr" must be a number > 0, got '0.1'`],
+    ['train.epochs', 1.5, 'DIR/c.json: "train.epochs" must be an integer >= 1, got 1.5'],
+    ['train.batchSize', undefined, 'DIR/c.json: "train.batchSize" is required'],
+    ['train.augment.contrast', 1.5, 'DIR/c.json: "train.augment.contrast" must be a number >= 0 and <= 1, got 1.5'],
+    ['train.optimizer.name', 'rmsprop', `DIR/c.json: "train.optimizer.name" must be one of sgd, adam, got 'rmsprop'`],
+    ['model.backbone.type', 'resnet', `DIR/c.json: "model.backbone.type" must be one of light, vgg16-reduced, got 'resnet'`],
+    ['model.backbone.fc6Dilation', 6, 'DIR/c.json: "model.backbone.fc6Dilation" is not a known key (expected one of type, widths, extraChannels, featureMaps)'],
+    ['model.backbone.widths', [16, 32], 'DIR/c.json: "model.backbone.widths" must have 3 items, got 2'],
+    ['model.anchors.aspectRatios', [[1, 2], 0], 'DIR/c.json: "model.anchors.aspectRatios" must be an array of ratios > 0, or one such array per feature map, got [[1,2],0]'],
+    ['model.classNames', [], 'DIR/c.json: "model.classNames" must have at least 1 item(s), got 0'],
+    ['data.split', 'test', `DIR/c.json: "data.split" must be one of train, val, trainval, all, got 'test'`],
+    ['curriculum.clamp', { min: 0.05 }, 'DIR/c.json: "curriculum.clamp.max" is required'],
+    ['curriculum.instance.int', 1, 'DIR/c.json: "curriculum.instance.int" is not a known key (expected one of init, lr, momentum, weightDecay, clamp)'],
+    ['curriculum', null, 'DIR/c.json: "curriculum" must be an object, got null'],
+    ['curriculum.clamp', null, 'accepted'],
+    ['train.augment', undefined, 'accepted'],
+  ];
+  for (const [key, value, expected] of cases) assert.is(await messageFor(key, value), expected, key);
+  writeFileSync(path.join(dir, 'array.json'), '[]');
+  assert.is(await readConfig(path.join(dir, 'array.json')).catch((e: Error) => e.message.replace(dir, 'DIR')), 'DIR/array.json: "(root)" must be an object, got []');
+  const missing = await readConfig(path.join(dir, 'missing.json')).then(
+    () => 'accepted',
+    (e: Error) => e.message,
+  );
+  assert.match(missing, /missing\.json: cannot read config/);
+  // Command-line overrides are checked again.
+  assert.throws(() => applyOverrides(cfg, { config: '', backend: 'cpu', split: 'test' }), /config after command-line overrides: "data.split" must be one of/);
+  assert.throws(() => applyOverrides(cfg, { config: '', backend: 'cpu', seed: 'x' }), /"train.seed" must be an integer, got NaN/);
+});
+
 test('kitti-car-ssd config: VGG16-reduced at 1248x384 gives 6 feature maps that match its 6 anchor levels', async () => {
   const cfg = await readConfig(path.join(path.dirname(DEFAULT_CONFIG), 'kitti-car-ssd.json'));
   const spec = { ...cfg.model, backbone: { ...cfg.model.backbone, widthDivisor: 64 } };

@@ -18,29 +18,14 @@ import { watchForStop } from '../../src/util/interrupt.js';
 import { evaluateKitti, formatKittiTable } from '../kitti-eval/index.js';
 import { loadSSD } from '../model/io.js';
 import { sharpImageReader, type DetectionRecord } from '../train/data.js';
-import { CHECKPOINT_FILE, NonFiniteLossError, toKittiObject, trainDetector, type DetectorConfig, type KittiEvaluator } from '../train/trainer.js';
+import { CHECKPOINT_FILE, NonFiniteLossError, toKittiObject, trainDetector, type KittiEvaluator } from '../train/trainer.js';
+import { readDetectorConfig, validateDetectorConfig, type DetectorConfig } from '../config.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const DEFAULT_CONFIG = path.join(PACKAGE_ROOT, 'configs', 'synthetic-kitti.json');
 
-export async function readConfig(file: string): Promise<DetectorConfig> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read the config (${(err as Error).message})`);
-  }
-  let cfg: DetectorConfig;
-  try {
-    cfg = JSON.parse(text) as DetectorConfig;
-  } catch (err) {
-    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
-  }
-  for (const key of ['model', 'data', 'train', 'curriculum'] as const) {
-    if (typeof cfg[key] !== 'object' || cfg[key] === null) throw new Error(`${file}: missing section "${key}"`);
-  }
-  return cfg;
-}
+/** The config file, validated (see detection/config.ts). */
+export const readConfig = readDetectorConfig;
 
 interface TrainFlags {
   config: string;
@@ -71,7 +56,7 @@ export function applyOverrides(cfg: DetectorConfig, f: TrainFlags): DetectorConf
     c.data.root = f.data;
     if (path.resolve(f.data) !== path.resolve(cfg.data.root)) delete c.data.synthetic;
   }
-  if (f.split !== undefined) c.data.split = f.split;
+  if (f.split !== undefined) c.data.split = f.split as KittiSplit;
   if (f.epochs !== undefined) c.train.epochs = positiveInt(f.epochs, '--epochs');
   if (f.batchSize !== undefined) c.train.batchSize = positiveInt(f.batchSize, '--batch-size');
   if (f.lr !== undefined) {
@@ -87,7 +72,7 @@ export function applyOverrides(cfg: DetectorConfig, f: TrainFlags): DetectorConf
   if (f.valLimit !== undefined) c.data.valLimit = Number(f.valLimit);
   if (f.images !== undefined && c.data.synthetic) c.data.synthetic.images = positiveInt(f.images, '--images');
   if (f.out !== undefined) c.out = f.out;
-  return c;
+  return validateDetectorConfig(c, 'config after command-line overrides');
 }
 
 const evaluator: KittiEvaluator = (input) => evaluateKitti(input);
@@ -103,8 +88,8 @@ async function train(f: TrainFlags): Promise<void> {
     const summary = await generateSyntheticKitti({ out: root, images: s.images, seed: s.seed, width: s.width, height: s.height });
     process.stderr.write(`generated ${summary.images} images in ${summary.seconds.toFixed(1)} s (${JSON.stringify(summary.carsByOcclusion)} cars by occlusion)\n`);
   }
-  const trainSet = await KittiDataset.open(root, { split: cfg.data.split as KittiSplit, classes: cfg.model.classNames });
-  const valSet = await KittiDataset.open(root, { split: cfg.data.valSplit as KittiSplit, classes: cfg.model.classNames });
+  const trainSet = await KittiDataset.open(root, { split: cfg.data.split, classes: cfg.model.classNames });
+  const valSet = await KittiDataset.open(root, { split: cfg.data.valSplit, classes: cfg.model.classNames });
   // Watch before saying 'data:' (tests interrupt on that line), so that an early Ctrl-C is never the default kill.
   const stop = watchForStop((signal) =>
     process.stderr.write(`\n${signal}: stopping after this step with a checkpoint (press Ctrl-C again to exit at once)\n`),

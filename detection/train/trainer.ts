@@ -11,68 +11,23 @@
 import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { DataParameters, type KindOptions, type SigmaBounds } from '../../src/data-parameters/data-parameters.js';
+import { DataParameters } from '../../src/data-parameters/data-parameters.js';
+import { DETECTION_INSTANCE_DEFAULTS, DETECTOR_TRAIN_DEFAULTS, type DetectorConfig } from '../config.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointArray } from '../../src/util/checkpoint.js';
 import { ProgressBar } from '../../src/util/progress.js';
 import { RunRecorder, sigmaGroups, summariseSigma, type TrackedInstance } from '../../src/records/run-records.js';
 import type { KittiObject } from '../../datasets/kitti/label-file.js';
 import { KITTI_2D_ONLY } from '../../datasets/kitti/label-file.js';
-import { buildSSD, type SSDSpec } from '../model/build.js';
+import { buildSSD } from '../model/build.js';
 import { saveSSD } from '../model/io.js';
 import type { SSD } from '../model/ssd.js';
 import type { Detection } from '../postprocess.js';
-import { DetectionLoader, type AugmentOptions, type Batch, type BatchSource, type DetectionRecord, type ImageReader } from './data.js';
+import { DetectionLoader, type Batch, type BatchSource, type DetectionRecord, type ImageReader } from './data.js';
 import { SsdPipelineSource } from './ssd-pipeline-source.js';
-import { ModelOptimizer, type OptimizerOptions } from '../../src/nn/optimizer.js';
+import { ModelOptimizer } from '../../src/nn/optimizer.js';
 import { learningRate } from '../../src/nn/lr-schedule.js';
 
-export type DetectorCurriculum = 'none' | 'instance';
-
-export interface DetectorConfig {
-  model: SSDSpec;
-  data: {
-    /** KITTI-layout root (for the CLI). */
-    root: string;
-    split: string;
-    valSplit: string;
-    /** Validate on at most this many images (0 = all). */
-    valLimit?: number;
-    cacheImages?: boolean;
-    /** Training augmentation: 'simple' (flip, brightness, contrast; this module's loader) or 'ssd' (the input
-     * pipeline: photometric + channel swap, expand, min-IoU crop, flip). Default 'simple'. */
-    pipeline?: 'simple' | 'ssd';
-    /** When `root` has no data: generate a synthetic KITTI set there with these settings (the embedded default). */
-    synthetic?: { images: number; seed: number; width?: number; height?: number };
-  };
-  train: {
-    epochs: number;
-    batchSize: number;
-    seed: number;
-    optimizer: OptimizerOptions;
-    lr: number;
-    warmupSteps?: number;
-    warmupFactor?: number;
-    /** Epochs at which the lr is multiplied by gamma. */
-    milestones?: number[];
-    gamma?: number;
-    augment?: AugmentOptions;
-    logEvery?: number;
-    /** Validate every this many epochs (0: only at the end). */
-    valEvery?: number;
-    /** Also checkpoint every this many steps (0: only at epoch ends). */
-    checkpointEvery?: number;
-    /** Also validate the untrained model before the first step (the reference an AP gain is measured against). */
-    valAtStart?: boolean;
-  };
-  curriculum: {
-    mode: DetectorCurriculum;
-    /** Paper defaults for detection: init 1, lr 0.1, momentum 0, weight decay 0. */
-    instance?: Partial<KindOptions>;
-    clamp?: SigmaBounds | null;
-  };
-  /** Output directory (run records, checkpoint, model/). */
-  out?: string;
-}
+export type { DetectorConfig, DetectorCurriculum } from '../config.js';
 
 export type ApTable = Record<string, Record<'easy' | 'moderate' | 'hard', { ap11: number; ap40: number; gt: number }>>;
 /** KITTI evaluation of in-memory ground truth and detections (the kitti-eval function). */
@@ -124,8 +79,6 @@ export class NonFiniteLossError extends Error {
     this.name = 'NonFiniteLossError';
   }
 }
-
-export const DETECTION_INSTANCE_DEFAULTS: KindOptions = { init: 1, lr: 0.1, momentum: 0, weightDecay: 0 };
 
 /** σ of the batch's boxes. dp.instanceSigma gathers; the gather's gradient needs UnsortedSegmentSum, which plain wasm
  * lacks: there (or with lookup 'onehot') a one-hot [boxes × instances] matmul gives the same values and gradients. */
@@ -250,7 +203,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
           numInstances: o.numInstances,
           mode: 'instance',
           instance: { ...DETECTION_INSTANCE_DEFAULTS, ...config.curriculum.instance },
-          clamp: config.curriculum.clamp === undefined ? { min: 0.05, max: 20 } : config.curriculum.clamp,
+          clamp: config.curriculum.clamp,
         })
       : null;
   const loader: BatchSource =
@@ -261,7 +214,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
           inputSize: spec.inputSize,
           batchSize: t.batchSize,
           seed: t.seed,
-          augment: t.augment ?? { flip: true, brightness: 32, contrast: 0.5 },
+          augment: t.augment ?? DETECTOR_TRAIN_DEFAULTS.augment,
           read: o.read,
           cache: config.data.cacheImages,
         });
@@ -271,10 +224,11 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
       ? new DetectionLoader({ records: valRecords, inputSize: spec.inputSize, batchSize: t.batchSize, seed: 0, shuffle: false, keepLast: true, read: o.read, cache: config.data.cacheImages })
       : null;
   const stepsPerEpoch = loader.stepsPerEpoch;
+  const checkpointEvery = t.checkpointEvery ?? DETECTOR_TRAIN_DEFAULTS.checkpointEvery;
   const totalSteps = t.epochs * stepsPerEpoch;
   const schedule = {
     lr: t.lr,
-    warmupSteps: t.warmupSteps ?? 0,
+    warmupSteps: t.warmupSteps ?? DETECTOR_TRAIN_DEFAULTS.warmupSteps,
     warmupFactor: t.warmupFactor,
     milestones: (t.milestones ?? []).map((e) => Math.round(e * stepsPerEpoch)),
     gamma: t.gamma,
@@ -376,7 +330,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
   const bar = o.progress === null ? null : new ProgressBar({ total: totalSteps, label: config.curriculum.mode === 'instance' ? 'train σ' : 'train', stream: o.progress ?? process.stderr });
   let finalAp: Partial<ApTable> | null = null;
   let initialAp: Partial<ApTable> | null = null;
-  if (t.valAtStart && !o.resume) {
+  if ((t.valAtStart ?? DETECTOR_TRAIN_DEFAULTS.valAtStart) && !o.resume) {
     initialAp = await validate();
     const car = initialAp?.['car'];
     if (car) log(`untrained: car AP|R40 easy ${car.easy.ap40.toFixed(2)} moderate ${car.moderate.ap40.toFixed(2)} hard ${car.hard.ap40.toFixed(2)}`);
@@ -406,7 +360,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
       windowImages += batch.images.length;
       epochLoss += r.loss;
       epochSteps++;
-      const logEvery = t.logEvery ?? 10;
+      const logEvery = t.logEvery ?? DETECTOR_TRAIN_DEFAULTS.logEvery;
       const secs = (Date.now() - windowStart) / 1000;
       const ips = secs > 0 ? windowImages / secs : 0;
       bar?.update(step, { loss: r.loss, cls: r.cls, loc: r.loc, lr, 'img/s': ips });
@@ -427,7 +381,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
         await rec.appendMetrics({ kind: 'epoch', step, epoch, ...ep });
         epochLoss = 0;
         epochSteps = 0;
-        const valEvery = t.valEvery ?? 1;
+        const valEvery = t.valEvery ?? DETECTOR_TRAIN_DEFAULTS.valEvery;
         if (epoch === t.epochs || (valEvery > 0 && epoch % valEvery === 0)) {
           const ap = await validate();
           if (ap) {
@@ -437,7 +391,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
           }
         }
         await saveState();
-      } else if ((t.checkpointEvery ?? 0) > 0 && step % t.checkpointEvery! === 0) {
+      } else if (checkpointEvery > 0 && step % checkpointEvery === 0) {
         await saveState();
       }
     }
