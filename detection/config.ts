@@ -120,7 +120,6 @@ const modelCheck: Check = object({
       minNegatives: optional(count),
       locWeight: optional(number({ min: 0 })),
       negativeSigma: optional(string(['detached', 'through'])),
-      sigmaLookup: optional(string(['auto', 'gather', 'onehot'])),
     }),
   ),
   postprocess: optional(

@@ -17,8 +17,9 @@
  * constant: each box's σ then learns only from the anchors matched to it. With 'through', every negative anchor also
  * sends gradient to every box's σ (∂mean/∂σ_i = 1/n), and since negatives outnumber positives 3:1 that shared term would
  * dominate and push all σ of a batch together, erasing the per-box curriculum the paper is after. Both are tested
- * against finite differences. Per-anchor σ is a gather from [σ_1..σ_G, mean] (its gradient is UnsortedSegmentSum); on a
- * backend without that kernel, a one-hot [boxes × anchors] matmul built from typed arrays gives the same result.
+ * against finite differences. The loss is computed on the gathered rows of the selected anchors only; their σ is a
+ * gather from [σ_1..σ_G, mean] (the gathers' gradient is UnsortedSegmentSum, which every backend initBackend sets up
+ * has: wasm through the training kernels).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BatchTargets } from './targets.js';
@@ -30,8 +31,6 @@ export interface MultiBoxLossOptions {
   /** Weight of the localisation term. */
   locWeight?: number;
   negativeSigma?: 'detached' | 'through';
-  /** How per-anchor σ is looked up: 'auto' (gather when the backend has UnsortedSegmentSum), 'gather', 'onehot'. */
-  sigmaLookup?: 'auto' | 'gather' | 'onehot';
 }
 
 export interface LossParts {
@@ -47,14 +46,12 @@ export class MultiBoxLoss {
   readonly minNegatives: number;
   readonly locWeight: number;
   readonly negativeSigma: 'detached' | 'through';
-  readonly sigmaLookup: 'auto' | 'gather' | 'onehot';
 
   constructor(options: MultiBoxLossOptions = {}) {
     this.negPosRatio = options.negPosRatio ?? 3;
     this.minNegatives = options.minNegatives ?? 16;
     this.locWeight = options.locWeight ?? 1;
     this.negativeSigma = options.negativeSigma ?? 'detached';
-    this.sigmaLookup = options.sigmaLookup ?? 'auto';
   }
 
   /**
@@ -117,32 +114,12 @@ export class MultiBoxLoss {
     let numPositive = 0;
     for (let o = 0; o < N; o++) if (targets.boxIndex[o]! >= 0) numPositive++;
     const norm = Math.max(1, numPositive);
-    if (this.useGather()) return this.computeSelected(clsLogits, locPreds, targets, boxSigma, mask, numPositive, numNegative, norm);
-    const posMask = new Float32Array(N);
-    const onehot = new Float32Array(N * C);
-    for (let o = 0; o < N; o++) {
-      onehot[o * C + targets.labels[o]!] = 1;
-      if (targets.boxIndex[o]! >= 0) posMask[o] = 1;
-    }
-    return tf.tidy(() => {
-      let z = clsLogits.reshape([N, C]);
-      if (boxSigma !== null) z = z.div(this.anchorSigma(boxSigma, targets).reshape([N, 1]));
-      const ce = tf.neg(tf.sum(tf.mul(tf.tensor2d(onehot, [N, C]), tf.logSoftmax(z)), 1));
-      const cls = tf.div(tf.sum(tf.mul(ce, tf.tensor1d(mask))), norm) as tf.Scalar;
-      const sl1 = smoothL1(tf.sub(locPreds.reshape([N, 4]), tf.tensor2d(targets.locTargets, [N, 4])));
-      const loc = tf.div(tf.sum(tf.mul(sl1, tf.tensor1d(posMask))), norm) as tf.Scalar;
-      const total = tf.add(cls, tf.mul(loc, this.locWeight)) as tf.Scalar;
-      return { total, cls, loc, numPositive, numNegative };
-    });
-  }
-
-  private useGather(): boolean {
-    return this.sigmaLookup === 'gather' || (this.sigmaLookup === 'auto' && hasKernel('UnsortedSegmentSum'));
+    return this.computeSelected(clsLogits, locPreds, targets, boxSigma, mask, numPositive, numNegative, norm);
   }
 
   /**
-   * The same loss computed on the selected anchors only (positives and hard negatives, a few % of all anchors):
-   * rows gathered from the logits and offsets, so the σ division, softmax and smooth-L1 touch M ≪ B·A rows.
+   * The loss on the selected anchors only (positives and hard negatives, a few % of all anchors): rows gathered from
+   * the logits and offsets, so the σ division, softmax and smooth-L1 touch M ≪ B·A rows.
    */
   private computeSelected(
     clsLogits: tf.Tensor3D,
@@ -194,42 +171,6 @@ export class MultiBoxLoss {
       return { total, cls, loc, numPositive, numNegative };
     });
   }
-
-  /** σ per anchor [B·A]: its box's σ for positives, the batch's mean box σ for everything else. */
-  anchorSigma(boxSigma: tf.Tensor1D, targets: BatchTargets): tf.Tensor1D {
-    const N = targets.batchSize * targets.numAnchors;
-    const G = targets.numBoxes;
-    return tf.tidy(() => {
-      if (G === 0) return tf.ones([N]) as tf.Tensor1D;
-      const mean: tf.Tensor | number =
-        this.negativeSigma === 'through' ? tf.mean(boxSigma) : meanOf(boxSigma.dataSync());
-      if (this.useGather()) {
-        // Gather from [σ_1 .. σ_G, mean]: index G for every anchor without a box.
-        const index = new Int32Array(N);
-        for (let o = 0; o < N; o++) {
-          const m = targets.boxIndex[o]!;
-          index[o] = m >= 0 ? m : G;
-        }
-        const ext = tf.concat([boxSigma, tf.reshape(typeof mean === 'number' ? tf.scalar(mean) : mean, [1])]);
-        return tf.gather(ext, tf.tensor1d(index, 'int32')) as tf.Tensor1D;
-      }
-      // Without UnsortedSegmentSum (the gather's gradient), a one-hot [boxes × anchors] matmul does the same.
-      const select = new Float32Array(G * N);
-      const rest = new Float32Array(N);
-      for (let o = 0; o < N; o++) {
-        const m = targets.boxIndex[o]!;
-        if (m >= 0) select[m * N + o] = 1;
-        else rest[o] = 1;
-      }
-      const pos = tf.matMul(boxSigma.reshape([1, G]), tf.tensor2d(select, [G, N])).reshape([N]);
-      return tf.add(pos, tf.mul(tf.tensor1d(rest), mean)) as tf.Tensor1D;
-    });
-  }
-}
-
-/** Whether the active backend has a kernel (wasm gains some only with the training kernels). */
-function hasKernel(name: string): boolean {
-  return tf.getKernel(name, tf.getBackend()) !== undefined;
 }
 
 /** Smooth-L1 (β = 1) per row, summed over the last axis: 0.5·d² where |d| < 1, |d| − 0.5 elsewhere (with minimum, so

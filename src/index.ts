@@ -131,7 +131,7 @@ export type { SSDSpec, BackboneSpec } from '../detection/model/build.js';
 export { saveSSD, loadSSD } from '../detection/model/io.js';
 export { sharpImageReader } from '../detection/train/data.js';
 export type { DetectionRecord, DetectionBox, ImageReader, Batch } from '../detection/train/data.js';
-export { trainDetector, trainStep, boxSigma, NonFiniteLossError } from '../detection/train/trainer.js';
+export { trainDetector, trainStep, NonFiniteLossError } from '../detection/train/trainer.js';
 export type { TrainRunOptions, TrainRunResult } from '../detection/train/trainer.js';
 export { readDetectorConfig, validateDetectorConfig, DETECTOR_TRAIN_DEFAULTS, DETECTION_INSTANCE_DEFAULTS } from '../detection/config.js';
 export type { DetectorConfig, DetectorCurriculum } from '../detection/config.js';

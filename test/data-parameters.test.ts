@@ -405,6 +405,38 @@ test('creating and disposing data parameters leaves no tensor behind', () => {
   tf.dispose([w, x]);
 });
 
+test('per-box lookup: instanceSigma gathers σ on the tape; weightDecayLoss takes the ids it applies to', () => {
+  const dp = new DataParameters({ numClasses: 2, numInstances: 5, mode: 'instance', instance: { momentum: 0, weightDecay: 0.5 } });
+  dp.setState({ classLogSigma: null, classMomentum: null, instanceLogSigma: Float32Array.from([0.1, -0.2, 0.3, 0.4, -0.5]), instanceMomentum: null, step: 0 });
+  assert.equal(dp.variables.map((v) => v.name), [...dp.variableNames]);
+  const table = dp.variables[0]!;
+  const ids = Int32Array.from([3, 0, 3, 4]);
+  const weights = tf.tensor1d([1, 2, 3, 4]);
+  const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(dp.instanceSigma(ids), weights)) as tf.Scalar, [table]);
+  // Σ w·σ = 1·e^0.4 + 2·e^0.1 + 3·e^0.4 + 4·e^-0.5; d/dlogσ_3 = (1 + 3)·e^0.4; absent entries get 0.
+  close(value.dataSync(), [4 * Math.exp(0.4) + 2 * Math.exp(0.1) + 4 * Math.exp(-0.5)], 1e-5, 'value');
+  close(grads[table.name]!.dataSync(), [2 * Math.exp(0.1), 0, 0, 4 * Math.exp(0.4), 4 * Math.exp(-0.5)], 1e-5, 'gradient');
+  tf.dispose([value, grads]);
+  // The weight-decay term is over the ids given, whatever was looked up before: 0.5·0.5·(0.4² + 0.4² + (−0.5)²).
+  dp.instanceSigma([1]).dispose();
+  const wd = dp.weightDecayLoss({ instanceIds: [3, 3, 4] });
+  close(wd.dataSync(), [0.25 * (0.16 + 0.16 + 0.25)], 1e-6, 'weight decay');
+  wd.dispose();
+  const none = dp.weightDecayLoss({ instanceIds: [] });
+  assert.equal(Array.from(none.dataSync()), [0]);
+  none.dispose();
+  assert.throws(() => dp.weightDecayLoss({}), /mode 'instance' with instance weight decay needs instance ids/);
+  assert.throws(() => dp.weightDecayLoss({ instanceIds: [5] }), /instance id 5 at position 0 is out of range \[0, 5\)/);
+  // Without weight decay no ids are needed.
+  const plain = new DataParameters({ numClasses: 2, numInstances: 5, mode: 'joint' });
+  const zero = plain.weightDecayLoss({});
+  assert.equal(Array.from(zero.dataSync()), [0]);
+  tf.dispose([zero, weights]);
+  plain.dispose();
+  dp.dispose();
+  assert.throws(() => dp.variables, /used after dispose/);
+});
+
 test('bad options and inputs give clear errors', () => {
   const base = { numClasses: 3, numInstances: 4 };
   assert.throws(() => new DataParameters({ ...base, mode: 'class', class: { init: -1 } }), /init must be a positive number/);

@@ -10,8 +10,7 @@ import { loadCheckpoint } from '../src/util/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
 import type { KittiObject } from '../datasets/kitti/label-file.js';
 import { DetectionLoader, type DetectionRecord, type ImageReader } from '../detection/train/data.js';
-import { CHECKPOINT_FILE, NonFiniteLossError, boxSigma, trainDetector, type DetectorConfig } from '../detection/train/trainer.js';
-import { DataParameters } from '../src/data-parameters/data-parameters.js';
+import { CHECKPOINT_FILE, NonFiniteLossError, trainDetector, type DetectorConfig } from '../detection/train/trainer.js';
 import { loadSSD } from '../detection/model/io.js';
 
 test.before(async () => {
@@ -63,28 +62,6 @@ function config(over: Partial<DetectorConfig['train']> = {}, mode: 'none' | 'ins
     curriculum: { mode, instance: { lr: 0.5 } },
   };
 }
-
-test('box σ lookup: gather (dp.instanceSigma) and one-hot matmul agree in value and gradient', () => {
-  const dp = new DataParameters({ numClasses: 2, numInstances: 5, mode: 'instance', instance: { momentum: 0 } });
-  dp.setState({ classLogSigma: null, classMomentum: null, instanceLogSigma: Float32Array.from([0.1, -0.2, 0.3, 0.4, -0.5]), instanceMomentum: null, step: 0 });
-  const table = tf.engine().registeredVariables[dp.variableNames[0]!]!;
-  const ids = Int32Array.from([3, 0, 3, 4]);
-  const weights = tf.tensor1d([1, 2, 3, 4]);
-  const run = (lookup: 'gather' | 'onehot'): [number[], number[]] => {
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(boxSigma(dp, ids, lookup), weights)) as tf.Scalar, [table]);
-    const out: [number[], number[]] = [Array.from(value.dataSync()), Array.from(grads[table.name]!.dataSync())];
-    tf.dispose([value, grads]);
-    return out;
-  };
-  const [vg, gg] = run('gather');
-  const [vo, go] = run('onehot');
-  assert.ok(Math.abs(vg[0]! - vo[0]!) < 1e-5);
-  // d/dlogσ_3 of Σ w·σ = (1 + 3)·e^0.4; σ_1 and σ_2 are absent (gradient 0).
-  assert.ok(Math.abs(gg[3]! - 4 * Math.exp(0.4)) < 1e-4 && gg[1] === 0 && gg[2] === 0);
-  gg.forEach((g, i) => assert.ok(Math.abs(g - go[i]!) < 1e-5, `entry ${i}`));
-  weights.dispose();
-  dp.dispose();
-});
 
 test('loader: batches are a function of (seed, epoch, index); flips mirror boxes; ignore regions kept apart', async () => {
   const { records, read } = scenes(6);

@@ -174,8 +174,7 @@ export class ClassifierTrainer {
     this.optimizer = new ModelOptimizer({ name: 'sgd', momentum: config.momentum, weightDecay: config.weightDecay });
     this.rng = new Rng(config.seed);
     this.recorder = parts.outDir ? new RunRecorder(parts.outDir) : null;
-    const registered = tf.engine().registeredVariables;
-    this.variables = [...model.store.trainableList, ...dp.variableNames.map((n) => registered[n]!)];
+    this.variables = [...model.store.trainableList, ...dp.variables];
     // Tracked entries: a seeded sample of at most trackCount, in increasing order.
     const pick = new Rng(config.seed + 7919).permutation(train.count).subarray(0, Math.min(config.trackCount, train.count));
     this.tracked = Int32Array.from(pick).sort();

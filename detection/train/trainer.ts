@@ -80,19 +80,6 @@ export class NonFiniteLossError extends Error {
   }
 }
 
-/** σ of the batch's boxes. dp.instanceSigma gathers; the gather's gradient needs UnsortedSegmentSum, which plain wasm
- * lacks: there (or with lookup 'onehot') a one-hot [boxes × instances] matmul gives the same values and gradients. */
-export function boxSigma(dp: DataParameters, ids: Int32Array, lookup: 'auto' | 'gather' | 'onehot' = 'auto'): tf.Tensor1D {
-  const gather = lookup === 'gather' || (lookup === 'auto' && tf.getKernel('UnsortedSegmentSum', tf.getBackend()) !== undefined);
-  if (gather) return dp.instanceSigma(ids);
-  const name = dp.variableNames[dp.variableNames.length - 1]!;
-  const table = tf.engine().registeredVariables[name]!;
-  const N = table.shape[0]!;
-  const oneHot = new Float32Array(ids.length * N);
-  ids.forEach((id, i) => (oneHot[i * N + id] = 1));
-  return tf.tidy(() => tf.exp(tf.matMul(tf.tensor2d(oneHot, [ids.length, N]), table.reshape([N, 1])).reshape([ids.length])) as tf.Tensor1D);
-}
-
 export interface StepResult {
   loss: number;
   cls: number;
@@ -107,17 +94,17 @@ export function trainStep(model: SSD, opt: ModelOptimizer, dp: DataParameters | 
   const B = batch.images.length;
   const targets = model.targets(batch.images);
   const x = tf.tensor4d(batch.x, [B, H, W, 3]);
-  const dpVars = dp ? dp.variableNames.map((n) => tf.engine().registeredVariables[n]!) : [];
   let cls = NaN, loc = NaN, numPositive = 0;
   const { value, grads } = tf.variableGrads(() => {
-    const sigma = dp ? boxSigma(dp, batch.instanceIds) : null;
+    // σ of the batch's boxes, in target order (one instance id per box).
+    const sigma = dp ? dp.instanceSigma(batch.instanceIds) : null;
     const parts = model.computeLoss(x, targets, sigma);
     cls = parts.cls.dataSync()[0]!;
     loc = parts.loc.dataSync()[0]!;
     numPositive = parts.numPositive;
     tf.dispose([parts.cls, parts.loc]);
-    return dp ? tf.add(parts.total, dp.weightDecayLoss()) : parts.total;
-  }, [...model.params.trainableList, ...dpVars]);
+    return dp ? tf.add(parts.total, dp.weightDecayLoss({ instanceIds: batch.instanceIds })) : parts.total;
+  }, [...model.params.trainableList, ...(dp ? dp.variables : [])]);
   const loss = value.dataSync()[0]!;
   x.dispose();
   // A finite loss can still overflow in the backward pass: check the gradients too, before anything is updated.

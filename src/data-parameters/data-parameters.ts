@@ -102,9 +102,6 @@ export class DataParameters {
   private readonly classState: KindState | null;
   private readonly instanceState: KindState | null;
   private stepCount = 0;
-  /** Indices of the most recent sigma()/instanceSigma() call, for the weight-decay term. */
-  private lastClassIds: Int32Array | null = null;
-  private lastInstanceIds: Int32Array | null = null;
   private disposed = false;
 
   constructor(options: DataParametersOptions) {
@@ -133,10 +130,14 @@ export class DataParameters {
     return this.stepCount;
   }
 
-  /**
-   * σ* per sample: exp(class[y]) | exp(instance[i]) | their sum | 1, differentiable with respect to this object's
-   * variables. Records the indices for weightDecayLoss() and applyGradients().
-   */
+  /** The trainable variables this object owns (the log σ tables), for tf.variableGrads' variable list. */
+  get variables(): tf.Variable[] {
+    this.checkAlive();
+    return [this.classState, this.instanceState].filter((s) => s !== null).map((s) => s.logSigma);
+  }
+
+  /** σ* per sample: exp(class[y]) | exp(instance[i]) | their sum | 1, differentiable with respect to this object's
+   * variables. */
   sigma(targets: IndexInput, instanceIds?: IndexInput): tf.Tensor1D {
     this.checkAlive();
     const classIds = this.classState ? toIndices(targets, this.numClasses, 'target class') : null;
@@ -149,8 +150,6 @@ export class DataParameters {
     if (classIds && instIds && classIds.length !== instIds.length) {
       throw new Error(`DataParameters: ${classIds.length} targets but ${instIds.length} instance ids`);
     }
-    this.lastClassIds = classIds;
-    this.lastInstanceIds = instIds;
     return tf.tidy(() => {
       let s: tf.Tensor1D | null = null;
       if (this.classState && classIds) s = gatherSigma(this.classState, classIds);
@@ -167,23 +166,30 @@ export class DataParameters {
     this.checkAlive();
     if (!this.instanceState) throw new Error(`DataParameters: mode '${this.mode}' has no instance parameters`);
     const ids = toIndices(instanceIds, this.numInstances, 'instance id');
-    this.lastClassIds = null;
-    this.lastInstanceIds = ids;
     const state = this.instanceState;
     return tf.tidy(() => gatherSigma(state, ids));
   }
 
-  /** 0.5·wd·Σ (gathered log σ)² over the entries of the last sigma()/instanceSigma() call, per learned kind. */
-  weightDecayLoss(): tf.Scalar {
+  /**
+   * 0.5·wd·Σ (gathered log σ)² per learned kind with weight decay, over the samples given: their classes (`targets`)
+   * for the class kind, their `instanceIds` for the instance kind (one entry per occurrence, as sigma() and
+   * instanceSigma() were given them). A kind without weight decay needs no ids.
+   */
+  weightDecayLoss(samples: { targets?: IndexInput; instanceIds?: IndexInput }): tf.Scalar {
     this.checkAlive();
+    const idsOf = (state: KindState | null, given: IndexInput | undefined, size: number, what: string): Int32Array | null => {
+      if (!state || state.options.weightDecay <= 0) return null;
+      if (given === undefined) throw new Error(`DataParameters.weightDecayLoss: mode '${this.mode}' with ${state.kind} weight decay needs ${what}s`);
+      return toIndices(given, size, what);
+    };
+    const terms: [KindState | null, Int32Array | null][] = [
+      [this.classState, idsOf(this.classState, samples.targets, this.numClasses, 'target class')],
+      [this.instanceState, idsOf(this.instanceState, samples.instanceIds, this.numInstances, 'instance id')],
+    ];
     return tf.tidy(() => {
       let total: tf.Scalar = tf.scalar(0);
-      const terms: [KindState | null, Int32Array | null][] = [
-        [this.classState, this.lastClassIds],
-        [this.instanceState, this.lastInstanceIds],
-      ];
       for (const [state, ids] of terms) {
-        if (!state || !ids || ids.length === 0 || state.options.weightDecay <= 0) continue;
+        if (!state || !ids || ids.length === 0) continue;
         const logs = gatherEntries(state.logSigma, ids);
         total = tf.add(total, tf.mul(0.5 * state.options.weightDecay, tf.sum(tf.square(logs))));
       }
@@ -202,11 +208,12 @@ export class DataParameters {
       throw new Error(`DataParameters.loss: ${batch} rows of logits but ${lengthOf(instanceIds)} instance ids`);
     }
     const labels = toIndices(targets, classes, 'target class');
+    const ids = instanceIds !== undefined && this.instanceState ? toIndices(instanceIds, this.numInstances, 'instance id') : instanceIds;
     return tf.tidy(() => {
-      const sigma = this.sigma(labels, instanceIds);
+      const sigma = this.sigma(labels, ids);
       const scaled = tf.div(logits, tf.reshape(sigma, [batch, 1])) as tf.Tensor2D;
       const ce = softmaxCrossEntropy(scaled, labels);
-      return tf.add(ce, this.weightDecayLoss());
+      return tf.add(ce, this.weightDecayLoss({ targets: labels, instanceIds: ids }));
     });
   }
 
