@@ -20,7 +20,7 @@ import { makeSyntheticKittiEvalSet, writeSyntheticKittiEvalSet } from '../detect
 
 export const names = ['kitti-eval'];
 
-// The bundled command that the `evaluate-kitti` bin runs (built by detection/kitti-eval/bundle-cli.ts).
+// The bundled command that the `evaluate-kitti` bin runs (built by tools/bundle-cli.ts).
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'detection', 'cli', 'evaluate-kitti.cjs');
 const IMAGES = 3769;
 

@@ -10,7 +10,7 @@ import { parseKittiObjects } from '../datasets/kitti/label-file.js';
 import { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
 import { applyOverrides, buildProgram, readConfig, DEFAULT_CONFIG } from '../detection/cli/train-detector.js';
 import { buildSSD } from '../detection/model/build.js';
-import { tinyDetectorRun } from './detection-fixture.js';
+import { tinyDetectorRun } from './support/detection-fixture.js';
 import { KittiDataset } from '../datasets/kitti/dataset.js';
 import { SsdPipelineSource } from '../detection/train/ssd-pipeline-source.js';
 import type { DetectionRecord } from '../detection/train/data.js';

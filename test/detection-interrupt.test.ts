@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tinyDetectorRun } from './detection-fixture.js';
+import { tinyDetectorRun } from './support/detection-fixture.js';
 import { readRun } from '../src/records/run-records.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'detection', 'cli', 'train-detector.js');

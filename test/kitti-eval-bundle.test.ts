@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSyn
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleCommonJs } from '../detection/kitti-eval/bundle-cli.js';
+import { bundleCommonJs } from '../tools/bundle-cli.js';
 import { makeSyntheticKittiEvalSet, writeSyntheticKittiEvalSet } from '../detection/kitti-eval/synthetic.js';
 
 const CLI_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'detection', 'cli');
@@ -31,7 +31,7 @@ test.after(() => rmSync(root, { recursive: true, force: true }));
 
 test('the built bundle is what the bundler makes of the compiled modules now', () => {
   const built = existsSync(BUNDLE) ? readFileSync(BUNDLE, 'utf8') : '(missing)';
-  assert.ok(built === bundleCommonJs(ESM), `${BUNDLE} is missing or stale: run node dist/detection/kitti-eval/bundle-cli.js after tsc (npm run build does)`);
+  assert.ok(built === bundleCommonJs(ESM), `${BUNDLE} is missing or stale: run node dist/tools/bundle-cli.js after tsc (npm run build does)`);
 });
 
 test('bundle and ES-module entry: identical output, messages and exit codes', () => {

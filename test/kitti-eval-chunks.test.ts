@@ -26,7 +26,7 @@ import {
   type PostedChunkScan,
 } from '../detection/kitti-eval/read-chunks.js';
 import { deserialiseError, scanInto } from '../detection/kitti-eval/read-files.js';
-import { TAIL, sameTable } from './kitti-eval-fixture.js';
+import { TAIL, sameTable } from './support/kitti-eval-fixture.js';
 
 const DET_TAIL = '-1 -1 -1 -1000 -1000 -1000 -10';
 // Three chunks per kind, the last one short.

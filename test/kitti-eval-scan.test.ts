@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseKittiObjects } from '../datasets/kitti/label-file.js';
 import { TypeCode } from '../detection/kitti-eval/box-table.js';
-import { jsScan as scan, referenceTable as reference, sameTable, TAIL } from './kitti-eval-fixture.js';
+import { jsScan as scan, referenceTable as reference, sameTable, TAIL } from './support/kitti-eval-fixture.js';
 
 test('plain files: types case-insensitively, CRLF, tabs, blank lines, 15 or 16 label columns', () => {
   const labels = [

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatKittiDetection, formatKittiObject, parseKittiObjects } from '../datasets/kitti/label-file.js';
 import { tableFromObjects, TypeCode, type KittiBoxTable } from '../detection/kitti-eval/box-table.js';
-import { enc, jsScan, sameTable, TAIL } from './kitti-eval-fixture.js';
+import { enc, jsScan, sameTable, TAIL } from './support/kitti-eval-fixture.js';
 import { buildScannerWasm, WasmTableScanner } from '../detection/kitti-eval/scan-wasm.js';
 import { buildEvalWasm } from '../detection/kitti-eval/evaluate-wasm.js';
 import { EVAL_WASM, SCANNER_WASM } from '../detection/kitti-eval/wasm-binaries.js';
@@ -21,7 +21,7 @@ function wasmScan(texts: string[], kind: 'label' | 'result', expectedRows = 4): 
   return s.finish();
 }
 
-test('the stored kernel bytes are those the kernel code writes (else regenerate: see generate-wasm-binaries.ts)', () => {
+test('the stored kernel bytes are those the kernel code writes (else regenerate: see tools/generate-wasm-binaries.ts)', () => {
   assert.equal([...Buffer.from(SCANNER_WASM, 'base64')], [...buildScannerWasm()]);
   assert.equal([...Buffer.from(EVAL_WASM, 'base64')], [...buildEvalWasm()]);
   assert.ok(SCANNER_WASM.length > 1000 && EVAL_WASM.length > 1000);

@@ -12,7 +12,7 @@ import { linePlot, niceScale, niceTicks } from '../src/visualize/line-plot.js';
 import { CLEAN_COLOR, NOISY_COLOR, OCCLUSION_STYLES } from '../src/visualize/palette.js';
 import { svgToPng } from '../src/visualize/svg.js';
 import { layoutGallery, THUMB } from '../src/visualize/sample-gallery.js';
-import { IMAGE_RGB, makeClassificationRun, makeDetectionRun, sampleColor } from './visualize-fixture.js';
+import { IMAGE_RGB, makeClassificationRun, makeDetectionRun, sampleColor } from './support/visualize-fixture.js';
 
 type Rgb = [number, number, number];
 

@@ -5,7 +5,7 @@ import { initBackend } from '../src/runtime/backend.js';
 import { registerWasmTrainingKernels } from '../src/runtime/wasm-training/index.js';
 import { convGradientChoice } from '../src/runtime/wasm-training/conv2d-backprop.js';
 import { Rng } from '../src/util/rng.js';
-import { assertClose, compareGrads, randomInput, runOn } from './wasm-compare.js';
+import { assertClose, compareGrads, randomInput, runOn } from './support/wasm-compare.js';
 
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
 

@@ -13,7 +13,7 @@ import { gemmKernels } from '../src/runtime/wasm-training/gemm.js';
 import { heapOffset } from '../src/runtime/wasm-training/simd-kernels.js';
 import type { BackendWasm } from '../src/runtime/wasm-training/wasm-kernel-utils.js';
 import { Rng } from '../src/util/rng.js';
-import { assertExitedOnItsOwn, runChild } from './child-process.js';
+import { assertExitedOnItsOwn, runChild } from './support/child-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const url = (file: string): string => JSON.stringify(pathToFileURL(path.join(here, file)).href);

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
 import { Rng } from '../src/util/rng.js';
-import { assertClose, compareGrads, gradsOn, randomInput, runOn, type Input } from './wasm-compare.js';
+import { assertClose, compareGrads, gradsOn, randomInput, runOn, type Input } from './support/wasm-compare.js';
 
 test.before(async () => {
   await initBackend('wasm', { log: null });

@@ -7,7 +7,7 @@ import { reductionLayout } from '../src/runtime/wasm-training/reductions.js';
 import { simdKernels } from '../src/runtime/wasm-training/simd-kernels.js';
 import type { BackendWasm } from '../src/runtime/wasm-training/wasm-kernel-utils.js';
 import { Rng } from '../src/util/rng.js';
-import { assertClose, compareGrads, randomInput, runOn } from './wasm-compare.js';
+import { assertClose, compareGrads, randomInput, runOn } from './support/wasm-compare.js';
 
 test.before(async () => {
   await initBackend('wasm', { log: null });

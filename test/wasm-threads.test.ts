@@ -10,8 +10,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describeWasmBuild, requestedWasmThreads, wasmThreadsChoice, wasmThreadsState } from '../src/runtime/wasm-training/threads.js';
-import { assertClose } from './wasm-compare.js';
-import { assertExitedOnItsOwn, runChild } from './child-process.js';
+import { assertClose } from './support/wasm-compare.js';
+import { assertExitedOnItsOwn, runChild } from './support/child-process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const backendUrl = pathToFileURL(path.join(here, '../src/runtime/backend.js')).href;

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
 import { Rng } from '../src/util/rng.js';
 import { ReferenceNetwork } from '../bench/train-step.bench.js';
-import { assertClose } from './wasm-compare.js';
+import { assertClose } from './support/wasm-compare.js';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

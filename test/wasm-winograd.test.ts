@@ -4,8 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
 import { filterGradientSlices, setWinogradUse } from '../src/runtime/wasm-training/winograd.js';
 import { Rng } from '../src/util/rng.js';
-import { assertClose, compareGrads, randomInput, runOn } from './wasm-compare.js';
-import type { Input } from './wasm-compare.js';
+import { assertClose, compareGrads, randomInput, runOn } from './support/wasm-compare.js';
+import type { Input } from './support/wasm-compare.js';
 
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
 

@@ -2,9 +2,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
-import { readConfig, DEFAULT_CONFIG } from '../detection/cli/train-detector.js';
-import type { DetectorConfig } from '../detection/train/trainer.js';
+import { generateSyntheticKitti } from '../../datasets/synthetic-kitti/generate.js';
+import { DEFAULT_CONFIG } from '../../detection/cli/train-detector.js';
+import { readDetectorConfig, type DetectorConfig } from '../../detection/config.js';
 
 export interface TinyDetectorRun {
   dir: string;
@@ -23,7 +23,7 @@ export async function tinyDetectorRun(options: {
   const dir = mkdtempSync(path.join(tmpdir(), options.prefix));
   const data = path.join(dir, 'data');
   await generateSyntheticKitti({ out: data, images: options.images, seed: options.seed, width: 128, height: 48 });
-  const cfg = await readConfig(DEFAULT_CONFIG);
+  const cfg = await readDetectorConfig(DEFAULT_CONFIG);
   cfg.model.backbone = { type: 'light', widths: [4, 8, 8], extraChannels: 8, featureMaps: 2 };
   cfg.model.inputSize = { width: 96, height: 32 };
   cfg.train = { ...cfg.train, logEvery: 1, valAtStart: false, warmupSteps: 0, ...options.train };

@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+// The scripts import relative to the compiled test folder (dist/test), one up from this file.
+const testDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CHILD_LIMIT_MS = 120_000;
 
 export interface ChildResult {
@@ -30,7 +31,7 @@ export function runChild(script: string, env: Record<string, string | null>): Pr
   }
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: here, env: childEnv, timeout: CHILD_LIMIT_MS });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: testDir, env: childEnv, timeout: CHILD_LIMIT_MS });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

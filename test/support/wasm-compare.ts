@@ -1,7 +1,7 @@
 /** Helpers for the wasm kernel tests: run the same computation on cpu (the reference) and on wasm, compare. */
 import * as tf from '@tensorflow/tfjs';
 import * as assert from 'uvu/assert';
-import { Rng } from '../src/util/rng.js';
+import { Rng } from '../../src/util/rng.js';
 
 export interface Input {
   shape: number[];

@@ -1,8 +1,8 @@
 /** Shared by the scanner tests: KITTI text → box table through the JavaScript scanner or the reference parser. */
 import * as assert from 'uvu/assert';
-import { parseKittiObjects } from '../datasets/kitti/label-file.js';
-import { BoxTableBuilder, tableFromObjects, type KittiBoxTable } from '../detection/kitti-eval/box-table.js';
-import { scanKittiFile } from '../detection/kitti-eval/scan.js';
+import { parseKittiObjects } from '../../datasets/kitti/label-file.js';
+import { BoxTableBuilder, tableFromObjects, type KittiBoxTable } from '../../detection/kitti-eval/box-table.js';
+import { scanKittiFile } from '../../detection/kitti-eval/scan.js';
 
 export const enc = new TextEncoder();
 

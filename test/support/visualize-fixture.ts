@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { Rng } from '../src/util/rng.js';
+import { Rng } from '../../src/util/rng.js';
 import {
   RunRecorder,
   summariseSigma,
@@ -12,7 +12,7 @@ import {
   noisyTopFraction,
   type TrackedInstance,
   type Difficulty,
-} from '../src/records/run-records.js';
+} from '../../src/records/run-records.js';
 
 /** The colour of the synthetic images: a dark green unlike any stroke colour or the grey placeholder. */
 export const IMAGE_RGB = { r: 40, g: 110, b: 60 };
