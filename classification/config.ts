@@ -7,14 +7,15 @@
 import { CURRICULUM_MODES, DataParameters } from '../src/data-parameters/data-parameters.js';
 import type { CurriculumMode, KindOptions, SigmaBounds } from '../src/data-parameters/data-parameters.js';
 import type { Logger } from '../src/util/log.js';
-import { readJsonConfig } from '../src/util/config-schema.js';
+import { array, boolean, checkConfig, nullable, number, object, optional, readJsonConfig, string, tagged, type Check } from '../src/util/config-schema.js';
+import { kindOptionsCheck, sigmaBoundsCheck } from '../src/data-parameters/config-checks.js';
 import { loadMnistLike, DEBIAN_FASHION_MNIST_DIR, FASHION_MNIST_CLASSES } from '../datasets/idx/mnist-like.js';
 import { loadCifar } from '../datasets/cifar/cifar-binary.js';
 import { imagenetSynsets, loadImageNetTrain, loadImageNetVal } from '../datasets/imagenet/imagenet.js';
 import type { ValidationLabels } from '../datasets/imagenet/imagenet.js';
 import { loadWebVisionList, webVisionImagePath } from '../datasets/webvision/file-list.js';
 import type { WebVisionSource } from '../datasets/webvision/file-list.js';
-import { corruptLabels, parseNoiseModel } from '../datasets/noisy-labels/noisy-labels.js';
+import { corruptLabels, NOISE_MODELS, parseNoiseModel } from '../datasets/noisy-labels/noisy-labels.js';
 import type { NoiseModel, NoisyLabels } from '../datasets/noisy-labels/noisy-labels.js';
 import { ClassifierModel, resnet, smallCnn, wideResNet } from './models/models.js';
 import {
@@ -28,8 +29,9 @@ import type { TrainerConfig } from './training/trainer.js';
 import { DEFAULT_TRAINER_CONFIG } from './training/trainer.js';
 
 export type DatasetKind = 'imagenet' | 'webvision' | 'cifar10' | 'cifar100' | 'fashion-mnist' | 'mnist';
-const DATASET_KINDS: DatasetKind[] = ['imagenet', 'webvision', 'cifar10', 'cifar100', 'fashion-mnist', 'mnist'];
+const DATASET_KINDS: readonly DatasetKind[] = ['imagenet', 'webvision', 'cifar10', 'cifar100', 'fashion-mnist', 'mnist'];
 export type ModelKind = 'resnet18' | 'wrn' | 'small-cnn';
+const MODEL_KINDS: readonly ModelKind[] = ['resnet18', 'wrn', 'small-cnn'];
 
 export interface DataParameterSettings {
   class?: Partial<KindOptions>;
@@ -85,31 +87,61 @@ export async function readConfig(file: string): Promise<ClassifierRunConfig> {
   return validateConfig(await readJsonConfig(file), file);
 }
 
-function fail(file: string, field: string, why: string): never {
-  throw new Error(`${file}: "${field}" ${why}`);
-}
+const count = number({ integer: true, min: 0 });
+const positiveInt = number({ integer: true, min: 1 });
+const nonNegative = number({ min: 0 });
+const dataParameterSettingsCheck = object({
+  class: optional(kindOptionsCheck),
+  instance: optional(kindOptionsCheck),
+  clamp: optional(nullable(sigmaBoundsCheck)),
+});
 
+const classifierCheck: Check = object({
+  description: optional(string()),
+  dataset: object({
+    kind: string(DATASET_KINDS),
+    root: string(),
+    trainSubset: optional(nullable(count)),
+    valSubset: optional(nullable(count)),
+    synsetFile: optional(string()),
+    validation: optional(
+      tagged('kind', { xml: { dir: string() }, 'loc-csv': { file: string() }, list: { file: string() }, folders: {} }),
+    ),
+    sources: optional(array(string(['google', 'flickr']), { minLength: 1 })),
+    imageSize: optional(positiveInt),
+  }),
+  model: object({
+    name: string(MODEL_KINDS),
+    depth: optional(positiveInt),
+    widen: optional(positiveInt),
+    widths: optional(array(positiveInt, { minLength: 1 })),
+    hidden: optional(positiveInt),
+    blocks: optional(array(positiveInt, { minLength: 1 })),
+    width: optional(positiveInt),
+  }),
+  train: object({
+    epochs: count,
+    batchSize: positiveInt,
+    lr: nonNegative,
+    momentum: nonNegative,
+    weightDecay: nonNegative,
+    schedule: object({ milestones: optional(array(nonNegative)), every: optional(count), gamma: nonNegative }),
+    logEvery: optional(positiveInt),
+    evalBatchSize: optional(positiveInt),
+    trackCount: optional(count),
+    augment: boolean(),
+  }),
+  curriculum: string(CURRICULUM_MODES),
+  dataParameters: dataParameterSettingsCheck,
+  dataParametersByCurriculum: optional(object(Object.fromEntries(CURRICULUM_MODES.map((m) => [m, optional(dataParameterSettingsCheck)])))),
+  noise: optional(object({ rate: number({ min: 0, max: 1 }), model: string(NOISE_MODELS), seed: optional(number({ integer: true })) })),
+  seed: number({ integer: true }),
+  calibrate: optional(boolean()),
+});
+
+/** Checks a parsed classifier config: every key known, every value of the right type and range. */
 export function validateConfig(raw: unknown, file = 'config'): ClassifierRunConfig {
-  if (typeof raw !== 'object' || raw === null) fail(file, '(root)', 'must be an object');
-  const c = raw as ClassifierRunConfig;
-  if (!c.dataset || !DATASET_KINDS.includes(c.dataset.kind)) fail(file, 'dataset.kind', `must be one of ${DATASET_KINDS.join(', ')}`);
-  if (typeof c.dataset.root !== 'string') fail(file, 'dataset.root', 'must be a path');
-  if (!c.model || !['resnet18', 'wrn', 'small-cnn'].includes(c.model.name)) fail(file, 'model.name', 'must be resnet18, wrn or small-cnn');
-  const t = c.train;
-  if (!t) fail(file, 'train', 'is required');
-  for (const k of ['epochs', 'batchSize', 'lr', 'momentum', 'weightDecay'] as const) {
-    if (typeof t[k] !== 'number' || !(t[k] >= 0)) fail(file, `train.${k}`, 'must be a number >= 0');
-  }
-  if (!Number.isInteger(t.epochs) || !Number.isInteger(t.batchSize) || t.batchSize < 1) fail(file, 'train.batchSize', 'and epochs must be positive integers');
-  if (!t.schedule || typeof t.schedule.gamma !== 'number') fail(file, 'train.schedule.gamma', 'must be a number');
-  if (!(CURRICULUM_MODES as readonly string[]).includes(c.curriculum)) fail(file, 'curriculum', `must be one of ${CURRICULUM_MODES.join(', ')}`);
-  if (typeof c.dataParameters !== 'object' || c.dataParameters === null) fail(file, 'dataParameters', 'must be an object');
-  if (c.noise) {
-    if (!(c.noise.rate >= 0 && c.noise.rate <= 1)) fail(file, 'noise.rate', 'must be in [0, 1]');
-    parseNoiseModel(c.noise.model);
-  }
-  if (!Number.isInteger(c.seed)) fail(file, 'seed', 'must be an integer');
-  return c;
+  return checkConfig<ClassifierRunConfig>(raw, classifierCheck, file);
 }
 
 export function applyOverrides(config: ClassifierRunConfig, o: ConfigOverrides): ClassifierRunConfig {

@@ -4,6 +4,7 @@
  * are errors naming the file and the key). The command line overrides a few fields (cli/train-detector.ts).
  */
 import type { KindOptions, SigmaBounds } from '../src/data-parameters/data-parameters.js';
+import { kindOptionsCheck, sigmaBoundsCheck } from '../src/data-parameters/config-checks.js';
 import type { OptimizerOptions } from '../src/nn/optimizer.js';
 import {
   array,
@@ -92,7 +93,6 @@ const positiveInt = number({ integer: true, min: 1 });
 const count = number({ integer: true, min: 0 });
 const fraction = number({ min: 0, max: 1 });
 const SPLITS = ['train', 'val', 'trainval', 'all'] as const satisfies readonly KittiSplit[];
-const sigmaBounds = object({ min: positive, max: positive });
 
 const modelCheck: Check = object({
   backbone: tagged('type', {
@@ -164,16 +164,8 @@ const detectorCheck: Check = object({
   }),
   curriculum: object({
     mode: string(['none', 'instance']),
-    instance: optional(
-      object({
-        init: optional(positive),
-        lr: optional(number({ min: 0 })),
-        momentum: optional(number({ min: 0 })),
-        weightDecay: optional(number({ min: 0 })),
-        clamp: optional(nullable(sigmaBounds)),
-      }),
-    ),
-    clamp: optional(nullable(sigmaBounds)),
+    instance: optional(kindOptionsCheck),
+    clamp: optional(nullable(sigmaBoundsCheck)),
   }),
   out: optional(string()),
 });

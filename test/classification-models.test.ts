@@ -197,6 +197,23 @@ test('configs: the four shipped configs validate; joint on ImageNet gets instanc
   assert.throws(() => applyOverrides(imagenet, { curriculum: 'sometimes' }), /"curriculum" must be one of none, class, instance, joint/);
   assert.throws(() => validateConfig({ ...imagenet, train: { ...imagenet.train, lr: -1 } }, 'x.json'), /x\.json: "train\.lr" must be a number >= 0/);
   assert.throws(() => applyOverrides(imagenet, { noiseModel: 'flip' }), /unknown noise model 'flip'/);
+  // Unknown keys and wrong values anywhere are named with their path.
+  const message = (c: unknown): string => {
+    try {
+      validateConfig(c, 'x.json');
+      return 'accepted';
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  assert.is(message({ ...imagenet, model: { name: 'resnet18', depht: 3 } }), 'x.json: "model.depht" is not a known key (expected one of name, depth, widen, widths, hidden, blocks, width)');
+  assert.is(message({ ...imagenet, extra: true }), 'x.json: "extra" is not a known key (expected one of description, dataset, model, train, curriculum, dataParameters, dataParametersByCurriculum, noise, seed, calibrate)');
+  assert.is(message({ ...imagenet, dataParameters: { class: { momentum: 1 } } }), 'x.json: "dataParameters.class.momentum" must be a number >= 0 and < 1, got 1');
+  assert.is(message({ ...imagenet, dataParametersByCurriculum: { joint: { instanc: {} } } }), 'x.json: "dataParametersByCurriculum.joint.instanc" is not a known key (expected one of class, instance, clamp)');
+  assert.is(message({ ...imagenet, dataset: { ...imagenet.dataset, validation: { kind: 'xml' } } }), 'x.json: "dataset.validation.dir" is required');
+  assert.is(message({ ...imagenet, train: { ...imagenet.train, augment: 'yes' } }), `x.json: "train.augment" must be true or false, got 'yes'`);
+  assert.is(message({ ...imagenet, noise: { rate: 1.5, model: 'uniform' } }), 'x.json: "noise.rate" must be a number >= 0 and <= 1, got 1.5');
+  assert.is(message({ ...imagenet, dataset: { ...imagenet.dataset, validation: { kind: 'folders' } } }), 'accepted');
 });
 
 test('buildRun on an MNIST-layout folder: subset, label noise on the subset, σ per entry', async () => {

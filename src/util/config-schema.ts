@@ -73,13 +73,20 @@ export interface NumberBounds {
   above?: number;
   /** value <= max */
   max?: number;
+  /** value < below */
+  below?: number;
   integer?: boolean;
 }
 
 /** A finite number within the bounds. */
 export function number(bounds: NumberBounds = {}): Check {
-  const { min, above, max, integer } = bounds;
-  const limits = [min !== undefined ? `>= ${min}` : '', above !== undefined ? `> ${above}` : '', max !== undefined ? `<= ${max}` : ''];
+  const { min, above, max, below, integer } = bounds;
+  const limits = [
+    min !== undefined ? `>= ${min}` : '',
+    above !== undefined ? `> ${above}` : '',
+    max !== undefined ? `<= ${max}` : '',
+    below !== undefined ? `< ${below}` : '',
+  ];
   const what = [integer ? 'an integer' : 'a number', limits.filter((s) => s !== '').join(' and ')].join(' ').trimEnd();
   return (value, key, fail) => {
     const ok =
@@ -88,7 +95,8 @@ export function number(bounds: NumberBounds = {}): Check {
       (!integer || Number.isInteger(value)) &&
       (min === undefined || value >= min) &&
       (above === undefined || value > above) &&
-      (max === undefined || value <= max);
+      (max === undefined || value <= max) &&
+      (below === undefined || value < below);
     if (!ok) return fail(key, `must be ${what}, got ${shown(value)}`);
   };
 }
