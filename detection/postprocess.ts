@@ -38,11 +38,24 @@ export class Postprocessor {
 
   /** Detections of every image of a batch. clsLogits [B, A, C], locPreds [B, A, 4]; anchors in centre form. */
   run(clsLogits: tf.Tensor3D, locPreds: tf.Tensor3D, anchors: Float32Array, coder: BoxCoder): Detection[][] {
-    const [B, A, C] = clsLogits.shape;
     const probsT = tf.softmax(clsLogits);
     const probs = probsT.dataSync() as Float32Array;
     probsT.dispose();
-    const loc = locPreds.dataSync() as Float32Array;
+    return this.batch(probs, locPreds.dataSync() as Float32Array, clsLogits.shape, anchors, coder);
+  }
+
+  /** As run, reading the outputs back asynchronously (backends without synchronous reads, e.g. WebGPU). */
+  async runAsync(clsLogits: tf.Tensor3D, locPreds: tf.Tensor3D, anchors: Float32Array, coder: BoxCoder): Promise<Detection[][]> {
+    const probsT = tf.softmax(clsLogits);
+    try {
+      const [probs, loc] = await Promise.all([probsT.data() as Promise<Float32Array>, locPreds.data() as Promise<Float32Array>]);
+      return this.batch(probs, loc, clsLogits.shape, anchors, coder);
+    } finally {
+      probsT.dispose();
+    }
+  }
+
+  private batch(probs: Float32Array, loc: Float32Array, [B, A, C]: [number, number, number], anchors: Float32Array, coder: BoxCoder): Detection[][] {
     const out: Detection[][] = [];
     for (let b = 0; b < B; b++) {
       const boxes = coder.decode(loc.subarray(b * A * 4, (b + 1) * A * 4), anchors);

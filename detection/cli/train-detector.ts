@@ -8,7 +8,6 @@ import { existsSync, promises as fs, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackendName, BACKEND_NAMES } from '../../src/runtime/backend.js';
 import { KittiDataset, type KittiSplit } from '../../datasets/kitti/dataset.js';
 import { generateSyntheticKitti } from '../../datasets/synthetic-kitti/generate.js';
@@ -18,7 +17,10 @@ import { watchForStop } from '../../src/util/interrupt.js';
 import { evaluateKitti, formatKittiTable } from '../kitti-eval/index.js';
 import { loadSSD } from '../model/io.js';
 import { sharpImageReader, type DetectionRecord } from '../train/data.js';
-import { CHECKPOINT_FILE, NonFiniteLossError, toKittiObject, trainDetector, type KittiEvaluator } from '../train/trainer.js';
+import { decodeImage } from '../../datasets/pipeline/decode.js';
+import { detectImages } from '../inference.js';
+import { serveModel } from '../web/serve.js';
+import { CHECKPOINT_FILE, NonFiniteLossError, kittiType, trainDetector, type KittiEvaluator } from '../train/trainer.js';
 import { readDetectorConfig, validateDetectorConfig, type DetectorConfig } from '../config.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -163,32 +165,23 @@ async function predict(f: PredictFlags): Promise<void> {
   await fs.mkdir(resultDir, { recursive: true });
   await fs.mkdir(imageDir, { recursive: true });
   const B = positiveInt(f.batchSize, '--batch-size');
-  const { width: W, height: H } = spec.inputSize;
   let count = 0;
   for (let s = 0; s < files.length; s += B) {
     const chunk = files.slice(s, s + B);
-    const loaded = await Promise.all(
-      chunk.map((n) => sharpImageReader({ imageId: n, imagePath: path.join(f.images, n), objects: [] }, spec.inputSize)),
-    );
-    const x = new Float32Array(chunk.length * H * W * 3);
-    loaded.forEach((l, b) => {
-      for (let i = 0; i < l.pixels.length; i++) x[b * H * W * 3 + i] = (l.pixels[i]! - 127.5) / 127.5;
-    });
-    const t = tf.tensor4d(x, [chunk.length, H, W, 3]);
-    const dets = model.detect(t);
-    t.dispose();
+    const images = await Promise.all(chunk.map((n) => decodeImage(path.join(f.images, n))));
+    const dets = await detectImages(model, spec.classNames, images);
     for (let b = 0; b < chunk.length; b++) {
       const name = chunk[b]!;
       const id = name.slice(0, -path.extname(name).length);
-      const size = loaded[b]!;
-      const objs = dets[b]!.map((d) => toKittiObject(d, size, spec.classNames));
-      await writeFileAtomic(path.join(resultDir, `${id}.txt`), objs.map((o) => formatKittiDetection(o.type, o.bbox, o.score!) + '\n').join(''));
-      const shown = objs.filter((o) => o.score! >= drawScore);
+      const size = images[b]!;
+      const objs = dets[b]!.map((d) => ({ type: kittiType(d.className), bbox: d.box, score: d.score }));
+      await writeFileAtomic(path.join(resultDir, `${id}.txt`), objs.map((o) => formatKittiDetection(o.type, o.bbox, o.score) + '\n').join(''));
+      const shown = objs.filter((o) => o.score >= drawScore);
       const rects = shown
         .map((o) => {
           const [x1, y1, x2, y2] = o.bbox;
           return `<rect x="${x1}" y="${y1}" width="${x2 - x1}" height="${y2 - y1}" fill="none" stroke="#00ff66" stroke-width="2"/>` +
-            `<text x="${x1 + 2}" y="${Math.max(10, y1 - 3)}" font-family="sans-serif" font-size="11" fill="#00ff66">${o.type} ${o.score!.toFixed(2)}</text>`;
+            `<text x="${x1 + 2}" y="${Math.max(10, y1 - 3)}" font-family="sans-serif" font-size="11" fill="#00ff66">${o.type} ${o.score.toFixed(2)}</text>`;
         })
         .join('');
       const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${size.width}" height="${size.height}">${rects}</svg>`);
@@ -198,6 +191,25 @@ async function predict(f: PredictFlags): Promise<void> {
   }
   model.dispose();
   process.stderr.write(`predict: ${count} images: KITTI result files in ${resultDir}, annotated images (score ≥ ${drawScore}) in ${imageDir}\n`);
+}
+
+interface ServeFlags {
+  model: string;
+  port: string;
+}
+
+async function serve(f: ServeFlags): Promise<void> {
+  const port = Number(f.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got '${f.port}'`);
+  const server = await serveModel({ model: f.model, port });
+  process.stdout.write(
+    `serving ${server.root} on ${server.url} (this machine only)\n  demo page:         ${server.demo}\n` +
+      (server.report
+        ? `  curriculum report: ${server.report}\n`
+        : `  no curriculum report in this run yet (visualize-curriculum --run ${server.root} writes one)\n`) +
+      'Ctrl-C stops the server.\n',
+  );
+  await new Promise<void>((done) => process.once('SIGINT', () => void server.close().then(done)));
 }
 
 export function buildProgram(): Command {
@@ -210,7 +222,8 @@ Examples:
   train-detector                                   # embedded default: synthetic KITTI, light SSD, σ per box
   train-detector --curriculum none --out runs/b    # the same run without data parameters
   train-detector train --help                      # all training options
-  train-detector predict --model runs/synthetic-kitti/model --images photos/ --out preds`,
+  train-detector predict --model runs/synthetic-kitti/model --images photos/ --out preds
+  train-detector serve --model runs/synthetic-kitti/model   # the model's demo page in a browser`,
   );
   const backendOption = (): Option => new Option('--backend <name>', 'auto | tensorflow-gpu | tensorflow | wasm | cpu').choices([...BACKEND_NAMES]).default('auto');
   program
@@ -251,6 +264,13 @@ Examples:
     .addOption(backendOption())
     .addHelpText('after', '\nExample:\n  train-detector predict --model runs/synthetic-kitti/model --images photos/ --out preds --score 0.5')
     .action(async (flags: PredictFlags) => predict(flags));
+  program
+    .command('serve')
+    .description("serve a saved model's demo page (detection in the browser) and its run's curriculum report on 127.0.0.1")
+    .requiredOption('--model <dir>', 'saved model folder (model.json + weights.bin), or the run directory holding it in model/')
+    .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', '8080')
+    .addHelpText('after', '\nExample:\n  train-detector serve --model runs/synthetic-kitti/model   # then open http://127.0.0.1:8080/')
+    .action(async (flags: ServeFlags) => serve(flags));
   return program;
 }
 

@@ -116,6 +116,16 @@ export class SSD {
     }
   }
 
+  /** As detect, reading the outputs back asynchronously (backends without synchronous reads, e.g. WebGPU). */
+  async detectAsync(x: tf.Tensor4D): Promise<Detection[][]> {
+    const p = this.forward(x, false);
+    try {
+      return await this.postprocess.runAsync(p.cls, p.loc, this.anchors.centre, this.boxCoder);
+    } finally {
+      tf.dispose([p.cls, p.loc]);
+    }
+  }
+
   dispose(): void {
     this.params.dispose();
   }

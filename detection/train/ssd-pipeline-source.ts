@@ -7,6 +7,7 @@
 import { DetectionLoader as PipelineLoader, SSD_AUGMENTATION } from '../../datasets/pipeline/loader.js';
 import type { RawImage } from '../../datasets/pipeline/types.js';
 import type { InputSize } from '../anchors/anchor-generator.js';
+import { DETECTOR_NORMALISE } from '../inference.js';
 import type { Batch, BatchSource, DetectionRecord } from './data.js';
 
 export interface SsdPipelineOptions {
@@ -49,7 +50,7 @@ export class SsdPipelineSource implements BatchSource {
       shuffle: true,
       dropLast: true,
       augment: SSD_AUGMENTATION,
-      normalise: { mean: [127.5, 127.5, 127.5], scale: 1 / 127.5 },
+      normalise: DETECTOR_NORMALISE,
       prefetch: 0,
       cacheDecoded: o.cache === true && o.decode === undefined ? true : undefined,
       ...(o.decode ? { decode: o.decode } : {}),

@@ -22,6 +22,7 @@ import { buildSSD } from '../model/build.js';
 import { saveSSD } from '../model/io.js';
 import type { SSD } from '../model/ssd.js';
 import type { Detection } from '../postprocess.js';
+import { toImageDetection } from '../inference.js';
 import { DetectionLoader, type Batch, type BatchSource, type DetectionRecord, type ImageReader } from './data.js';
 import { SsdPipelineSource } from './ssd-pipeline-source.js';
 import { ModelOptimizer } from '../../src/nn/optimizer.js';
@@ -138,15 +139,19 @@ export async function detectAll(model: SSD, loader: DetectionLoader, classNames:
   return out;
 }
 
+/** KITTI's spelling of a class name: 'car' -> 'Car'. */
+export function kittiType(className: string): string {
+  return className.charAt(0).toUpperCase() + className.slice(1);
+}
+
 export function toKittiObject(d: Detection, size: { width: number; height: number }, classNames: string[]): KittiObject {
-  const name = classNames[d.classIndex - 1] ?? `class${d.classIndex}`;
-  const clip = (v: number, hi: number): number => Math.min(hi, Math.max(0, v));
+  const { className, box } = toImageDetection(d, size, classNames);
   return {
-    type: name.charAt(0).toUpperCase() + name.slice(1),
+    type: kittiType(className),
     truncated: -1,
     occluded: -1,
     alpha: KITTI_2D_ONLY.alpha,
-    bbox: [clip(d.box[0] * size.width, size.width), clip(d.box[1] * size.height, size.height), clip(d.box[2] * size.width, size.width), clip(d.box[3] * size.height, size.height)],
+    bbox: box,
     dimensions: [...KITTI_2D_ONLY.dimensions],
     location: [...KITTI_2D_ONLY.location],
     rotationY: KITTI_2D_ONLY.rotationY,

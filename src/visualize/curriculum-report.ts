@@ -186,7 +186,7 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
       png: name,
       title: `Per-box curriculum: ${path.basename(g.image)}`,
       caption:
-        `Ground-truth boxes of ${g.image} at epochs ${snaps.map((s) => s.epoch).join(', ')}. ` +
+        `Ground-truth boxes of ${path.basename(g.image)} at epochs ${snaps.map((s) => s.epoch).join(', ')}. ` +
         (ranged
           ? `σ spans only ${minSigma.toFixed(3)} to ${maxSigma.toFixed(3)} here, so stroke width is proportional to σ − ` +
             `${minSigma.toFixed(3)} (${RANGE_BASE_STROKE} px at the smallest σ shown, ${MAX_STROKE} px at the largest), colour is `

@@ -16,13 +16,26 @@ const SECTIONS: { id: FigureSection; title: string; intro: string }[] = [
   { id: 'training', title: 'Training curves', intro: 'Loss, validation metrics and learning rate from metrics.jsonl.' },
 ];
 
+/**
+ * The config with absolute paths shown relative to the run directory: the page is served and shared, and should
+ * not name folders of the machine that trained.
+ */
+function withRelativePaths(value: unknown, runDir: string): unknown {
+  if (typeof value === 'string') return path.isAbsolute(value) ? path.relative(runDir, value) || '.' : value;
+  if (Array.isArray(value)) return value.map((v) => withRelativePaths(v, runDir));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withRelativePaths(v, runDir)]));
+  }
+  return value;
+}
+
 export function indexHtml(run: RunRecords, figures: readonly Figure[], warnings: readonly string[]): string {
   const m = run.manifest;
   const last = run.sigma[run.sigma.length - 1];
   const all = last?.groups['all'];
   const facts: [string, string][] = [
     ['task', m.task],
-    ['run directory', run.dir],
+    ['run directory', path.basename(path.resolve(run.dir))],
     ['started', m.createdAt],
     ['σ records', `${run.sigma.length} (epochs ${run.sigma[0]?.epoch ?? '-'} to ${last?.epoch ?? '-'})`],
     ['tracked instances', String(m.tracked.length)],
@@ -74,7 +87,7 @@ ${facts.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join('\
       );
     }
   }
-  parts.push(`<h2>Configuration</h2>\n<details><summary>run.json config</summary><pre>${esc(JSON.stringify(m.config, null, 2))}</pre></details>\n`);
+  parts.push(`<h2>Configuration</h2>\n<details><summary>run.json config</summary><pre>${esc(JSON.stringify(withRelativePaths(m.config, path.resolve(run.dir)), null, 2))}</pre></details>\n`);
   parts.push('</body>\n</html>\n');
   return parts.join('');
 }
