@@ -73,6 +73,7 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
     const browser = await puppeteer.launch({
       executablePath: chromium,
       headless: true,
+      protocolTimeout: 300_000,
       userDataDir: path.join(tmp, 'profile'),
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });

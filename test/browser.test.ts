@@ -42,7 +42,8 @@ test.before(async () => {
   dataUrls = run.images.map((f) => `data:image/png;base64,${readFileSync(f).toString('base64')}`);
   server = await serveModel({ model: run.model, port: 0 });
   userDataDir = mkdtempSync(path.join(tmpdir(), 'chromium-profile-'));
-  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, userDataDir });
+  // protocolTimeout bounds every call into the page (evaluate has no timeout of its own): a hang fails the test.
+  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS, userDataDir, protocolTimeout: 90_000 });
 });
 
 test.after(async () => {
