@@ -1,8 +1,8 @@
 /**
  * The demo page in a real browser: headless Chromium (Debian's `chromium`, driven by puppeteer-core; no browser
  * download) opens the page written next to a tiny trained model, served by `train-detector serve`'s server, and its
- * detections on fixed images must equal predict's in Node (boxes within 1 px, scores within 1e-3) on the wasm, cpu
- * and WebGL backends (WebGL is SwiftShader's software rendering here). The run's curriculum report loads with every
+ * detections on fixed images must equal predict's in Node (boxes within 1 px, scores within 1e-3) on the wasm, WebGL
+ * and WebGPU backends (WebGL and WebGPU run on SwiftShader, a CPU renderer, here). The run's curriculum report loads with every
  * picture and names no absolute path. Without Chromium the tests say so and pass, except under CI=true.
  */
 import { test } from 'uvu';
@@ -21,7 +21,9 @@ import { trainedDetector, type TrainedDetector } from './support/browser-fixture
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // WebGPU on SwiftShader's Vulkan (software), for the webgpu backend's run.
+  '--enable-unsafe-webgpu', '--enable-features=Vulkan'];
 
 let browser: Browser | null = null;
 let server: ModelServer | null = null;
@@ -82,7 +84,7 @@ function differences(got: ImageDetection[], exp: ImageDetection[], what: string)
   return { box, score };
 }
 
-for (const backend of ['wasm', 'cpu', 'webgl']) {
+for (const backend of ['wasm', 'webgl', 'webgpu']) {
   test(`demo page on ${backend}: the detections of the fixed images equal predict's in Node (1 px, 1e-3)`, async () => {
     if (!browser) return;
     const page = await openDemo(backend);

@@ -90,7 +90,7 @@ export async function useBackend(options: BackendOptions = {}): Promise<void> {
   } catch (err) {
     reason = ` (${err instanceof Error ? err.message : String(err)})`;
   }
-  if (!ok) throw new Error(`the '${name}' backend could not start here${reason}; choose another of ${BROWSER_BACKENDS.join(', ')}`);
+  if (!ok) throw new Error(`the '${name}' backend could not start here${reason}; choose another of ${BROWSER_BACKENDS.filter((b) => b !== name).join(', ')}`);
   await tf.ready();
 }
 
