@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -52,6 +52,7 @@ function assertSameDetections(got: ImageDetection[], want: ImageDetection[], wha
 
 test("in Node, loadDetector (fetch from the local server) on tensor and ImageData inputs gives predict's detections", async () => {
   const t = await trainedDetector();
+  assert.ok(existsSync(path.join(t.model, 'index.html')), 'the demo page is written next to the model');
   server = await serveModel({ model: t.model, port: 0 });
   const detector = await loadDetector(`${server.demo}model.json`, { backend: 'cpu' });
   const { model, spec } = await loadSSD(t.model);

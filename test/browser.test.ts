@@ -98,6 +98,24 @@ for (const backend of ['wasm', 'webgl', 'webgpu']) {
   });
 }
 
+test('demo page UI: an image picked in the file input is drawn with its boxes and listed in the table', async () => {
+  if (!browser) return;
+  const page = await openDemo('wasm');
+  const input = await page.$('#file');
+  await input!.uploadFile(run.images[2]!);
+  await page.waitForFunction("/detections/.test(document.getElementById('status').textContent)");
+  await page.evaluate("(() => { const s = document.getElementById('minScore'); s.value = '0'; s.dispatchEvent(new Event('input')); })()");
+  const table = (await page.evaluate(
+    "[...document.querySelectorAll('#dets tr')].slice(1).map((r) => [...r.children].map((c) => c.textContent))",
+  )) as string[][];
+  assert.is(table.length, want[2]!.length);
+  const best = want[2]![0]!;
+  assert.equal(table[0], [best.className, best.score.toFixed(3), ...best.box.map((v) => v.toFixed(1))]);
+  const canvas = (await page.evaluate("[document.getElementById('view').width, document.getElementById('view').height]")) as number[];
+  assert.equal(canvas, [124, 38]);
+  await page.close();
+});
+
 test('in the page: ImageBitmap, ImageData and tensor inputs give the same detections; a 404 model URL names the file', async () => {
   if (!browser) return;
   const page = await openDemo('wasm');
