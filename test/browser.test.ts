@@ -148,6 +148,31 @@ test('in the page: ImageBitmap, ImageData and tensor inputs give the same detect
   await page.close();
 });
 
+test("DataParameters from the browser entry trains in the page (WebGL): σ after 3 steps equals Node's", async () => {
+  if (!browser) return;
+  // Class 0 confidently right (its σ goes down), class 1 confidently wrong (its σ goes up).
+  const steps = `(m) => {
+    const dp = new m.DataParameters({ numClasses: 2, numInstances: 2, mode: 'joint', class: { init: 1, lr: 0.5, momentum: 0.9 }, instance: { init: 1, lr: 0.5 } });
+    const logits = m.tf.tensor2d([[2, -1], [2, -1]]);
+    for (let i = 0; i < 3; i++) {
+      const { value, grads } = m.tf.variableGrads(() => dp.loss(logits, [0, 1], [0, 1]));
+      dp.applyGradients(grads);
+      m.tf.dispose([value, ...Object.values(grads)]);
+    }
+    logits.dispose();
+    const out = [...dp.classSigma(), ...dp.instanceSigmaValues()];
+    dp.dispose();
+    return out;
+  }`;
+  const page = await openDemo('webgl');
+  const inPage = (await page.evaluate(`import('/_data-params/data-params.js').then((m) => [m.tf.getBackend(), (${steps})(m)])`)) as [string, number[]];
+  const inNode = (new Function('m', `return (${steps})(m)`) as (m: unknown) => number[])(await import('../src/browser.js'));
+  assert.is(inPage[0], 'webgl');
+  assert.ok(inNode[0]! < 1 && inNode[1]! > 1, `σ moved the right way: ${inNode}`);
+  inNode.forEach((v, i) => assert.ok(Math.abs(inPage[1][i]! - v) < 1e-4, `σ ${i}: ${inPage[1][i]} in the page, ${v} in Node`));
+  await page.close();
+});
+
 test('curriculum report: every picture loads and the page names no absolute path of this machine', async () => {
   if (!browser) return;
   assert.ok(server!.report, 'the server found the report');
