@@ -13,6 +13,7 @@ import { smallCnn } from '../classification/models/models.js';
 import { InMemoryImageData } from '../classification/input/image-data.js';
 import { ClassifierTrainer, DEFAULT_TRAINER_CONFIG } from '../classification/training/trainer.js';
 import type { TrainerConfig } from '../classification/training/trainer.js';
+import { NonFiniteLossError } from '../src/training/harness.js';
 import { corruptLabels } from '../datasets/noisy-labels/noisy-labels.js';
 
 test.before(async () => {
@@ -184,22 +185,38 @@ test('baseline training on separable data fits it (loss falls, train top-1 rises
   r.dispose();
 });
 
-test('non-finite losses skip the update and stop training after maxNonFinite in a row', async () => {
-  const r = makeRun({ mode: 'class', outDir: null, config: { epochs: 1, maxNonFinite: 2 } });
-  const w0 = r.model.store.snapshot();
-  const bad = new Float32Array(8 * SIDE * SIDE).fill(NaN);
-  assert.is(r.trainer.trainStep(bad, Int32Array.from({ length: 8 }, (_, i) => i), 0.1), null);
-  assert.equal(r.model.store.snapshot()['conv1/weight'], w0['conv1/weight']);
-  assert.equal(Array.from(r.dp.classSigma()), [1, 1, 1]);
+test('a non-finite loss stops at once with a checkpoint of the last finite state, from which resume ends as a clean run', async () => {
+  const clean = makeRun({ mode: 'instance', outDir: null });
+  await clean.trainer.run();
+  const straight = snapshot(clean);
+  clean.dispose();
+
+  const dir = mkdtempSync(path.join(tmpdir(), 'dp-cls-nonfinite-'));
+  const r = makeRun({ mode: 'instance', outDir: dir });
   const train = r.trainer.parts.train as InMemoryImageData;
-  train.loadBatch = async (ids) => new Float32Array(ids.length * SIDE * SIDE).fill(NaN);
-  try {
-    await r.trainer.run();
-    assert.unreachable('should stop');
-  } catch (err) {
-    assert.match((err as Error).message, /2 consecutive non-finite losses at epoch 1, step 2/);
-  }
+  const load = train.loadBatch.bind(train);
+  let calls = 0;
+  // The 5th batch (epoch 2, step 2 of 3) is poisoned after its augmentation drew its random numbers as usual.
+  train.loadBatch = async (ids, rng) => {
+    const x = await load(ids, rng);
+    return calls++ === 4 ? x.fill(NaN) : x;
+  };
+  const w4 = { value: null as Record<string, Float32Array> | null };
+  const err = await r.trainer.run({ shouldStop: () => ((w4.value = r.trainer.step === 4 ? r.model.store.snapshot() : w4.value), false) }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof NonFiniteLossError, String(err));
+  assert.match((err as Error).message, /non-finite loss at step 4: training stopped\. The last finite state is in .*checkpoint\.bin/);
+  assert.is(r.trainer.step, 4, 'no step counted for the non-finite one');
+  assert.equal(r.model.store.snapshot(), w4.value!, 'weights and running statistics as before the non-finite step');
   r.dispose();
+
+  const resumed = makeRun({ mode: 'instance', outDir: dir });
+  const res = await resumed.trainer.run({ resume: true });
+  assert.equal(snapshot(resumed), straight);
+  assert.is(res.final!.epoch, 2);
+  resumed.dispose();
 });
 
 test('temperature calibration reports ECE before and after on the held-out half', async () => {

@@ -32,8 +32,9 @@ test('Ctrl-C stops train-detector after the current step with a checkpoint; --re
   const { data, cfgFile, out } = await tinyDetectorRun({ prefix: 'det-int-', images: 8, seed: 5, train: { epochs: 15, batchSize: 2, valEvery: 0 } });
   const args = ['--config', cfgFile, '--data', data, '--backend', 'cpu', '--out', out];
 
-  // Interrupt once the first steps have been drawn by the progress bar (plain lines when stderr is not a terminal).
-  const first = await runCli(args, /data: /);
+  // Interrupt once the progress bar drew the first step (plain lines when stderr is not a terminal): a signal before
+  // the loop's first step ends the process at once, without a checkpoint.
+  const first = await runCli(args, /train σ \[/);
   assert.is(first.code, 130, first.stderr);
   assert.match(first.stderr, /SIGINT: stopping after this step with a checkpoint/);
   assert.match(first.stderr, /interrupted at step \d+; checkpoint written to .*checkpoint\.dpckpt/);

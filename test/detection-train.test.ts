@@ -10,7 +10,9 @@ import { loadCheckpoint } from '../src/util/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
 import type { KittiObject } from '../datasets/kitti/label-file.js';
 import { DetectionLoader, type DetectionRecord, type ImageReader } from '../detection/train/data.js';
-import { CHECKPOINT_FILE, NonFiniteLossError, trainDetector, type DetectorConfig } from '../detection/train/trainer.js';
+import { CHECKPOINT_FILE, NonFiniteLossError, trainDetector, type ApTable, type DetectorConfig, type KittiEvaluator } from '../detection/train/trainer.js';
+import { ResumeMismatchError, TrainingInputError } from '../src/training/harness.js';
+import type { MetricsEntry } from '../src/records/run-records.js';
 import { loadSSD } from '../detection/model/io.js';
 
 test.before(async () => {
@@ -141,6 +143,109 @@ test('non-finite loss: stops with a clear error and a checkpoint of the last fin
   const ck = await loadCheckpoint<{ step: number }>(path.join(out, CHECKPOINT_FILE));
   assert.is(ck.meta.step, e.step);
   for (const [k, v] of Object.entries(ck.arrays)) if (k.startsWith('model/')) assert.ok(v.every((x) => Number.isFinite(x)), k);
+});
+
+/** Metrics without the wall-clock fields (which no two runs share). */
+function comparable(metrics: readonly MetricsEntry[]): Record<string, unknown>[] {
+  return metrics.map((m) => Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'imagesPerSecond')));
+}
+
+test('a mid-epoch resume records the same epoch loss as an uninterrupted run (running sums in the checkpoint)', async () => {
+  const { records, read } = scenes(6);
+  const common = { train: records, val: [], numInstances: 9, read, progress: null, log: () => {} };
+  const straight = mkdtempSync(path.join(tmpdir(), 'det-sum-a-'));
+  const split = mkdtempSync(path.join(tmpdir(), 'det-sum-b-'));
+  const a = await trainDetector({ ...common, config: config(), out: straight });
+  a.model.dispose();
+  a.dp!.dispose();
+  // Step 4 of 6 is inside the second epoch (3 steps per epoch).
+  const b1 = await trainDetector({ ...common, config: config(), out: split, stopAtStep: 4 });
+  b1.model.dispose();
+  b1.dp!.dispose();
+  const b2 = await trainDetector({ ...common, config: config(), out: split, resume: true });
+  b2.model.dispose();
+  b2.dp!.dispose();
+  const ra = await readRun(straight), rb = await readRun(split);
+  const epochLoss = (r: typeof ra): number[] => r.metrics.filter((m) => m.kind === 'epoch').map((m) => m['loss'] as number);
+  assert.is(epochLoss(ra).length, 2);
+  assert.equal(epochLoss(rb), epochLoss(ra));
+  assert.equal(comparable(rb.metrics), comparable(ra.metrics));
+  assert.equal(rb.sigma, ra.sigma);
+});
+
+test('--resume refuses changed options, listing them; a longer --epochs is accepted and noted in run.json', async () => {
+  const { records, read } = scenes(6);
+  const common = { train: records, val: [], numInstances: 9, read, progress: null, log: () => {} };
+  const out = mkdtempSync(path.join(tmpdir(), 'det-opts-'));
+  const first = await trainDetector({ ...common, config: config(), out, stopAtStep: 2 });
+  first.model.dispose();
+  first.dp!.dispose();
+  const changed = config({ lr: 0.05, batchSize: 3, seed: 4 });
+  changed.curriculum.mode = 'none';
+  const err = await trainDetector({ ...common, config: changed, out, resume: true }).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof ResumeMismatchError, String(err));
+  const msg = (err as Error).message;
+  for (const line of ['curriculum.mode: "instance" in the checkpoint, "none" now', 'train.batchSize: 2 in the checkpoint, 3 now', 'train.lr: 0.02 in the checkpoint, 0.05 now', 'train.seed: 3 in the checkpoint, 4 now']) {
+    assert.ok(msg.includes(line), `${line} in ${msg}`);
+  }
+  assert.match(msg, /only train\.epochs, out may change/);
+  const longer = await trainDetector({ ...common, config: config({ epochs: 3 }), out, resume: true });
+  assert.is(longer.steps, 9);
+  longer.model.dispose();
+  longer.dp!.dispose();
+  const run = await readRun(out);
+  assert.equal(run.manifest.resumes!.map((r) => [r.step, r.changed]), [[2, [{ key: 'train.epochs', checkpoint: 2, now: 3 }]]]);
+  assert.is(run.sigma.at(-1)!.epoch, 3);
+});
+
+test('resuming a finished run trains nothing and reports the final AP from the checkpoint', async () => {
+  const { records, read } = scenes(6);
+  const table = (ap: number): Partial<ApTable> => ({ car: { easy: { ap11: ap, ap40: ap, gt: 3 }, moderate: { ap11: ap, ap40: ap, gt: 4 }, hard: { ap11: ap, ap40: ap, gt: 5 } } });
+  let calls = 0;
+  const evaluate: KittiEvaluator = () => table(++calls * 10);
+  const out = mkdtempSync(path.join(tmpdir(), 'det-done-'));
+  const common = { train: records.slice(0, 4), val: records.slice(4), numInstances: 9, read, progress: null, log: () => {}, evaluate };
+  const a = await trainDetector({ ...common, config: config({ valEvery: 1 }), out });
+  assert.equal(a.finalAp, table(20));
+  a.model.dispose();
+  a.dp!.dispose();
+  const lines: string[] = [];
+  const b = await trainDetector({ ...common, config: config({ valEvery: 1 }), out, resume: true, log: (l) => lines.push(l) });
+  assert.is(calls, 2, 'no validation run again');
+  assert.is(b.steps, a.steps);
+  assert.equal(b.finalAp, table(20));
+  assert.match(lines.join('\n'), /at step 4: all 2 epochs are done; reporting the final results/);
+  b.model.dispose();
+  b.dp!.dispose();
+});
+
+test('an image that fails mid-run stops training with a checkpoint; after fixing it, --resume ends as an uninterrupted run', async () => {
+  const { records, read } = scenes(6);
+  const common = { train: records, val: [], numInstances: 9, progress: null, log: () => {} };
+  const straight = mkdtempSync(path.join(tmpdir(), 'det-img-a-'));
+  const a = await trainDetector({ ...common, read, config: config(), out: straight });
+  const wa = a.model.params.snapshot();
+  a.model.dispose();
+  a.dp!.dispose();
+  const out = mkdtempSync(path.join(tmpdir(), 'det-img-b-'));
+  let reads = 0;
+  // The 5th image read (the batch of step 2 of 6: batches of 2, images cached after their first read) fails as a
+  // truncated file would.
+  const broken: ImageReader = async (rec, size) => {
+    if (++reads === 5) throw new Error(`${rec.imagePath}: cannot read the image (VipsPngload: premature end of file)`);
+    return read(rec, size);
+  };
+  const err = await trainDetector({ ...common, read: broken, config: config(), out }).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof TrainingInputError, String(err));
+  assert.match((err as Error).message, /^\/nonexistent\/\d{6}\.png: cannot read the image \(VipsPngload: premature end of file\)\ntraining stopped at step 2; the state before that step is in .*checkpoint\.dpckpt: replace the file, then rerun with --resume\.$/);
+  const ck = await loadCheckpoint<{ step: number }>(path.join(out, CHECKPOINT_FILE));
+  assert.is(ck.meta.step, 2);
+  const b = await trainDetector({ ...common, read, config: config(), out, resume: true });
+  const wb = b.model.params.snapshot();
+  for (const k of Object.keys(wa)) assert.equal(Array.from(wb[k]!), Array.from(wa[k]!), k);
+  b.model.dispose();
+  b.dp!.dispose();
+  assert.equal(comparable((await readRun(out)).metrics), comparable((await readRun(straight)).metrics));
 });
 
 test.run();

@@ -9,6 +9,7 @@ import { initBackend, parseBackendName } from '../../src/runtime/backend.js';
 import { CURRICULUM_MODES } from '../../src/data-parameters/data-parameters.js';
 import { stderrLogger } from '../../src/util/log.js';
 import { watchForStop } from '../../src/util/interrupt.js';
+import { NonFiniteLossError, exitOnEscapedErrors, prepareRunDir } from '../../src/training/harness.js';
 import { applyOverrides, buildRun, readConfig, trainerConfig } from '../config.js';
 import type { ConfigOverrides } from '../config.js';
 import { ClassifierTrainer } from '../training/trainer.js';
@@ -76,6 +77,11 @@ async function main(): Promise<void> {
     if (o[k] !== undefined) (overrides as Record<string, unknown>)[k] = o[k];
   }
   const config = applyOverrides(await readConfig(o.config), overrides);
+  // Signals end the process at once until the training loop first polls (setup has no step to finish).
+  const stop = watchForStop((signal) =>
+    process.stderr.write(`\n${signal}: stopping after this step with a checkpoint (press Ctrl-C again to exit at once)\n`),
+  );
+  if (o.out) await prepareRunDir(o.out, { log: stderrLogger });
   await initBackend(parseBackendName(o.backend), { log: stderrLogger });
   const run = await buildRun(config, stderrLogger);
   const trainer = new ClassifierTrainer(
@@ -92,10 +98,7 @@ async function main(): Promise<void> {
     },
     trainerConfig(config),
   );
-  const stop = watchForStop((signal) =>
-    process.stderr.write(`\n${signal}: stopping after this step with a checkpoint (press Ctrl-C again to exit at once)\n`),
-  );
-  const result = await trainer.run({ resume: o.resume ?? false, shouldStop: () => stop.requested }).finally(() => stop.dispose());
+  const result = await trainer.run({ resume: o.resume ?? false, shouldStop: () => stop.poll() }).finally(() => stop.dispose());
   if (result.interrupted) {
     process.stderr.write(
       trainer.checkpointFile
@@ -107,7 +110,7 @@ async function main(): Promise<void> {
     run.dispose();
     process.exit(130);
   }
-  const last = result.epochs.at(-1);
+  const last = result.final;
   process.stdout.write(
     JSON.stringify({
       epochs: trainer.epoch,
@@ -124,7 +127,8 @@ async function main(): Promise<void> {
   run.dispose();
 }
 
+exitOnEscapedErrors('train-classifier');
 main().catch((err: unknown) => {
   process.stderr.write(`train-classifier: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  process.exit(err instanceof NonFiniteLossError ? 2 : 1);
 });

@@ -26,6 +26,8 @@ import type { ClassifierModel } from '../models/models.js';
 import type { ClassificationData } from '../input/image-data.js';
 import { ModelOptimizer } from '../../src/nn/optimizer.js';
 import { scheduledLr, type StepSchedule } from '../../src/nn/lr-schedule.js';
+import { DivergenceWatch, NonFiniteLossError, TrainingInputError, checkResumeConfig, prepareRunDir } from '../../src/training/harness.js';
+import type { ConfigChange } from '../../src/training/harness.js';
 import { expectedCalibrationError, fitTemperature, maskedMeanStd, nllAt, topKCorrect } from './metrics.js';
 
 export interface TrainerConfig {
@@ -41,8 +43,6 @@ export interface TrainerConfig {
   evalBatchSize: number;
   /** Training entries whose σ is snapshotted per epoch in the run records. */
   trackCount: number;
-  /** Consecutive non-finite losses (each skipped without an update) before training stops with an error. */
-  maxNonFinite: number;
   /** Fit a temperature on half of the validation set after training and report ECE before / after on the other. */
   calibrate: boolean;
 }
@@ -58,7 +58,6 @@ export const DEFAULT_TRAINER_CONFIG: TrainerConfig = {
   logEvery: 50,
   evalBatchSize: 256,
   trackCount: 200,
-  maxNonFinite: 5,
   calibrate: false,
 };
 
@@ -88,7 +87,6 @@ export interface EpochSummary {
   valLoss: number | null;
   imagesPerSecond: number;
   seconds: number;
-  skippedNonFinite: number;
   sigmaMean: number;
   sigmaStd: number;
   /** With label noise: σ* of clean and corrupted entries and the corrupted fraction among the top ⌊N·rate⌋ by σ*. */
@@ -116,6 +114,8 @@ export interface TrainResult {
   calibration: CalibrationResult | null;
   /** True when `shouldStop` ended the run inside an epoch (a mid-epoch checkpoint was written). */
   interrupted: boolean;
+  /** The summary of the run's last completed epoch: this call's, or the checkpoint's when a finished run is resumed. */
+  final: EpochSummary | null;
 }
 
 /** Where an interrupted epoch stopped: enough to redo exactly the rest of it. */
@@ -129,7 +129,6 @@ interface MidEpochState {
   lossSum: number;
   correct: number;
   seen: number;
-  skipped: number;
   seconds: number;
 }
 
@@ -146,9 +145,15 @@ interface CheckpointMeta {
   dpStep: number;
   /** Present when the checkpoint was taken inside an epoch; its order is the array `epoch/order`. */
   midEpoch?: Omit<MidEpochState, 'order' | 'rng'>;
+  /** The run's options (TrainerParts.recordConfig), compared with the command line's on resume. */
+  config?: Record<string, unknown>;
+  /** The last completed epoch's summary (reported again when a finished run is resumed). */
+  summary?: EpochSummary | null;
 }
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
+/** Options a resume may change (the rest of recordConfig must equal the checkpoint's). */
+export const RESUME_SAFE_OPTIONS = ['train.epochs', 'calibrate', 'configFile'] as const;
 
 export class ClassifierTrainer {
   readonly optimizer: ModelOptimizer;
@@ -159,6 +164,8 @@ export class ClassifierTrainer {
   private readonly tracked: Int32Array;
   private readonly variables: tf.Variable[];
   private midEpoch: MidEpochState | null = null;
+  private lastSummary: EpochSummary | null = null;
+  private readonly watch: DivergenceWatch;
 
   constructor(
     readonly parts: TrainerParts,
@@ -178,6 +185,7 @@ export class ClassifierTrainer {
     // Tracked entries: a seeded sample of at most trackCount, in increasing order.
     const pick = new Rng(config.seed + 7919).permutation(train.count).subarray(0, Math.min(config.trackCount, train.count));
     this.tracked = Int32Array.from(pick).sort();
+    this.watch = new DivergenceWatch(parts.log);
   }
 
   get stepsPerEpoch(): number {
@@ -192,17 +200,24 @@ export class ClassifierTrainer {
   async run(options: { resume?: boolean; stopAfterEpoch?: number; shouldStop?: () => boolean } = {}): Promise<TrainResult> {
     const { log } = this.parts;
     let resumed = false;
+    if (this.parts.outDir) await prepareRunDir(this.parts.outDir, { log });
     if (options.resume) {
       const file = this.checkpointFile;
       if (!file) throw new Error('--resume needs an output directory');
-      resumed = await this.loadCheckpoint(file);
-      if (resumed) log(`resumed from ${file} at epoch ${this.epoch}, step ${this.step}`);
-      else log(`no checkpoint at ${file}: starting from scratch`);
+      const changed = await this.loadCheckpoint(file);
+      resumed = changed !== null;
+      if (!resumed) log(`no checkpoint at ${file}: starting from scratch`);
+      else if (this.epoch >= this.config.epochs && !this.midEpoch) log(`resumed from ${file} at step ${this.step}: all ${this.config.epochs} epochs are done; reporting the final results`);
+      else log(`resumed from ${file} at epoch ${this.epoch}, step ${this.step}`);
+      if (changed && changed.length > 0) {
+        await this.recorder?.noteResume({ step: this.step, at: new Date().toISOString(), changed });
+        log(`resume changes ${changed.map((c) => `${c.key} ${JSON.stringify(c.checkpoint)} -> ${JSON.stringify(c.now)}`).join(', ')} (noted in run.json)`);
+      }
     }
+    const trainedBefore = this.step;
     if (this.recorder) {
       if (resumed) await this.recorder.truncateAfter(this.step);
       else {
-        await fs.mkdir(this.parts.outDir!, { recursive: true });
         await fs.rm(this.recorder.sigmaFile, { force: true });
         await fs.rm(this.recorder.metricsFile, { force: true });
         await this.recorder.writeManifest({
@@ -239,7 +254,8 @@ export class ClassifierTrainer {
           `ECE ${(100 * calibration.eceBefore).toFixed(2)}% -> ${(100 * calibration.eceAfter).toFixed(2)}%, ` +
           `NLL ${calibration.nllBefore.toFixed(4)} -> ${calibration.nllAfter.toFixed(4)} on ${calibration.reportCount}`,
       );
-      await this.recorder?.appendMetrics({
+      // A resume that trained nothing reports the calibration again without recording it twice.
+      if (this.step > trainedBefore || !resumed) await this.recorder?.appendMetrics({
         kind: 'val',
         step: this.step,
         epoch: this.epoch,
@@ -250,11 +266,11 @@ export class ClassifierTrainer {
         nllAfter: calibration.nllAfter,
       });
     }
-    return { epochs, calibration, interrupted };
+    return { epochs, calibration, interrupted, final: this.lastSummary };
   }
 
   /** One optimisation step on the given entries; returns the loss and the number of correct top-1 predictions, or
-   * null when the loss was not finite (no update applied). */
+   * null when the loss or a gradient was not finite (no update applied, running statistics as before). */
   trainStep(x: Float32Array, ids: Int32Array, lr: number): { loss: number; correct: number } | null {
     const { model, dp, train } = this.parts;
     const n = ids.length;
@@ -262,6 +278,9 @@ export class ClassifierTrainer {
     const labels = new Int32Array(n);
     for (let i = 0; i < n; i++) labels[i] = train.labels[ids[i]!]!;
     const xt = tf.tensor4d(x, [n, h, w, c]);
+    // The forward pass moves the batch-norm running statistics: keep them, to undo a step that turns out non-finite.
+    const buffers = [...model.store.buffers.values()];
+    const before = buffers.map((b) => b.clone());
     let predicted: tf.Tensor | null = null;
     const { value, grads } = tf.variableGrads(() => {
       const logits = model.logits(xt, true);
@@ -271,10 +290,14 @@ export class ClassifierTrainer {
     const loss = value.dataSync()[0]!;
     const pred = (predicted as tf.Tensor | null)?.dataSync() ?? new Int32Array(0);
     tf.dispose([xt, predicted as tf.Tensor | null].filter((t): t is tf.Tensor => t !== null));
-    if (!Number.isFinite(loss)) {
-      tf.dispose([value, grads]);
+    // A finite loss can still overflow in the backward pass: check the gradients too, before anything is updated.
+    const gradNormSq = Number.isFinite(loss) ? tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]!) : NaN;
+    if (!Number.isFinite(gradNormSq)) {
+      buffers.forEach((b, i) => b.assign(before[i]!));
+      tf.dispose([value, grads, before]);
       return null;
     }
+    tf.dispose(before);
     this.optimizer.apply(model.store.trainable, omitGradients(grads, dp.variableNames), lr);
     dp.applyGradients(grads);
     tf.dispose([value, grads]);
@@ -302,45 +325,57 @@ export class ClassifierTrainer {
     let lossSum = resume?.lossSum ?? 0;
     let seen = resume?.seen ?? 0;
     let correct = resume?.correct ?? 0;
-    let skipped = resume?.skipped ?? 0;
-    let consecutive = 0;
     let windowStart = Date.now();
     let windowImages = 0;
     const idsOf = (s: number): Int32Array => order.subarray(s * batchSize, Math.min(train.count, (s + 1) * batchSize));
     // Augmentation draws its random numbers when a batch is requested, one batch ahead: keep the state before the
     // next batch's draws, which is where a resumed epoch must start.
     let rngBeforeNext = this.rng.getState();
-    let pending = train.loadBatch(idsOf(first), this.rng);
+    // A batch that fails to load is reported when awaited, not as an unhandled rejection while a step computes.
+    const load = (s: number): Promise<Float32Array> => {
+      const p = train.loadBatch(idsOf(s), this.rng);
+      p.catch(() => undefined);
+      return p;
+    };
+    let pending = load(first);
+    /** Keeps the position before step s of the epoch (saved with the next checkpoint). */
+    const keepPosition = (s: number, rng: RngState): void => {
+      this.midEpoch = { order, stepInEpoch: s, rng, lossSum, correct, seen, seconds: (Date.now() - t0) / 1000 };
+    };
+    /** Stops before step s with a checkpoint of the state so far, then throws `error`. */
+    const stopWith = async (s: number, rng: RngState, error: Error): Promise<never> => {
+      bar?.done();
+      keepPosition(s, rng);
+      if (this.checkpointFile) await this.saveCheckpoint(this.checkpointFile);
+      throw error;
+    };
     for (let s = first; s < steps; s++) {
       if (s > first && shouldStop()) {
-        await pending;
+        await pending.catch(() => undefined);
         bar?.done();
-        const seconds = (Date.now() - t0) / 1000;
-        this.midEpoch = { order, stepInEpoch: s, rng: rngBeforeNext, lossSum, correct, seen, skipped, seconds };
+        keepPosition(s, rngBeforeNext);
         log(`stopped in epoch ${this.epoch + 1} after step ${this.step} (${s} of ${steps} steps of the epoch)`);
         return null;
       }
       const ids = idsOf(s);
-      const x = await pending;
+      const rngBeforeThis = rngBeforeNext;
+      let x: Float32Array;
+      try {
+        x = await pending;
+      } catch (err) {
+        return stopWith(s, rngBeforeThis, new TrainingInputError(err, this.step, this.checkpointFile));
+      }
       if (s + 1 < steps) {
         rngBeforeNext = this.rng.getState();
-        pending = train.loadBatch(idsOf(s + 1), this.rng);
+        pending = load(s + 1);
       }
       const r = this.trainStep(x, ids, lr);
-      this.step++;
       if (r === null) {
-        skipped++;
-        consecutive++;
-        log(`epoch ${this.epoch + 1} step ${this.step}: non-finite loss, update skipped (${consecutive} in a row)`);
-        if (consecutive >= this.config.maxNonFinite) {
-          throw new Error(
-            `training diverged: ${consecutive} consecutive non-finite losses at epoch ${this.epoch + 1}, step ${this.step} ` +
-              `(lr ${lr}); lower the learning rate or check the data`,
-          );
-        }
-        continue;
+        await pending.catch(() => undefined);
+        return stopWith(s, rngBeforeThis, new NonFiniteLossError(this.step, this.checkpointFile));
       }
-      consecutive = 0;
+      this.step++;
+      this.watch.step(r.loss);
       lossSum += r.loss * ids.length;
       correct += r.correct;
       seen += ids.length;
@@ -371,7 +406,6 @@ export class ClassifierTrainer {
       valLoss: val?.loss ?? null,
       imagesPerSecond: seen / seconds,
       seconds,
-      skippedNonFinite: skipped,
       sigmaMean: all.mean,
       sigmaStd: all.std,
     };
@@ -388,6 +422,7 @@ export class ClassifierTrainer {
       summary.noisyTopRecall = ranking.recall;
     }
     log(describeEpoch(summary, this.config.epochs));
+    this.watch.epochEnd(this.epoch, summary.trainLoss, this.parts.dp);
     if (this.parts.dp.mode === 'class' || this.parts.dp.mode === 'joint') log(describeClassSigma(this.parts.dp.classSigma(), train.classNames));
     if (this.recorder) {
       if (val) await this.recorder.appendMetrics({ kind: 'val', step: this.step, epoch: this.epoch, top1: val.top1, top5: val.top5, loss: val.loss });
@@ -398,6 +433,7 @@ export class ClassifierTrainer {
       await this.recorder.appendMetrics({ kind: 'epoch', step: this.step, epoch: this.epoch, ...numbers });
       await this.recorder.appendSigma(this.sigmaEntry(sigma));
     }
+    this.lastSummary = summary;
     return summary;
   }
 
@@ -514,6 +550,8 @@ export class ClassifierTrainer {
       step: this.step,
       rng: this.midEpoch?.rng ?? this.rng.getState(),
       dpStep: s.step,
+      config: this.parts.recordConfig,
+      summary: this.lastSummary,
     };
     if (this.midEpoch) {
       const { order, rng: _rng, ...position } = this.midEpoch;
@@ -523,12 +561,15 @@ export class ClassifierTrainer {
     await saveCheckpoint(file, { meta, arrays });
   }
 
-  /** Restores the full state; false when there is no checkpoint file. */
-  async loadCheckpoint(file: string): Promise<boolean> {
+  /**
+   * Restores the full state; null when there is no checkpoint file, otherwise the options changed since the checkpoint
+   * (those in RESUME_SAFE_OPTIONS; any other change throws a ResumeMismatchError listing them).
+   */
+  async loadCheckpoint(file: string): Promise<ConfigChange[] | null> {
     try {
       await fs.access(file);
     } catch {
-      return false;
+      return null;
     }
     const ckpt = await loadCheckpoint<CheckpointMeta>(file);
     const { meta, arrays } = ckpt;
@@ -541,6 +582,8 @@ export class ClassifierTrainer {
           `this run is ${model.name} / ${dp.mode} / ${dp.numInstances}`,
       );
     }
+    // Checkpoints written before the options were stored cannot be compared.
+    const changed = meta.config ? checkResumeConfig(file, meta.config, this.parts.recordConfig, RESUME_SAFE_OPTIONS) : [];
     const pick = (prefix: string): Record<string, Float32Array> => {
       const out: Record<string, Float32Array> = {};
       for (const [k, v] of Object.entries(arrays)) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v as Float32Array;
@@ -567,7 +610,8 @@ export class ClassifierTrainer {
     } else {
       this.midEpoch = null;
     }
-    return true;
+    this.lastSummary = meta.summary ?? null;
+    return changed;
   }
 
   dispose(): void {
@@ -588,7 +632,6 @@ export function describeEpoch(s: EpochSummary, total: number): string {
       ` | top by σ: ${pct(s.noisyTopFraction)} corrupt, holding ${pct(s.noisyTopRecall)} of the corrupt`;
   }
   line += ` | ${s.imagesPerSecond.toFixed(1)} img/s, ${s.seconds.toFixed(1)} s`;
-  if (s.skippedNonFinite > 0) line += ` | ${s.skippedNonFinite} non-finite steps skipped`;
   return line;
 }
 

@@ -20,9 +20,9 @@
  * - Split: ImageSets/<split>.txt when present (trainval falls back to train ∪ val); otherwise a deterministic split of
  *   the sorted labelled ids shuffled by Rng(splitSeed) with the 3DOP proportion 3712/7481 to train, logged.
  * - Bad input (malformed line, unknown class, box with right < left, label without image, split id without label or
- *   listed twice,
- *   unreadable image, empty split): KittiFormatError / Error naming the file (and line), or with onBadInput 'skip'
- *   the image is left out, one log line per skip and a count at the end.
+ *   listed twice, unreadable image, empty split, and the impossible values of checkLabelValues and
+ *   checkBoxesInImage): KittiFormatError / Error naming the file (and line), or with onBadInput 'skip' the image is
+ *   left out, one log line per skip and a count at the end. Result files (evaluate-kitti) keep the devkit's leniency.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -248,6 +248,7 @@ export class KittiDataset {
     const checks = await mapLimit(chosen, 8, async (r) => {
       try {
         await checkImage(r, verify);
+        checkBoxesInImage(r);
         return null;
       } catch (err) {
         return err instanceof Error ? err : new Error(String(err));
@@ -300,12 +301,14 @@ export function toBoxes(
   text.split(/\r?\n/).forEach((l, i) => {
     if (l.trim() !== '') lineNumbers.push(i + 1);
   });
+  const lines = text.split(/\r?\n/);
   return objects.map((o, k) => {
     const line = lineNumbers[k]!;
     const className = normaliseClassName(o.type);
     if (!known.has(className)) {
       throw new KittiFormatError(file, line, `unknown class '${o.type}' (KITTI classes: ${KITTI_CLASSES.join(', ')})`);
     }
+    checkLabelValues(lines[line - 1]!, o, className, file, line);
     const [x1, y1, x2, y2] = o.bbox;
     if (x2 < x1 || y2 < y1) throw new KittiFormatError(file, line, `box has right < left or bottom < top: ${o.bbox.join(' ')}`);
     const classIndex = classNames.indexOf(className);
@@ -324,6 +327,51 @@ export function toBoxes(
       object: o,
     };
   });
+}
+
+/** A plain decimal number as KITTI writes them (no hex, no 'Infinity', no digit separators). */
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+/** No image is this many pixels wide: a coordinate beyond it is a broken label, whatever the image size. */
+export const MAX_PIXEL_COORDINATE = 100_000;
+
+/**
+ * The ground-truth rules the parser (shared with evaluate-kitti, which keeps the devkit's leniency) does not apply:
+ * every numeric column a plain decimal; truncation in [0, 1] (-1 only on DontCare, as KITTI writes it); a box of
+ * positive width and height (DontCare regions excepted) with coordinates within ±MAX_PIXEL_COORDINATE.
+ */
+export function checkLabelValues(text: string, o: KittiObject, className: string, file: string, line: number): void {
+  const columns = text.trim().split(/\s+/);
+  for (let c = 1; c < columns.length; c++) {
+    if (!DECIMAL.test(columns[c]!)) throw new KittiFormatError(file, line, `column ${c + 1} is not a decimal number: '${columns[c]}'`);
+  }
+  const dontCare = className === 'dontcare';
+  if (!((o.truncated >= 0 && o.truncated <= 1) || (dontCare && o.truncated === -1))) {
+    throw new KittiFormatError(file, line, `truncation ${columns[1]} is outside [0, 1]${dontCare ? ' (or -1)' : ''}`);
+  }
+  if (o.bbox.some((v) => Math.abs(v) > MAX_PIXEL_COORDINATE)) {
+    throw new KittiFormatError(file, line, `box ${columns.slice(4, 8).join(' ')} has a coordinate beyond ±${MAX_PIXEL_COORDINATE} pixels`);
+  }
+  const [x1, y1, x2, y2] = o.bbox;
+  if (!dontCare && (x2 === x1 || y2 === y1)) {
+    throw new KittiFormatError(file, line, `box ${columns.slice(4, 8).join(' ')} has zero ${x2 === x1 ? 'width' : 'height'}`);
+  }
+}
+
+/**
+ * Once the image size is known: every box must overlap the image, and reach no further outside it than the image's
+ * own width (height) on either side. KITTI clips its boxes to the image; a box far outside is a broken label.
+ */
+export function checkBoxesInImage(r: KittiRecord): void {
+  const { width: W, height: H } = r;
+  if (W === undefined || H === undefined) return;
+  for (const b of r.objects) {
+    const [x1, y1, x2, y2] = b.bbox;
+    const inside = x2 > 0 && y2 > 0 && x1 < W && y1 < H;
+    const near = x1 >= -W && y1 >= -H && x2 <= 2 * W && y2 <= 2 * H;
+    if (!inside || !near) {
+      throw new KittiFormatError(r.labelPath, b.line, `box ${b.bbox.join(' ')} is ${inside ? 'far' : ''}${inside ? ' ' : ''}outside the ${W}x${H} image`);
+    }
+  }
 }
 
 async function listDir(dir: string, what: string): Promise<string[]> {

@@ -159,7 +159,7 @@ export interface SyntheticKittiManifest {
  * Generates the set unless `out` already holds a complete one made with the same parameters (its
  * synthetic-kitti.json manifest matches); for `npm start` and tests that need the data once.
  */
-export async function ensureSyntheticKitti(options: SyntheticKittiOptions): Promise<{ generated: boolean; summary: SyntheticKittiSummary }> {
+export async function ensureSyntheticKitti(options: SyntheticKittiOptions & { onStart?: () => void }): Promise<{ generated: boolean; summary: SyntheticKittiSummary }> {
   const want = {
     generator: GENERATOR_VERSION,
     images: options.images,
@@ -174,5 +174,6 @@ export async function ensureSyntheticKitti(options: SyntheticKittiOptions): Prom
   } catch {
     // No manifest (or an unreadable one): generate.
   }
+  options.onStart?.();
   return { generated: true, summary: await generateSyntheticKitti(options) };
 }

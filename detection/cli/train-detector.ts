@@ -10,10 +10,11 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { initBackend, parseBackendName, BACKEND_NAMES } from '../../src/runtime/backend.js';
 import { KittiDataset, type KittiSplit } from '../../datasets/kitti/dataset.js';
-import { generateSyntheticKitti } from '../../datasets/synthetic-kitti/generate.js';
+import { ensureSyntheticKitti } from '../../datasets/synthetic-kitti/generate.js';
 import { formatKittiDetection } from '../../datasets/kitti/label-file.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { watchForStop } from '../../src/util/interrupt.js';
+import { exitOnEscapedErrors, prepareRunDir } from '../../src/training/harness.js';
 import { evaluateKitti, formatKittiTable } from '../kitti-eval/index.js';
 import { loadSSD } from '../model/io.js';
 import { sharpImageReader, type DetectionRecord } from '../train/data.js';
@@ -82,20 +83,32 @@ const evaluator: KittiEvaluator = (input) => evaluateKitti(input);
 async function train(f: TrainFlags): Promise<void> {
   const cfg = applyOverrides(await readConfig(f.config), f);
   const out = cfg.out ?? path.join('runs', `detector-${cfg.curriculum.mode}`);
-  const backend = await initBackend(parseBackendName(f.backend));
-  const root = cfg.data.root;
-  if (!existsSync(path.join(root, 'training', 'label_2')) && cfg.data.synthetic) {
-    const s = cfg.data.synthetic;
-    process.stderr.write(`no data in ${root}: generating a synthetic KITTI set (${s.images} images, seed ${s.seed})\n`);
-    const summary = await generateSyntheticKitti({ out: root, images: s.images, seed: s.seed, width: s.width, height: s.height });
-    process.stderr.write(`generated ${summary.images} images in ${summary.seconds.toFixed(1)} s (${JSON.stringify(summary.carsByOcclusion)} cars by occlusion)\n`);
-  }
-  const trainSet = await KittiDataset.open(root, { split: cfg.data.split, classes: cfg.model.classNames });
-  const valSet = await KittiDataset.open(root, { split: cfg.data.valSplit, classes: cfg.model.classNames });
-  // Watch before saying 'data:' (tests interrupt on that line), so that an early Ctrl-C is never the default kill.
+  // Signals end the process at once until the training loop first polls (setup has no step to finish).
   const stop = watchForStop((signal) =>
     process.stderr.write(`\n${signal}: stopping after this step with a checkpoint (press Ctrl-C again to exit at once)\n`),
   );
+  await prepareRunDir(out, { log: (l) => process.stderr.write(l + '\n') });
+  const backend = await initBackend(parseBackendName(f.backend));
+  const root = cfg.data.root;
+  if (cfg.data.synthetic) {
+    // The set's manifest is written last: a set without it (an interrupted generation) is generated again.
+    const s = cfg.data.synthetic;
+    const had = existsSync(path.join(root, 'training', 'label_2'));
+    const { generated, summary } = await ensureSyntheticKitti({
+      out: root,
+      images: s.images,
+      seed: s.seed,
+      width: s.width,
+      height: s.height,
+      onStart: () =>
+        process.stderr.write(
+          `${had ? `incomplete or different synthetic KITTI set in ${root}` : `no data in ${root}`}: generating a synthetic KITTI set (${s.images} images, seed ${s.seed})\n`,
+        ),
+    });
+    if (generated) process.stderr.write(`generated ${summary.images} images in ${summary.seconds.toFixed(1)} s (${JSON.stringify(summary.carsByOcclusion)} cars by occlusion)\n`);
+  }
+  const trainSet = await KittiDataset.open(root, { split: cfg.data.split, classes: cfg.model.classNames });
+  const valSet = await KittiDataset.open(root, { split: cfg.data.valSplit, classes: cfg.model.classNames });
   process.stderr.write(
     `data: ${root}: ${trainSet.records.length} training images (${cfg.data.split}), ${valSet.records.length} validation images (${cfg.data.valSplit}), ` +
       `curriculum ${cfg.curriculum.mode}, backend ${backend.name}, output ${out}\n`,
@@ -110,7 +123,7 @@ async function train(f: TrainFlags): Promise<void> {
       resume: f.resume === true,
       read: sharpImageReader,
       evaluate: evaluator,
-      shouldStop: () => stop.requested,
+      shouldStop: () => stop.poll(),
     });
     if (result.stoppedEarly) {
       process.stderr.write(
@@ -277,6 +290,7 @@ Examples:
 // npm links bins through node_modules/.bin: compare real paths.
 const isMain = process.argv[1] !== undefined && existsSync(process.argv[1]) && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
 if (isMain) {
+  exitOnEscapedErrors('train-detector');
   buildProgram()
     .parseAsync(process.argv)
     .then(

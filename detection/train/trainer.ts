@@ -27,6 +27,9 @@ import { DetectionLoader, type Batch, type BatchSource, type DetectionRecord, ty
 import { SsdPipelineSource } from './ssd-pipeline-source.js';
 import { ModelOptimizer } from '../../src/nn/optimizer.js';
 import { learningRate } from '../../src/nn/lr-schedule.js';
+import { DivergenceWatch, NonFiniteLossError, TrainingInputError, checkResumeConfig, prepareRunDir } from '../../src/training/harness.js';
+
+export { NonFiniteLossError } from '../../src/training/harness.js';
 
 export type { DetectorConfig, DetectorCurriculum } from '../config.js';
 
@@ -66,19 +69,6 @@ export interface TrainRunResult {
   model: SSD;
   dp: DataParameters | null;
   stoppedEarly: boolean;
-}
-
-export class NonFiniteLossError extends Error {
-  constructor(
-    readonly step: number,
-    readonly checkpoint: string,
-  ) {
-    super(
-      `non-finite loss at step ${step}: training stopped. The last finite state is in ${checkpoint} ` +
-        '(lower --lr, lengthen the warmup or check the labels for degenerate boxes, then rerun with --resume).',
-    );
-    this.name = 'NonFiniteLossError';
-  }
 }
 
 export interface StepResult {
@@ -167,7 +157,17 @@ interface CheckpointMeta {
   optimizerSteps: number;
   dpStep: number | null;
   config: DetectorConfig;
+  /** Running sums of the epoch so far, so that a mid-epoch resume records the same epoch loss. */
+  epochLoss?: number;
+  epochSteps?: number;
+  /** The latest validation's AP (reported again when a finished run is resumed). */
+  finalAp?: Partial<ApTable> | null;
+  /** The epoch ended but its validation failed (e.g. an unreadable image): a resume validates first. */
+  pendingValidation?: boolean;
 }
+
+/** Options a resume may change (the rest must equal the checkpoint's). */
+export const RESUME_SAFE_OPTIONS = ['train.epochs', 'out'] as const;
 
 export const CHECKPOINT_FILE = 'checkpoint.dpckpt';
 
@@ -183,7 +183,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const t = config.train;
   const spec = config.model;
-  await fs.mkdir(o.out, { recursive: true });
+  await prepareRunDir(o.out, { log });
   const ckptFile = path.join(o.out, CHECKPOINT_FILE);
 
   const model = buildSSD(spec, t.seed);
@@ -245,11 +245,15 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
 
   const rec = new RunRecorder(o.out);
   let step = 0, epoch = 0, batchIndex = 0;
+  let epochLoss = 0, epochSteps = 0;
+  let finalAp: Partial<ApTable> | null = null;
+  let pendingValidation = false;
   if (o.resume) {
     const ck = await loadCheckpoint<CheckpointMeta>(ckptFile).catch((err: Error) => {
       throw new Error(`--resume: cannot load ${ckptFile} (${err.message})`);
     });
     const m = ck.meta;
+    const changed = checkResumeConfig(ckptFile, m.config, config, RESUME_SAFE_OPTIONS);
     const arrays = ck.arrays;
     const modelValues: Record<string, CheckpointArray> = {};
     const slots: Record<string, CheckpointArray> = {};
@@ -270,8 +274,20 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
       });
     }
     ({ step, epoch, batchIndex } = m);
+    epochLoss = m.epochLoss ?? 0;
+    epochSteps = m.epochSteps ?? 0;
+    finalAp = m.finalAp ?? null;
+    pendingValidation = m.pendingValidation === true;
     await rec.truncateAfter(step);
-    log(`resumed from ${ckptFile} at step ${step} (epoch ${epoch + 1}, batch ${batchIndex})`);
+    if (changed.length > 0) {
+      await rec.noteResume({ step, at: new Date().toISOString(), changed });
+      log(`resume changes ${changed.map((c) => `${c.key} ${JSON.stringify(c.checkpoint)} -> ${JSON.stringify(c.now)}`).join(', ')} (noted in run.json)`);
+    }
+    log(
+      epoch >= t.epochs && !pendingValidation
+        ? `resumed from ${ckptFile} at step ${step}: all ${t.epochs} epochs are done; reporting the final results`
+        : `resumed from ${ckptFile} at step ${step} (epoch ${epoch + 1} of ${t.epochs}, batch ${batchIndex})`,
+    );
   } else {
     await fs.rm(rec.sigmaFile, { force: true });
     await fs.rm(rec.metricsFile, { force: true });
@@ -297,7 +313,8 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
       if (s.instanceMomentum) arrays['dp/instanceMomentum'] = s.instanceMomentum;
       dpStep = s.step;
     }
-    const meta: CheckpointMeta = { version: 1, step, epoch, batchIndex, optimizerSteps: os.steps, dpStep, config };
+    const meta: CheckpointMeta = { version: 1, step, epoch, batchIndex, optimizerSteps: os.steps, dpStep, config, epochLoss, epochSteps, finalAp };
+    if (pendingValidation) meta.pendingValidation = true;
     await saveCheckpoint(ckptFile, { meta, arrays });
   };
 
@@ -320,33 +337,65 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
   };
 
   const bar = o.progress === null ? null : new ProgressBar({ total: totalSteps, label: config.curriculum.mode === 'instance' ? 'train σ' : 'train', stream: o.progress ?? process.stderr });
-  let finalAp: Partial<ApTable> | null = null;
   let initialAp: Partial<ApTable> | null = null;
   if ((t.valAtStart ?? DETECTOR_TRAIN_DEFAULTS.valAtStart) && !o.resume) {
     initialAp = await validate();
     const car = initialAp?.['car'];
     if (car) log(`untrained: car AP|R40 easy ${car.easy.ap40.toFixed(2)} moderate ${car.moderate.ap40.toFixed(2)} hard ${car.hard.ap40.toFixed(2)}`);
   }
+  /** Validation at an epoch's end; when it fails (an unreadable image), the finished epoch is kept in a checkpoint
+   * that validates first on resume. */
+  const validateEpoch = async (): Promise<void> => {
+    let ap: Partial<ApTable> | null;
+    try {
+      ap = await validate();
+    } catch (err) {
+      pendingValidation = true;
+      await saveState();
+      throw new TrainingInputError(err, step, ckptFile);
+    }
+    pendingValidation = false;
+    if (ap) {
+      finalAp = ap;
+      const car = ap['car'];
+      if (car) log(`epoch ${epoch}: car AP|R40 easy ${car.easy.ap40.toFixed(2)} moderate ${car.moderate.ap40.toFixed(2)} hard ${car.hard.ap40.toFixed(2)}`);
+    }
+  };
+
   let stoppedEarly = false;
   let next: Promise<Batch> | null = null;
   let windowStart = Date.now(), windowImages = 0;
-  let epochLoss = 0, epochSteps = 0;
+  const watch = new DivergenceWatch(log);
   try {
+    if (pendingValidation) {
+      await validateEpoch();
+      await saveState();
+    }
     while (epoch < t.epochs) {
       if ((o.stopAtStep !== undefined && step >= o.stopAtStep) || o.shouldStop?.()) {
         stoppedEarly = true;
         break;
       }
-      const batch = await (next ?? loader.batch(epoch, batchIndex));
-      // Prefetch the following batch (image decoding runs on libuv threads while this step computes).
+      let batch: Batch;
+      try {
+        batch = await (next ?? loader.batch(epoch, batchIndex));
+      } catch (err) {
+        next = null;
+        await saveState();
+        throw new TrainingInputError(err, step, ckptFile);
+      }
+      // Prefetch the following batch (image decoding runs on libuv threads while this step computes). Its failure is
+      // handled when it is awaited, not as an unhandled rejection in between.
       const nb = batchIndex + 1 < stepsPerEpoch ? [epoch, batchIndex + 1] : [epoch + 1, 0];
       next = nb[0]! < t.epochs ? loader.batch(nb[0]!, nb[1]!) : null;
+      next?.catch(() => undefined);
       const lr = learningRate(step, schedule);
       const r = trainStep(model, opt, dp, batch, lr);
       if (!r.finite) {
         await saveState();
         throw new NonFiniteLossError(step, ckptFile);
       }
+      watch.step(r.loss);
       step++;
       batchIndex++;
       windowImages += batch.images.length;
@@ -371,17 +420,11 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
         const ep: Record<string, number> = { loss: epochLoss / Math.max(1, epochSteps) };
         for (const [g, s] of Object.entries(sig)) if (s.count > 0) ep[`sigma_${g.replace(':', '_')}`] = s.mean;
         await rec.appendMetrics({ kind: 'epoch', step, epoch, ...ep });
+        watch.epochEnd(epoch, ep['loss']!, dp, instanceIds);
         epochLoss = 0;
         epochSteps = 0;
         const valEvery = t.valEvery ?? DETECTOR_TRAIN_DEFAULTS.valEvery;
-        if (epoch === t.epochs || (valEvery > 0 && epoch % valEvery === 0)) {
-          const ap = await validate();
-          if (ap) {
-            finalAp = ap;
-            const car = ap['car'];
-            if (car) log(`epoch ${epoch}: car AP|R40 easy ${car.easy.ap40.toFixed(2)} moderate ${car.moderate.ap40.toFixed(2)} hard ${car.hard.ap40.toFixed(2)}`);
-          }
-        }
+        if (epoch === t.epochs || (valEvery > 0 && epoch % valEvery === 0)) await validateEpoch();
         await saveState();
       } else if (checkpointEvery > 0 && step % checkpointEvery === 0) {
         await saveState();

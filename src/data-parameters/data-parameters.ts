@@ -130,6 +130,12 @@ export class DataParameters {
     return this.stepCount;
   }
 
+  /** The bounds the clamp holds a kind's σ to (null: that kind is not learned or not clamped). */
+  sigmaBounds(kind: 'class' | 'instance'): SigmaBounds | null {
+    const state = kind === 'class' ? this.classState : this.instanceState;
+    return state?.logBounds ? { min: Math.exp(state.logBounds[0]), max: Math.exp(state.logBounds[1]) } : null;
+  }
+
   /** The trainable variables this object owns (the log σ tables), for tf.variableGrads' variable list. */
   get variables(): tf.Variable[] {
     this.checkAlive();

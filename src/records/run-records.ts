@@ -11,7 +11,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import { WriteError, writeFileAtomic } from '../util/atomic-file.js';
 
 export type RunTask = 'detection' | 'classification';
 export type Difficulty = 'easy' | 'moderate' | 'hard';
@@ -43,6 +43,15 @@ export interface RunManifest {
   config: Record<string, unknown>;
   classNames?: string[];
   tracked: TrackedInstance[];
+  /** Resumes that changed options: at which step, and each option's value before and after. */
+  resumes?: ResumeNote[];
+}
+
+export interface ResumeNote {
+  step: number;
+  /** ISO 8601 time of the resume. */
+  at: string;
+  changed: { key: string; checkpoint: unknown; now: unknown }[];
 }
 
 /** σ statistics over one group of instances (population std). An empty group has count 0 and NaN statistics. */
@@ -116,6 +125,13 @@ export class RunRecorder {
 
   async writeManifest(manifest: RunManifest): Promise<void> {
     validateManifest(manifest, this.manifestFile);
+    await writeFileAtomic(this.manifestFile, JSON.stringify(manifest, null, 2) + '\n');
+  }
+
+  /** Notes a resume that changed options (accepted because they are safe to change) in run.json's `resumes`. */
+  async noteResume(entry: ResumeNote): Promise<void> {
+    const manifest = JSON.parse(await fs.readFile(this.manifestFile, 'utf8')) as RunManifest;
+    manifest.resumes = [...(manifest.resumes ?? []), entry];
     await writeFileAtomic(this.manifestFile, JSON.stringify(manifest, null, 2) + '\n');
   }
 
@@ -313,8 +329,13 @@ export function noisyTopFraction(values: ArrayLike<number>, noisy: ArrayLike<boo
 // ---------------------------------------------------------------------------------------------------------------------
 
 async function appendLine(file: string, record: object): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  await fs.appendFile(file, JSON.stringify(record) + '\n');
+  try {
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await fs.appendFile(file, JSON.stringify(record) + '\n');
+  } catch (err) {
+    // A torn last line is dropped by truncateAfter when the run resumes.
+    throw new WriteError(file, err);
+  }
 }
 
 async function readRequired(file: string, dir: string): Promise<string> {
