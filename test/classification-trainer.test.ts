@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../src/runtime/backend.js';
@@ -13,7 +13,7 @@ import { smallCnn } from '../classification/models/models.js';
 import { InMemoryImageData } from '../classification/input/image-data.js';
 import { ClassifierTrainer, DEFAULT_TRAINER_CONFIG } from '../classification/training/trainer.js';
 import type { TrainerConfig } from '../classification/training/trainer.js';
-import { NonFiniteLossError } from '../src/training/harness.js';
+import { NonFiniteLossError, ResumeMismatchError } from '../src/training/harness.js';
 import { corruptLabels } from '../datasets/noisy-labels/noisy-labels.js';
 
 test.before(async () => {
@@ -216,6 +216,73 @@ test('a non-finite loss stops at once with a checkpoint of the last finite state
   const res = await resumed.trainer.run({ resume: true });
   assert.equal(snapshot(resumed), straight);
   assert.is(res.final!.epoch, 2);
+  resumed.dispose();
+});
+
+test('resume: changed options are refused with a list; more epochs are accepted and noted; a finished run reports its last epoch', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dp-cls-opts-'));
+  const a = makeRun({ mode: 'instance', outDir: dir, noise: true });
+  a.trainer.parts.recordConfig['train'] = { epochs: 2, lr: 0.05 };
+  a.trainer.parts.recordConfig['noise'] = { rate: 0.25, seed: 2 };
+  const first = await a.trainer.run();
+  a.dispose();
+
+  const b = makeRun({ mode: 'instance', outDir: dir, noise: true });
+  b.trainer.parts.recordConfig['train'] = { epochs: 2, lr: 0.05 };
+  b.trainer.parts.recordConfig['noise'] = { rate: 0.4, seed: 3 };
+  const err = await b.trainer.run({ resume: true }).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof ResumeMismatchError, String(err));
+  assert.match((err as Error).message, /\n {2}noise\.rate: 0\.25 in the checkpoint, 0\.4 now\n {2}noise\.seed: 2 in the checkpoint, 3 now\nResume with the original options \(only train\.epochs, calibrate, configFile may change\)/);
+  b.dispose();
+
+  const done = makeRun({ mode: 'instance', outDir: dir, noise: true });
+  done.trainer.parts.recordConfig['train'] = { epochs: 2, lr: 0.05 };
+  done.trainer.parts.recordConfig['noise'] = { rate: 0.25, seed: 2 };
+  const again = await done.trainer.run({ resume: true });
+  assert.is(again.epochs.length, 0);
+  assert.equal(again.final, first.final);
+  assert.is(again.final!.epoch, 2);
+  assert.ok(again.final!.valTop1 !== null && again.final!.noisyTopFraction !== undefined);
+  done.dispose();
+
+  const more = makeRun({ mode: 'instance', outDir: dir, noise: true, config: { epochs: 3 } });
+  more.trainer.parts.recordConfig['train'] = { epochs: 3, lr: 0.05 };
+  more.trainer.parts.recordConfig['noise'] = { rate: 0.25, seed: 2 };
+  const longer = await more.trainer.run({ resume: true });
+  assert.equal(longer.epochs.map((e) => e.epoch), [3]);
+  more.dispose();
+  const run = await readRun(dir);
+  assert.equal(run.manifest.resumes!.map((r) => [r.step, r.changed]), [[6, [{ key: 'train.epochs', checkpoint: 2, now: 3 }]]]);
+  assert.equal(run.sigma.map((e) => e.epoch), [0, 1, 2, 3]);
+});
+
+test('a full disk at the epoch-end checkpoint names the file and keeps the last good checkpoint', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dp-cls-enospc-'));
+  const r = makeRun({ mode: 'instance', outDir: dir });
+  const file = path.join(dir, 'checkpoint.bin');
+  const handle = await fs.open(path.join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(handle) as { write: (...a: unknown[]) => Promise<unknown> };
+  await handle.close();
+  await fs.rm(path.join(dir, 'probe'));
+  const write = proto.write;
+  let failing = false;
+  proto.write = function (this: unknown, ...args: unknown[]) {
+    if (failing) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+    return write.apply(this, args);
+  };
+  try {
+    const err = await r.trainer.run({ shouldStop: () => ((failing = r.trainer.step >= 3), false) }).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof Error, String(err));
+    assert.is((err as Error).message, `cannot write ${file} (ENOSPC: no space left on device, write); its previous content, if any, is unchanged`);
+  } finally {
+    proto.write = write;
+  }
+  r.dispose();
+  assert.equal((await fs.readdir(dir)).filter((f) => f.includes('.tmp-')), []);
+  const resumed = makeRun({ mode: 'instance', outDir: dir });
+  await resumed.trainer.loadCheckpoint(file);
+  assert.is(resumed.trainer.epoch, 1, 'the epoch-1 checkpoint is intact');
+  assert.is(resumed.trainer.step, 3);
   resumed.dispose();
 });
 

@@ -148,6 +148,38 @@ test('a malformed label line is an error naming file and line, or a counted skip
   );
 });
 
+test('impossible label values are errors naming file and line, or counted skips', async () => {
+  const line2 = 'car 0.00 0 -1.67 65.74 17.35 67.39 18.87 1.57 1.65 3.35 4.43 1.65 5.20 -1.59';
+  const cases: [string, RegExp][] = [
+    ['car 0.00 0 -1.67 -5000 17.35 67.39 18.87 1.57 1.65 3.35 4.43 1.65 5.20 -1.59', /:2: box -5000 17.35 67.39 18.87 is far outside the 124x38 image$/],
+    ['car 0.00 0 -1.67 65.74 17.35 1e30 18.87 1.57 1.65 3.35 4.43 1.65 5.20 -1.59', /:2: box 65.74 17.35 1e30 18.87 has a coordinate beyond ±100000 pixels$/],
+    ['car 0.00 0 -1.67 0x10 17.35 67.39 18.87 1.57 1.65 3.35 4.43 1.65 5.20 -1.59', /:2: column 5 is not a decimal number: '0x10'$/],
+    ['car 0.00 0 -1.67 65.74 17.35 65.74 18.87 1.57 1.65 3.35 4.43 1.65 5.20 -1.59', /:2: box 65.74 17.35 65.74 18.87 has zero width$/],
+    ['car -3 0 -1.67 65.74 17.35 67.39 18.87 1.57 1.65 3.35 4.43 1.65 5.20 -1.59', /:2: truncation -3 is outside \[0, 1\]$/],
+    ['car -1 0 -1.67 65.74 17.35 67.39 18.87 1.57 1.65 3.35 4.43 1.65 5.20 -1.59', /:2: truncation -1 is outside \[0, 1\]$/],
+    ['car 0.00 0 -1.67 200 17.35 210 18.87 1.57 1.65 3.35 4.43 1.65 5.20 -1.59', /:2: box 200 17.35 210 18.87 is outside the 124x38 image$/],
+  ];
+  for (const [replacement, message] of cases) {
+    const dir = copyOfStandard();
+    const f = path.join(dir, 'training', 'label_2', '000002.txt');
+    writeFileSync(f, readFileSync(f, 'utf8').replace(line2, replacement));
+    await rejects(
+      () => KittiDataset.open(dir, { split: 'train', ...quiet }),
+      (e: Error) => e instanceof KittiFormatError && e.message.startsWith(f) && message.test(e.message),
+      replacement,
+    );
+    const ds = await KittiDataset.open(dir, { split: 'train', onBadInput: 'skip', log: null });
+    assert.equal(ds.records.map((r) => r.imageId), ['000000'], replacement);
+    assert.is(ds.skipped.length, 1);
+  }
+  // DontCare keeps KITTI's -1 truncation and may have an empty region.
+  const dir = copyOfStandard();
+  const f = path.join(dir, 'training', 'label_2', '000002.txt');
+  writeFileSync(f, readFileSync(f, 'utf8').replace(line2, 'DontCare -1 -1 -10 30.00 10.00 30.00 12.00 -1 -1 -1 -1000 -1000 -1000 -10'));
+  const ds = await KittiDataset.open(dir, { split: 'train', ...quiet });
+  assert.is(ds.records[1]!.objects[1]!.truncation, -1);
+});
+
 test('an unknown class is an error naming file and line unless listed in extraClasses', async () => {
   const dir = copyOfStandard();
   const f = path.join(dir, 'training', 'label_2', '000003.txt');

@@ -9,7 +9,7 @@
  * resumed run computes exactly the steps the uninterrupted run would have.
  */
 import * as tf from '@tensorflow/tfjs';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { DataParameters } from '../../src/data-parameters/data-parameters.js';
 import { DETECTION_INSTANCE_DEFAULTS, DETECTOR_TRAIN_DEFAULTS, type DetectorConfig } from '../config.js';
@@ -248,7 +248,10 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
   let epochLoss = 0, epochSteps = 0;
   let finalAp: Partial<ApTable> | null = null;
   let pendingValidation = false;
-  if (o.resume) {
+  // As the classifier does: a run killed before its first checkpoint starts again from scratch on --resume.
+  const resume = o.resume === true && existsSync(ckptFile);
+  if (o.resume && !resume) log(`no checkpoint at ${ckptFile}: starting from scratch`);
+  if (resume) {
     const ck = await loadCheckpoint<CheckpointMeta>(ckptFile).catch((err: Error) => {
       throw new Error(`--resume: cannot load ${ckptFile} (${err.message})`);
     });
@@ -338,7 +341,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
 
   const bar = o.progress === null ? null : new ProgressBar({ total: totalSteps, label: config.curriculum.mode === 'instance' ? 'train σ' : 'train', stream: o.progress ?? process.stderr });
   let initialAp: Partial<ApTable> | null = null;
-  if ((t.valAtStart ?? DETECTOR_TRAIN_DEFAULTS.valAtStart) && !o.resume) {
+  if ((t.valAtStart ?? DETECTOR_TRAIN_DEFAULTS.valAtStart) && !resume) {
     initialAp = await validate();
     const car = initialAp?.['car'];
     if (car) log(`untrained: car AP|R40 easy ${car.easy.ap40.toFixed(2)} moderate ${car.moderate.ap40.toFixed(2)} hard ${car.hard.ap40.toFixed(2)}`);
