@@ -248,4 +248,29 @@ test('an image that fails mid-run stops training with a checkpoint; after fixing
   assert.equal(comparable((await readRun(out)).metrics), comparable((await readRun(straight)).metrics));
 });
 
+test('a validation image that fails at an epoch end keeps the epoch in a checkpoint; --resume validates first', async () => {
+  const { records, read } = scenes(6);
+  const evaluate: KittiEvaluator = (input) => ({ car: { easy: { ap11: input.detections.size, ap40: 1, gt: 1 }, moderate: { ap11: 1, ap40: 1, gt: 1 }, hard: { ap11: 1, ap40: 1, gt: 1 } } });
+  const common = { train: records.slice(0, 4), val: records.slice(4), numInstances: 9, progress: null, log: () => {}, evaluate };
+  const straight = mkdtempSync(path.join(tmpdir(), 'det-val-a-'));
+  const a = await trainDetector({ ...common, read, config: config({ valEvery: 1 }), out: straight });
+  a.model.dispose();
+  a.dp!.dispose();
+  const out = mkdtempSync(path.join(tmpdir(), 'det-val-b-'));
+  const broken: ImageReader = async (rec, size) => {
+    if (rec.imageId === '000005') throw new Error(`${rec.imagePath}: cannot read the image (premature end of file)`);
+    return read(rec, size);
+  };
+  const err = await trainDetector({ ...common, read: broken, config: config({ valEvery: 1 }), out }).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof TrainingInputError, String(err));
+  assert.match((err as Error).message, /^\/nonexistent\/000005\.png: cannot read the image \(premature end of file\)\ntraining stopped at step 2;/);
+  const ck = await loadCheckpoint<{ step: number; pendingValidation?: boolean }>(path.join(out, CHECKPOINT_FILE));
+  assert.equal([ck.meta.step, ck.meta.pendingValidation], [2, true]);
+  const b = await trainDetector({ ...common, read, config: config({ valEvery: 1 }), out, resume: true });
+  b.model.dispose();
+  b.dp!.dispose();
+  assert.equal(comparable((await readRun(out)).metrics), comparable((await readRun(straight)).metrics));
+  assert.equal((await readRun(out)).metrics.filter((m) => m.kind === 'val').map((m) => m.step), [2, 4]);
+});
+
 test.run();
