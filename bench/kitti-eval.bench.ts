@@ -1,7 +1,7 @@
 /**
  * kitti-eval: the whole `evaluate-kitti` process (node start, reading 2 x 3769 files, car AP at three difficulties,
  * JSON out) on a KITTI-val-sized synthetic set with ~10 detections per image. Target: under the C++ devkit's time for
- * car on the same machine (about 0.5 s per the issue).
+ * car on the same machine.
  *
  * `npm run bench -- --only kitti-eval [--runs 5] [--devkit CMD]`. Prints the median wall time (value), the median CPU
  * time (user + system, cpuMs: what a loaded machine distorts least) and the load average. With --devkit, CMD is run

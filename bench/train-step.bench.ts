@@ -3,7 +3,7 @@
  *   [--pytorch PYTHON]` (wasm threads: one per core by default, at most 8, single-threaded when the load average
  * covers every core; DATA_PARAMS_WASM_THREADS=N chooses, 1 selects the single-threaded build)
  *
- * Median milliseconds per training step of the reference network of issue 3 (so the same work can be timed in other
+ * Median milliseconds per training step of a fixed reference network (so that the same work can be timed in other
  * frameworks): batch 8 of 128x384x3 NHWC; conv3x3 (no bias) + batch-norm (batch statistics, eps 1e-3) + ReLU with
  * 32 ch stride 2; 32 ch stride 1 then 2x2 max-pool; 64; 64 -> head A; 128 stride 2; 128 -> head B. Each head is a 3x3
  * conv with bias to 4 anchors x (4 classes + 4 box). Loss: softmax cross-entropy over all anchors against random labels
@@ -15,7 +15,7 @@
  *
  * `--pytorch PYTHON` also times the same network in PyTorch (bench/reference/train_step_pytorch.py, run by PYTHON,
  * e.g. python3 with Debian's python3-torch) before and after ours, with as many threads as cores, and reports the
- * measured ratio; without it the ratio is to the notes' figure.
+ * measured ratio; without it the ratio is to the fixed reference figure.
  */
 import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -29,7 +29,7 @@ import type { BenchContext } from './run.js';
 
 export const names = ['train-step'];
 
-/** PyTorch 1.13 on this kind of machine, 2 threads: the figure in shared/notes/wasm-training.md, not measured here. */
+/** PyTorch 1.13 on a 2-core machine, 2 threads: a fixed reference figure (docs/wasm-training.md), not measured here. */
 const PYTORCH_REFERENCE_MS = 250;
 const BATCH = 8;
 const HEIGHT = 128;
@@ -208,8 +208,8 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
     pytorchReferenceMs: PYTORCH_REFERENCE_MS,
     pytorchReferenceNote:
       pytorchBefore === null
-        ? 'PyTorch 1.13 CPU, 2 threads, from shared/notes/wasm-training.md; not measured in this run'
-        : 'the notes\' figure; pytorchMs is measured in this run',
+        ? 'PyTorch 1.13 CPU, 2 threads, a fixed reference figure; not measured in this run'
+        : 'a fixed reference figure; pytorchMs is measured in this run',
     loadAverage1m: Number(os.loadavg()[0]!.toFixed(2)),
     ...(choice.name === 'wasm' ? { threads: wasmThreadsState().threads, threadsFallback: wasmThreadsState().fallback } : {}),
   };

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The real-data experiment of issue 7: Fashion-MNIST with 40% uniform label noise, baseline (no data parameters) vs
+# A real-data experiment: Fashion-MNIST with 40% uniform label noise, baseline (no data parameters) vs
 # instance-level curriculum, same seed, same noisy labels. Prints test top-1 per epoch for both and, for the
 # curriculum, the fraction of corrupted samples among the top 40% by instance σ.
 #
 # Installs Debian's dataset-fashion-mnist (real data, /usr/share/datasets/fashion-mnist) when it is absent.
-# Sized by environment variables (the defaults took 18 min for both runs on a shared, loaded 2-core machine):
+# Sized by environment variables (how long the defaults take: docs/benchmarks.md):
 #   SUBSET   training images (stratified, seeded subset of the 60k; 0 = all)   default 10000
 #   EPOCHS   epochs per run                                                    default 6
 #   VAL      test images evaluated per epoch (stratified subset; 0 = all 10k)  default 2000

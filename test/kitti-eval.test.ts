@@ -1,6 +1,6 @@
 /**
  * The KITTI devkit's 2D rules, one hand-built case each. Every expected value is worked out in the comments from the
- * rules (shared/notes/kitti-evaluation.md and evaluate_object.cpp):
+ * rules (docs/kitti-eval.md and evaluate_object.cpp):
  *   pass 1 collects the scores of valid-GT/valid-detection matches (each GT, in file order, takes the highest-scoring
  *   unassigned overlapping detection); the thresholds keep score i while cur <= (l + r) / 2, l = (i+1)/nGt,
  *   r = (i+2)/nGt, cur += 1/40 per kept score, and always keep the last; pass 2 counts TP/FP per threshold;

@@ -1,8 +1,8 @@
 /**
  * Bundles the compiled evaluate-kitti command (dist/detection/cli/evaluate-kitti.js and the modules it imports) into
  * one CommonJS file, dist/detection/cli/evaluate-kitti.cjs, which is what the `evaluate-kitti` bin runs. Why: in a
- * ~0.3 s process, Node's ES-module loader and a dozen module loads cost ~20-30 ms of CPU that one CommonJS file does
- * not. Run after tsc (`npm run build` and `npm test` do): `node dist/tools/bundle-cli.js`.
+ * process this short, Node's ES-module loader and a dozen module loads cost CPU time that one CommonJS file does not
+ * (figures in docs/kitti-eval.md). Run after tsc (`npm run build` and `npm test` do): `node dist/tools/bundle-cli.js`.
  *
  * Only the shapes tsc emits for these modules are handled (one-line `import {..} from`, `import * as x from`,
  * `export const|function|class`); anything else (default or re-exports, exported let/var, relative dynamic imports,

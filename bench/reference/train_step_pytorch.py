@@ -4,7 +4,7 @@
 Usage: python3 bench/reference/train_step_pytorch.py [--steps 5] [--threads 2]
 Prints one JSON object: {"framework": "pytorch", "version", "threads", "value": median ms per step, ...}.
 
-Same network as bench/train-step.bench.ts (issue 3): batch 8 of 128x384x3; conv3x3 (no bias) + batch-norm (batch
+Same network as bench/train-step.bench.ts: batch 8 of 128x384x3; conv3x3 (no bias) + batch-norm (batch
 statistics, eps 1e-3) + ReLU: 32 ch stride 2; 32 stride 1 then 2x2 max-pool; 64; 64 -> head A; 128 stride 2;
 128 -> head B. Each head is a 3x3 conv with bias to 4 anchors x (4 classes + 4 box). Loss: softmax cross-entropy over
 all anchors against random labels plus smooth-L1 on the box outputs of positive anchors / (positives + 1); momentum

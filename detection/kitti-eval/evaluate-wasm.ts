@@ -4,8 +4,7 @@
  * JavaScript versions in evaluate.ts stay the reference and take over when the kernel's memory would be too large.
  *
  * Why: in a command-line run these loops run once, mostly in V8's interpreter and while its optimising compiler
- * works (about 150 ms for car on KITTI val here); the WebAssembly baseline compiler makes machine code of them in
- * well under a millisecond.
+ * works; the WebAssembly baseline compiler makes machine code of them almost at once (figures in docs/kitti-eval.md).
  *
  * Memory: a header of 64 i32 slots at 0 (array addresses written by JavaScript, counts written by the kernel), then
  * the arrays, placed by JavaScript.
@@ -646,7 +645,7 @@ const MAX_BYTES = 1 << 30;
 const MAX_CANDIDATES = MAX_BYTES / 12;
 const HEADER_BYTES = 256;
 
-/** The kernel's bytes from its code above; wasm-binaries.ts holds them (the code takes ~10 ms to run in a cold process). */
+/** The kernel's bytes from its code above; wasm-binaries.ts holds them (the code runs slowly in a cold process). */
 export function buildEvalWasm(): Uint8Array {
   return buildModule(
     [countFunction(), packFunction(), pass1Function(), pass2Function(), boxFunction('boxIou', false), boxFunction('overlapOverFirst', true)],

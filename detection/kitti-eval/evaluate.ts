@@ -1,6 +1,6 @@
 /**
  * The KITTI object benchmark's 2D detection metric, reproducing `evaluate_object.cpp` of the official devkit
- * (post-2019) rule for rule; see README "evaluate-kitti" and shared/notes/kitti-evaluation.md. All arithmetic is in
+ * (post-2019) rule for rule; the rules are listed in docs/kitti-eval.md. All arithmetic is in
  * doubles with the devkit's expressions in the devkit's order, so results agree with it to the last bit.
  *
  * Speed, without changing any result: boxes are packed per class into typed arrays once; each ground truth keeps only

@@ -12,7 +12,7 @@ import { WasmTableScanner } from './scan-wasm.js';
 import { scanFile, type SerialisedError } from './read-files.js';
 import * as path from 'node:path';
 
-/** Files per chunk: ~1-2 ms of reading, so that a thread finishing last keeps the other waiting at most that long. */
+/** Files per chunk: a short stretch of reading, so that a thread finishing last keeps the other waiting at most that long. */
 export const CHUNK_FILES = 64;
 
 /** What both threads read. */

@@ -32,17 +32,15 @@ export interface KittiDirsOptions {
   ids?: string;
   /** Share the reading with a worker thread (see read-chunks.ts). Default: when there are at least
    * PARALLEL_MIN_IMAGES images and a CPU to spare (more than one, and a load average below their number minus one:
-   * on a busy machine the worker's start-up, ~0.1 s of CPU, and the contention cost more than its share of the
-   * files saves). Only `readKittiDirsAsync` / `evaluateKittiDirs` use it. */
+   * on a busy machine the worker's start-up and the contention cost more than its share of the files saves). Only `readKittiDirsAsync` / `evaluateKittiDirs` use it. */
   parallel?: boolean;
 }
 
 /**
- * Below this many images a worker costs more than it saves. Measured on a 2-core VM (load 5-6, so only the CPU
- * figures carry over): at 3769 images the main thread used MORE CPU with the worker than without (317-382 vs
- * 269-321 ms: starting it, joining the tables, and both threads faulting in fresh memory at once) while the process
- * used ~230 ms more; at 20000 images the worker took ~45% of the files and the main thread's CPU fell from ~1.1 s to
- * 0.75-0.96 s (process: +0.4 s). So only large sets on an idle machine gain wall time.
+ * Below this many images a worker costs more than it saves: at KITTI val's size the main thread used more CPU with
+ * the worker than without (starting it, joining the tables, and both threads faulting in fresh memory at once), while
+ * on much larger sets the worker takes a good share of the files. So only large sets on an idle machine gain wall
+ * time (figures in docs/kitti-eval.md).
  */
 export const PARALLEL_MIN_IMAGES = 10000;
 
@@ -173,7 +171,7 @@ export function readKittiDirsAsync(options: KittiDirsOptions): Promise<KittiDirs
 
 /**
  * Where evaluateKittiDirs wants the tables: in an evaluation kernel's memory, so that the kernel need not copy them
- * in (~60k rows of fresh memory: ~10 ms of page faults on a VM). The readers set `kernel`; null when they could not.
+ * in (~60k rows of fresh memory, whose page faults are costly on a VM). The readers set `kernel`; null when they could not.
  */
 interface KernelTarget {
   kernel: EvalKernel | null;
@@ -216,7 +214,7 @@ async function readDirsAsync(options: KittiDirsOptions, target: KernelTarget | n
   const set = listImages(options);
   const cpus = availableParallelism();
   const parallel = options.parallel ?? (set.ids.length >= PARALLEL_MIN_IMAGES && cpus > 1 && loadavg()[0]! < cpus - 1);
-  // Listed once: listing costs ~5 ms per 3769 files.
+  // Listed once: listing thousands of files is not free.
   if (!parallel) return target === null ? readListedImages(options, set) : readIntoKernel(options, set, target);
   // Loaded only here (getBuiltinModule: without the ES-module loader that import() brings into a CommonJS bundle).
   const threads =

@@ -245,7 +245,7 @@ function scannerModule(): object {
   return compiled;
 }
 
-/** The kernel's bytes from its code above; wasm-binaries.ts holds them (the code takes ~5 ms to run in a cold process). */
+/** The kernel's bytes from its code above; wasm-binaries.ts holds them (the code runs slowly in a cold process). */
 export function buildScannerWasm(): Uint8Array {
   return buildModule([scanFunction(), typeFunction()], (COLUMNS_AT >> 16) + 1);
 }

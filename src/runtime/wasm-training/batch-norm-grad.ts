@@ -1,7 +1,7 @@
 /**
  * The gradient of FusedBatchNorm on wasm as ONE kernel with two passes over x and dy. tfjs-core writes it as ~12
- * full-size broadcast ops (sub, mul, tile, ...) and four Sum reductions, each transposing its input first; on the
- * reference network that was ~150 ms of a step. Same formulas as tfjs-core (mean and variance are separate inputs; the
+ * full-size broadcast ops (sub, mul, tile, ...) and four Sum reductions, each transposing its input first, which made it
+ * one of the costliest parts of a step. Same formulas as tfjs-core (mean and variance are separate inputs; the
  * gradient through tf.moments arrives through Mean's gradient as before), so the values match cpu. Other cases (per-
  * element mean, non-float32, other backends) keep tfjs-core's gradient.
  */

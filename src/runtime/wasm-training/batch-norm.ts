@@ -1,7 +1,7 @@
 /**
  * FusedBatchNorm (tf.batchNorm) on wasm with per-channel statistics as one SIMD pass:
  * y = (x - mean) * k + offset, k = scale / sqrt(variance + eps) per channel (simd-kernels.ts). The built-in
- * evaluates the full formula per element with index arithmetic and was ~8 ms per call at [8,64,192,32]. Other cases
+ * evaluates the full formula per element with index arithmetic, several times slower. Other cases
  * (statistics that are not one value per channel of the last axis, fewer than 4 or a non-multiple of 4 channels,
  * non-float32) return null for the built-in.
  */

@@ -2,8 +2,8 @@
  * Add, Sub, Multiply, RealDiv, Minimum and Maximum on wasm when one float32 operand is broadcast along a whole
  * tensor: a scalar (Minimum, Maximum), a per-channel vector of the last axis (x - mean, x * gamma in batch norm and its gradient), or
  * a column with one value per row ([N, 1] against [N, C]: the softmax and per-anchor weights of a loss). The
- * built-ins run these through a generic broadcasting loop, 2-3x slower than an element-wise add for vectors and
- * ~15x for columns (Minimum and Maximum even with a scalar: 3.5 ms on 491K elements); here they are one SIMD pass
+ * built-ins run these through a generic broadcasting loop, several times slower than an element-wise add for vectors
+ * and more so for columns (Minimum and Maximum even with a scalar); here they are one SIMD pass
  * (simd-kernels.ts). One IEEE float32 operation per element, so the values are those of the built-ins and of cpu.
  * Equal shapes of Add, Sub and Multiply: see sameShape. Other cases (a last axis that is not a multiple of 4; general
  * broadcasts; other dtypes) return null for the built-in.

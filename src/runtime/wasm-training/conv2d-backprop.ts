@@ -131,7 +131,7 @@ export function conv2DBackpropFilterTaps(args: KernelArgs): TensorInfo | null {
   const [fh, fw] = [info.filterHeight, info.filterWidth];
   if (x.dtype !== 'float32' || dy.dtype !== 'float32' || co % 4 !== 0 || n * ho * wo * ci * co === 0) return null;
   // Channels padded to a multiple of 4 (zero planes): the GEMM's rows then come in whole blocks of 4 (3 -> 4 for an
-  // RGB input: its dW rows 1 at a time ran ~3x slower per multiply-add).
+  // RGB input: its dW rows 1 at a time ran several times slower per multiply-add).
   const cp = 4 * Math.ceil(ci / 4);
   const planes = phasePlanes(backend, x, info, cp);
   const [, sh, sw, , hq, wq] = planes.shape as [number, number, number, number, number, number];
@@ -232,7 +232,7 @@ export function conv2DBackpropFilterConv(args: KernelArgs): TensorInfo {
  * dW as a sum of matrix products over chunks of output positions: dW [fh*fw*Ci, Co] = sum over chunks of
  * patches(x)^T [fh*fw*Ci, chunk] . dy [chunk, Co]. Blocking the reduction (N*Ho*Wo, 98,304 on the reference network's
  * first layers) keeps the GEMM's packed dy chunk and the patch rows it walks in cache: XNNPACK's fully-connected op
- * does not block it and streamed the whole packed dy from memory once per few patch rows (~10 instead of ~16 GMAC/s).
+ * does not block it and streams the whole packed dy from memory once per few patch rows.
  * The patches come from x split into zero-padded stride-phase planes (`phasePlanes`), where every tap is a stride-1
  * access; every output row gets as many positions as a plane has columns (the extra ones with dy = 0), so a patch
  * row of a chunk is one contiguous run of a plane per image: one copy instead of one per output row or element.
@@ -428,8 +428,8 @@ function phaseFilter(backend: BackendWasm, filter: TensorInfo, sh: number, sw: n
 /**
  * dX of a strided conv as ONE GEMM and a scatter-add: dPatches [N*Ho*Wo, fh*fw*Ci] = dy [N*Ho*Wo, Co] . W^T, then
  * col2im adds every patch back into dx (in JavaScript, fh*fw adds per input element at most). At stride 2 the
- * phase-split conv computes ceil(f/s)^2 * s^2 = 16 taps where 9 are real and pays DepthToSpace and a slice (131 vs
- * ~40 ms on the reference network's 64 -> 128 stride-2 layer); at stride 1 the conv is faster (no col2im).
+ * phase-split conv computes ceil(f/s)^2 * s^2 = 16 taps where 9 are real and pays DepthToSpace and a slice (several
+ * times slower on the reference network's 64 -> 128 stride-2 layer); at stride 1 the conv is faster (no col2im).
  */
 export function conv2DBackpropInputMatMul(args: KernelArgs): TensorInfo {
   const { backend } = args;

@@ -2,11 +2,10 @@
  * A float32 GEMM in WebAssembly SIMD for the filter gradients' products: C[m, n] (+)= A[m, k] · B[k, n], all
  * row-major with fixed row strides, n a multiple of 4.
  *
- * Why not XNNPACK's (the built-in BatchMatMul): its fully-connected operator packs the right operand, scalar, at
- * ~2.7 ns per element on one thread, before every product. A filter gradient's operands are both long in k (the
- * reduction runs over positions or tiles), so packing B [k, n] costs 1/m of the product: with m = 27..64 that made the
- * 36 Winograd GEMMs of a 64 -> 64 layer take 28 ms instead of ~7 (measured: [64, 1552] x [1552, 64] 0.48 ms with a
- * fresh B, 0.21 ms with a packed one). Here B is read in place; several products run side by side on the kernel pool
+ * Why not XNNPACK's (the built-in BatchMatMul): its fully-connected operator packs the right operand with scalar code
+ * on one thread before every product. A filter gradient's operands are both long in k (the reduction runs over
+ * positions or tiles), so packing B [k, n] costs 1/m of the product, which with m = 27..64 is as much as the product
+ * or more (figures in docs/wasm-training.md). Here B is read in place; several products run side by side on the kernel pool
  * (kernel-pool.ts) instead of on XNNPACK's.
  *
  * Micro-kernel: 4 rows x 8 columns of C in 8 v128 accumulators; per step of k, two loads of B's row, and for each of the

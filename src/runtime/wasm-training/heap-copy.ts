@@ -1,8 +1,8 @@
 /**
  * Copies within the wasm heap, by 4-byte element index (byteOffset / 4 of a heap view).
  *
- * Why: on the threaded build the heap is a SharedArrayBuffer, where V8's copyWithin / set copy ~6x slower than on an
- * unshared buffer (measured: 288 copies of 2134 floats, 0.5-0.8 ms vs 0.07-0.12 ms), which made row copies (im2col
+ * Why: on the threaded build the heap is a SharedArrayBuffer, where V8's copyWithin / set copy several times slower
+ * than on an unshared buffer (figures in docs/wasm-training.md), which made row copies (im2col
  * patches, transposes, slices, tiles) cost as much as the GEMMs they feed at 2 threads. There a wasm bulk memory.copy
  * (simd-kernels.ts' copyRows) copies at the unshared speed or faster. Elsewhere, or without wasm
  * SIMD, copyWithin. Ranges must not overlap.

@@ -3,8 +3,7 @@
  * shared heap, side by side with the main thread.
  *
  * Why: XNNPACK's thread pool runs only XNNPACK's operators; everything else (the Winograd transforms, our GEMMs,
- * copies) ran on the main thread while the other cores idled: at 2 threads a reference step took 0.8x the time of 1
- * thread, not 0.5x. These workers share the heap with the backend (its WebAssembly.Memory is shared on the threaded
+ * copies) ran on the main thread while the other cores idled, so a second thread gained little. These workers share the heap with the backend (its WebAssembly.Memory is shared on the threaded
  * build), so a call needs no copies: each participant gets its own arguments (its part of the images, its GEMMs).
  *
  * Synchronisation is a shared control block (kernel-pool-protocol.ts) with Atomics.wait/notify; the main thread runs
@@ -187,7 +186,7 @@ export function runRanges(backend: BackendWasm, exports: object, name: string, c
   runParts(backend, exports, name, evenRanges(count, parts).map(([first, length]) => argsFor(first, length)));
 }
 
-/** Below this many bytes of rows a split costs more (the hand-off, ~30 µs) than it saves. */
+/** Below this many bytes of rows a split costs more (the hand-off to the workers) than it saves. */
 const MIN_SPLIT_BYTES = 1 << 18;
 
 /**
@@ -235,7 +234,7 @@ export function blockedColumnSums(
 ): Float64Array[] {
   const blocks = rows * rowBytes >= MIN_BLOCKED_SUM_BYTES ? Math.min(SUM_BLOCKS, rows) : 1;
   // Each block's accumulators on cache lines of their own: the columnSums loops store to them at every row, and two
-  // threads storing to one line slowed a 12.6 MB sum from 0.6 to 1.3 ms.
+  // threads storing to one line slow each other down (false sharing).
   const blockBytes = Math.ceil((arrays * width * 8) / 64) * 64;
   const area = scratch(backend, blocks * blockBytes + 64);
   const base = Math.ceil(area.offset / 64) * 64;

@@ -1,7 +1,7 @@
 /**
  * Slice and PadV2 that change only the last axis (e.g. [N, 8] -> [N, 4] and back: the class and box columns of a
  * detector's output, and their gradient) as SIMD row copies (simd-kernels.ts). The Slice fast path (slice.ts) makes
- * one typed-array copy per row, ~2 ms per 100K short rows; the built-in pad loops per element. 4-byte dtypes and
+ * one typed-array copy per row, slow for many short rows; the built-in pad loops per element. 4-byte dtypes and
  * kept widths that are a multiple of 4 only; everything else returns null for the next kernel.
  */
 import * as tf from '@tensorflow/tfjs';

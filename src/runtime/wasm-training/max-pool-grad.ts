@@ -3,8 +3,7 @@
  * window whose values are all <= 0 sends its gradient to the wrong element. This one scans each window in row-major
  * order starting from -infinity (first maximum wins, like the cpu backend) and scatters dy to the arg-max. It is a
  * memory-bound pass over the input, done in place on the wasm heap. Non-overlapping windows (stride = window, no
- * padding or dilation, e.g. 2x2 stride 2) with channels a multiple of 4 run as SIMD (simd-kernels.ts, same rule):
- * 30 vs 2.8 ms (CPU time, busy machine) on the reference network's 8x64x192x32 pool.
+ * padding or dilation, e.g. 2x2 stride 2) with channels a multiple of 4 run as SIMD (simd-kernels.ts, same rule).
  */
 import * as tf from '@tensorflow/tfjs';
 import { runRows } from './kernel-pool.js';

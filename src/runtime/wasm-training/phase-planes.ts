@@ -1,8 +1,7 @@
 /**
  * x [N, H, W, Ci] (NHWC) as zero-padded stride-phase planes [C, sh, sw, N, Hq, Wq] (C >= Ci: zero planes beyond Ci) in
  * one wasm pass, split by image between the kernel pool's threads: the layout of conv2d-backprop.ts' filter gradients.
- * It replaced a transpose, a pad and (stride > 1) a JavaScript phase split, all on one thread (6.5 ms at 8x32x96x64
- * stride 2). Each destination element is written once, from x or as a zero; the module is specialised per shape.
+ * It replaces a transpose, a pad and (stride > 1) a JavaScript phase split, all on one thread. Each destination element is written once, from x or as a zero; the module is specialised per shape.
  */
 import {
   BLOCK, ELSE, END, F32_CONST_0, F32_LOAD, F32_STORE, F32X4_EXTRACT, I32, I32_ADD, I32_AND, I32_EQZ, I32_GE_S, I32_LT_S, I32_LT_U,

@@ -1,7 +1,7 @@
 /**
  * Gradients of Sum and Mean without `ones(x.shape)`. tfjs-core writes them as dy * ones(x.shape), and `ones` fills a
- * JavaScript array of the full input size and copies it into the backend: ~300 ms of a wasm training step (batch-norm
- * statistics and their gradients). On wasm, dy is broadcast with Tile (a block copy) instead; the values are
+ * JavaScript array of the full input size and copies it into the backend, at every batch-norm statistic and its
+ * gradient: a large share of a wasm training step. On wasm, dy is broadcast with Tile (a block copy) instead; the values are
  * identical (x * 1 = x exactly). Other backends keep tfjs-core's gradient.
  */
 import * as tf from '@tensorflow/tfjs';

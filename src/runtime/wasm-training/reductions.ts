@@ -1,8 +1,8 @@
 /**
  * Sum and Mean over leading or middle axes (e.g. [0, 1, 2] of NHWC: batch-norm statistics, the gradients of
  * per-channel broadcasts, global average pooling) in one pass with float64 accumulators (simd-kernels.ts). The
- * built-ins transpose the whole tensor first so that the reduced axes come last, then sum in float32: ~7x slower
- * at [8,64,192,32] and less accurate. Other cases (trailing axes, which the built-ins reduce in place; axes that are
+ * built-ins transpose the whole tensor first so that the reduced axes come last, then sum in float32: several times
+ * slower and less accurate. Other cases (trailing axes, which the built-ins reduce in place; axes that are
  * not one contiguous block; fewer than 4 or a non-multiple of 4 kept inner elements; many small blocks; non-float32)
  * return null.
  */

@@ -6,7 +6,7 @@
  *
  * Why: these are one-pass loops over [rows, channels] data that tfjs-backend-wasm does slowly (a reduction over
  * leading axes transposes the whole tensor first; broadcasting ops use a generic index loop), and the same loops in
- * JavaScript ran at ~3 ns per element, no faster than the built-ins; as SIMD they run at about memory speed.
+ * JavaScript ran no faster than the built-ins; as SIMD they run at about memory speed.
  *
  * The module is assembled here from its bytes (no toolchain, no dependency). The per-channel functions work on
  * `rows` rows of `c` float32 channels, c a positive multiple of 4 (the callers check); element-wise ones on a
@@ -263,8 +263,8 @@ function exp(): Func {
 
 /**
  * copyRows(src, dst, rows, c, srcStride, dstStride): copies c 4-byte elements (any c >= 0) per row; strides in bytes.
- * A row is one bulk `memory.copy` (on a shared heap ~17 GB/s, a v128 load/store loop ~10, V8's TypedArray copyWithin
- * ~4.5, for 2134-float rows, measured here), except rows of 4 or 8 elements (the columns of a detection head's
+ * A row is one bulk `memory.copy` (on a shared heap faster than a v128 load/store loop or V8's TypedArray copyWithin;
+ * figures in docs/wasm-training.md), except rows of 4 or 8 elements (the columns of a detection head's
  * output), which one or two v128 moves copy without memory.copy's per-call cost.
  */
 function copyRows(): Func {

@@ -61,7 +61,7 @@ export function sliceViews(args: KernelArgs): TensorInfo | null {
 
 /**
  * SplitV (the gradient of concat, e.g. of a detector's heads) as one `sliceViews` per part: the built-in calls its own
- * Slice, which copies the whole input out of wasm memory for every part (~25 ms for the reference network's heads).
+ * Slice, which copies the whole input out of wasm memory for every part.
  */
 export function splitViews(args: KernelArgs): TensorInfo[] | null {
   const x = args.inputs['x']!;

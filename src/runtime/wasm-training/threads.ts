@@ -57,8 +57,7 @@ let defaultChoice: WasmThreadsChoice | null = null;
 /**
  * Threads to start and why: `DATA_PARAMS_WASM_THREADS=N` (at most MAX_THREADS), else one per available core unless
  * the 1-minute load average already covers every core, where the pool's threads would keep waiting for each other
- * (measured on a 2-core machine at load 4-9: a step took 3.3 s with 2 threads, 2.6 s with 1, medians of 12 alternating
- * runs each). The default is decided once per process.
+ * (a step measured slower with 2 threads than with 1 on a loaded 2-core machine; docs/wasm-training.md). The default is decided once per process.
  */
 export function wasmThreadsChoice(): WasmThreadsChoice {
   const env = process.env['DATA_PARAMS_WASM_THREADS'];

@@ -1,7 +1,7 @@
 /**
  * Tile for wasm by block copies in wasm memory: each innermost run of x is copied once, then every tiled block is
  * replicated with doubling memmoves (copyWithin); one vector repeated along leading axes as SIMD row stores. The
- * built-in computes each output element's source index and was ~180 ms per batch-norm broadcast on a training step.
+ * built-in computes each output element's source index, which made every batch-norm broadcast slow.
  */
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
 import { runRows } from './kernel-pool.js';

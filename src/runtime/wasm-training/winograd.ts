@@ -9,7 +9,7 @@
  *   2. V = Bᵀ d B of every 6x6 tile of the zero-padded input (tiles overlap by 2; the zeros are not copied): 36
  *      matrices [tiles, Cin];
  *   3. M = V·U: 36 GEMMs by gemm.ts, shared out between the kernel pool's threads (kernel-pool.ts); its results
- *      equal XNNPACK's BatchMatMul's bit for bit here, and it runs ~1.5x faster at 2 threads;
+ *      equal XNNPACK's BatchMatMul's bit for bit here, and it runs faster (it does not pack an operand);
  *   4. Y = Aᵀ M A into the output, cropping partial tiles.
  * The transforms run as WebAssembly SIMD over 4 channels at a time, in modules specialised per shape (channel
  * counts and row strides become immediate offsets); with threads on, the images are split between the kernel pool's
@@ -373,14 +373,13 @@ function filterTransform(backend: BackendWasm, kernels: TransformKernels, filter
 // ---- the kernel ----
 
 /**
- * Where Winograd measured faster than the built-in (kernel time only, alternating runs), with >= 32 input and
- * output channels (with 16 the transforms cost as much as they save once threads are on):
+ * Where Winograd measured faster than the built-in (kernel time only, alternating runs; the figures are in
+ * docs/wasm-training.md), with >= 32 input and output channels (with 16 the transforms cost as much as they save once
+ * threads are on):
  * - 1 thread: from ~2048 output pixels (batch * outH * outW; each of the 36 GEMMs packs a cin x cout matrix, so
- *   the fixed cost grows with the filter as the saving does): 1x32x64x32->32 1.2x, 1x64x64x32->32 1.8x,
- *   1x16x24x128->128 0.9x, 1x32x32x32->32 0.65x;
+ *   the fixed cost grows with the filter as the saving does);
  * - threads on (only the GEMMs run on the pool; the transforms run on one thread; each GEMM
- *   call has pool overhead): from 100M multiply-adds: 2x16x48x128->128 1.2x, 1x64x64x32->32 0.5x.
- * The reference network's stride-1 layers (226M-453M) ran 2.1-2.7x faster at 1 thread and 1.1-2x at 2 threads.
+ *   call has pool overhead): from 100M multiply-adds.
  * One rule for every thread count, the threaded one: Winograd rounds differently from the direct convolution, and
  * XNNPACK's results do not depend on the thread count, so this keeps a run's numbers independent of how many
  * threads it got (which depends on the machine's load at start-up): a run resumed on a busier machine continues
@@ -407,10 +406,9 @@ export function setWinogradUse(mode: WinogradUse): WinogradUse {
 /**
  * Whether a conv (forward, or the filter gradient of the same geometry) takes the Winograd path: stride 1 without
  * dilation, channel counts multiples of 4, nothing empty (the modules' loops run at least once), no negative padding,
- * and, unless `use` is 'always', where it pays. The filter gradient follows the same rule: measured against
- * conv2d-backprop.ts' tap GEMMs (both on gemm.ts and the kernel pool; medians of 18 alternating runs at 2 threads),
- * 8x64x192x32->32 18.0 vs 28.7 ms, 8x32x96x64->32 9.2 vs 16.8 ms. (With XNNPACK's GEMMs, whose packing of the tiles'
- * operand cost 1/cout of the product, it paid only from 64 output or 128 input channels.)
+ * and, unless `use` is 'always', where it pays. The filter gradient follows the same rule: it measured faster than
+ * conv2d-backprop.ts' tap GEMMs on the reference network's layers (both on gemm.ts and the kernel pool; figures in
+ * docs/wasm-training.md).
  */
 function winogradTakes(info: tf.backend_util.Conv2DInfo): boolean {
   const { batchSize, inChannels, outHeight, outWidth, outChannels, padInfo } = info;
@@ -637,9 +635,8 @@ function gradientTransformFunc(cin: number, cout: number): Func {
 }
 
 /**
- * The filter gradient's 36 products reduce over all tiles in one pass when V_k fits in L2 (1536 and 384 tiles at 64
- * and 128 channels ran a little slower in slices), else in slices of `sliceFloats` floats of V_k (8x64x192 32->32:
- * 17.8-18.3 -> 15.4-16.8 ms). Tests lower both to exercise the slices on small shapes.
+ * The filter gradient's 36 products reduce over all tiles in one pass when V_k fits in L2 (smaller layers ran a little
+ * slower in slices), else in slices of `sliceFloats` floats of V_k (faster on the large layers; docs/wasm-training.md). Tests lower both to exercise the slices on small shapes.
  */
 export const filterGradientSlices = { sliceAboveBytes: 512 * 1024, sliceFloats: 32768 };
 
