@@ -3,7 +3,7 @@
  * noisy-report BASELINE_RUN CURRICULUM_RUN: reads two run directories written by train-classifier on the same noisy
  * data and prints, per epoch, the test top-1 of both and, for the curriculum run, where the corrupted samples sit in
  * the σ ranking (fraction corrupt among the top ⌊N·rate⌋ by σ, and the share of all corrupt samples found there) and
- * σ of clean vs corrupted samples. Markdown on stdout (pasted into the README as measured).
+ * σ of clean vs corrupted samples. Markdown on stdout (the tables in docs/benchmarks.md).
  */
 import { readRun } from '../../src/records/run-records.js';
 import type { MetricsEntry } from '../../src/records/run-records.js';

@@ -7,7 +7,7 @@
  *   ds.numInstances   // size of the per-instance data-parameter table (covers the whole labelled set)
  *   ds.classNames     // ['car']: classIndex i of a box means classNames[i] (0-based, no background class)
  *
- * Decisions (documented in README "Datasets: KITTI and synthetic KITTI"):
+ * Decisions (documented in docs/datasets.md):
  * - Instance ids: every box of a trained class (`classes`) gets `instanceId`, assigned in order over the sorted image
  *   ids of ALL label files in label_2 (whatever the split), then in file order. So train and val never collide and a
  *   rerun (or another split) gives the same ids. Other boxes have instanceId -1. A label file that cannot be read

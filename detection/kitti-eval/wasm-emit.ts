@@ -2,7 +2,7 @@
  * A minimal WebAssembly binary writer: just what the KITTI evaluator's small kernels need (i32/i64/f64 locals,
  * structured control flow, loads and stores on one exported memory). Used because code compiled by WebAssembly's
  * baseline compiler runs at near-native speed from its first instruction, while the same loops in JavaScript spend
- * a short command-line run in the interpreter and in optimising-compiler jobs (see README "evaluate-kitti").
+ * a short command-line run in the interpreter and in optimising-compiler jobs (see docs/kitti-eval.md).
  */
 import { sleb128, uleb128 } from '../../src/util/leb128.js';
 
