@@ -64,7 +64,9 @@ export interface ClassifierRunConfig {
   dataParameters: DataParameterSettings;
   /** Settings merged over `dataParameters` for one curriculum (e.g. joint on ImageNet). */
   dataParametersByCurriculum?: Partial<Record<CurriculumMode, DataParameterSettings>>;
-  noise?: { rate: number; model: NoiseModel; seed?: number };
+  /** Label noise; `cleanOnly` trains on the entries whose label the noise left correct (the oracle of a noisy-label
+   * experiment: the same subset and draw, the corrupted entries dropped). */
+  noise?: { rate: number; model: NoiseModel; seed?: number; cleanOnly?: boolean };
   seed: number;
   calibrate?: boolean;
 }
@@ -134,7 +136,9 @@ const classifierCheck: Check = object({
   curriculum: string(CURRICULUM_MODES),
   dataParameters: dataParameterSettingsCheck,
   dataParametersByCurriculum: optional(object(Object.fromEntries(CURRICULUM_MODES.map((m) => [m, optional(dataParameterSettingsCheck)])))),
-  noise: optional(object({ rate: number({ min: 0, max: 1 }), model: string(NOISE_MODELS), seed: optional(number({ integer: true })) })),
+  noise: optional(
+    object({ rate: number({ min: 0, max: 1 }), model: string(NOISE_MODELS), seed: optional(number({ integer: true })), cleanOnly: optional(boolean()) }),
+  ),
   seed: number({ integer: true }),
   calibrate: optional(boolean()),
 });
@@ -153,6 +157,7 @@ export function applyOverrides(config: ClassifierRunConfig, o: ConfigOverrides):
   if (o.curriculum !== undefined) c.curriculum = o.curriculum as CurriculumMode;
   if (o.noiseRate !== undefined || o.noiseModel !== undefined) {
     c.noise = {
+      ...c.noise,
       rate: o.noiseRate ?? c.noise?.rate ?? 0,
       model: o.noiseModel !== undefined ? parseNoiseModel(o.noiseModel) : (c.noise?.model ?? 'uniform'),
       seed: c.noise?.seed ?? 0,
@@ -221,6 +226,22 @@ function applyNoise(config: ClassifierRunConfig, labels: Int32Array, numClasses:
   return corruptLabels(labels, numClasses, { rate: n.rate, seed: n.seed ?? config.seed, model: n.model });
 }
 
+/** The training entries of a subset after label noise: source index and label of each, and the noise bookkeeping
+ * (null without noise, and with `noise.cleanOnly`, where only the entries left correct are kept). */
+function trainingEntries(
+  config: ClassifierRunConfig,
+  subset: Int32Array,
+  subLabels: Int32Array,
+  numClasses: number,
+): { imageIndex: Int32Array; labels: Int32Array; noise: NoisyLabels | null } {
+  const noise = applyNoise(config, subLabels, numClasses);
+  if (!noise) return { imageIndex: subset, labels: subLabels, noise: null };
+  const imageIndex = Int32Array.from(noise.imageIndex, (j) => subset[j]!);
+  if (!config.noise?.cleanOnly) return { imageIndex, labels: noise.labels, noise };
+  const keep = Array.from(noise.corrupted.keys()).filter((i) => noise.corrupted[i] === 0);
+  return { imageIndex: Int32Array.from(keep, (i) => imageIndex[i]!), labels: Int32Array.from(keep, (i) => noise.labels[i]!), noise: null };
+}
+
 /** Loads the data, applies subset and label noise, builds the model and the data parameters. */
 export async function buildRun(config: ClassifierRunConfig, log: Logger): Promise<BuiltRun> {
   const d = config.dataset;
@@ -245,10 +266,10 @@ export async function buildRun(config: ClassifierRunConfig, log: Logger): Promis
     const source = { pixels: trainSet.pixels, height: trainSet.height, width: trainSet.width, channels };
     const subset = subsetOf(trainSet.labels, numClasses, d.trainSubset, config.seed + 101);
     const subLabels = Int32Array.from(subset, (i) => trainSet.labels[i]!);
-    noise = applyNoise(config, subLabels, numClasses);
-    const imageIndex = noise ? Int32Array.from(noise.imageIndex, (j) => subset[j]!) : subset;
+    const entries = trainingEntries(config, subset, subLabels, numClasses);
+    noise = entries.noise;
     const augment = config.train.augment ? { pad: mem ? 2 : 4, flip: true } : null;
-    train = new InMemoryImageData(source, imageIndex, noise ? noise.labels : subLabels, numClasses, classNames, normalise, augment);
+    train = new InMemoryImageData(source, entries.imageIndex, entries.labels, numClasses, classNames, normalise, augment);
     const vsub = subsetOf(testSet.labels, numClasses, d.valSubset, config.seed + 202);
     val = new InMemoryImageData(
       { pixels: testSet.pixels, height: testSet.height, width: testSet.width, channels },
@@ -290,11 +311,12 @@ export async function buildRun(config: ClassifierRunConfig, log: Logger): Promis
     numClasses = classNames.length;
     const subset = subsetOf(trainLabels, numClasses, d.trainSubset, config.seed + 101);
     const subLabels = Int32Array.from(subset, (i) => trainLabels[i]!);
-    noise = applyNoise(config, subLabels, numClasses);
-    const imageIndex = noise ? Int32Array.from(noise.imageIndex, (j) => subset[j]!) : subset;
+    const entries = trainingEntries(config, subset, subLabels, numClasses);
+    noise = entries.noise;
+    const imageIndex = entries.imageIndex;
     train = new FileImageData(
       { count: imageIndex.length, path: (i) => trainFiles.path(imageIndex[i]!) },
-      noise ? noise.labels : subLabels,
+      entries.labels,
       numClasses,
       classNames,
       size,
@@ -328,7 +350,7 @@ export async function buildRun(config: ClassifierRunConfig, log: Logger): Promis
     ...(s.clamp !== undefined ? { clamp: s.clamp } : {}),
   });
   log(
-    `data: ${d.kind} at ${root}: ${train.count} training entries${noise ? ` (${noise.corruptedCount} corrupted, ${noise.model} noise ${noise.rate})` : ''}, ` +
+    `data: ${d.kind} at ${root}: ${train.count} training entries${noise ? ` (${noise.corruptedCount} corrupted, ${noise.model} noise ${noise.rate})` : config.noise?.cleanOnly ? ' (clean entries only)' : ''}, ` +
       `${val?.count ?? 0} validation; model ${model.name} (${model.store.parameterCount} parameters); curriculum ${config.curriculum}`,
   );
   return {

@@ -29,6 +29,19 @@ function withRelativePaths(value: unknown, runDir: string): unknown {
   return value;
 }
 
+/** The style sheet of the report pages (a run's curriculum page, an experiment's report). */
+export const PAGE_STYLE = `body { font-family: 'DejaVu Sans', Arial, Helvetica, sans-serif; margin: 2em auto; max-width: 1320px; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
+table.facts td { padding: 0.1em 1em 0.1em 0; vertical-align: top; }
+table.facts td:first-child { color: #666; }
+figure { margin: 1.5em 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { max-width: 60em; color: #333; margin-top: 0.4em; }
+.warnings { background: #fff4e0; border: 1px solid #e0a040; padding: 0.5em 1em; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
+`;
+
 export function indexHtml(run: RunRecords, figures: readonly Figure[], warnings: readonly string[]): string {
   const m = run.manifest;
   const last = run.sigma[run.sigma.length - 1];
@@ -51,17 +64,7 @@ export function indexHtml(run: RunRecords, figures: readonly Figure[], warnings:
 <meta charset="utf-8">
 <title>Curriculum: ${esc(path.basename(run.dir))}</title>
 <style>
-body { font-family: 'DejaVu Sans', Arial, Helvetica, sans-serif; margin: 2em auto; max-width: 1320px; padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
-table.facts td { padding: 0.1em 1em 0.1em 0; vertical-align: top; }
-table.facts td:first-child { color: #666; }
-figure { margin: 1.5em 0; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { max-width: 60em; color: #333; margin-top: 0.4em; }
-.warnings { background: #fff4e0; border: 1px solid #e0a040; padding: 0.5em 1em; }
-pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
-</style>
+${PAGE_STYLE}</style>
 </head>
 <body>
 <h1>Curriculum of run <code>${esc(path.basename(run.dir))}</code></h1>

@@ -1,0 +1,399 @@
+/**
+ * Classifier experiments: several arms (configurations of one run config) trained over several seeds with
+ * `ClassifierTrainer`, each in its own run directory (`OUT/ARM/seed-N`: run records and checkpoint, as written by
+ * train-classifier). After every epoch the runner adds what the trainer does not record: predictions on the training
+ * entries (memorisation of corrupted labels, training accuracy without augmentation), the share of corrupted entries
+ * above every clean one by σ, and class σ. A rerun skips finished runs and continues the others through the trainer's
+ * checkpoint, exactly where they stopped.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CurriculumMode } from '../src/data-parameters/data-parameters.js';
+import { readRun } from '../src/records/run-records.js';
+import type { MetricsEntry } from '../src/records/run-records.js';
+import { writeFileAtomic } from '../src/util/atomic-file.js';
+import type { Logger } from '../src/util/log.js';
+import { applyOverrides, buildRun, readConfig, trainerConfig, validateConfig } from '../classification/config.js';
+import type { ClassifierRunConfig, ConfigOverrides } from '../classification/config.js';
+import { ClassifierTrainer } from '../classification/training/trainer.js';
+import { corruptedAboveAllClean, labelFit, predictLabels } from '../classification/training/predictions.js';
+import type { FigureSpec } from './report.js';
+
+/** The package root (configs/ lives there): this file is experiments/ or dist/experiments/. */
+export const PACKAGE_ROOT = (() => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const up = path.resolve(here, '..');
+  return path.basename(up) === 'dist' ? path.resolve(up, '..') : up;
+})();
+
+export interface ArmSpec {
+  /** Directory name and key in results.json. */
+  name: string;
+  label: string;
+  color: string;
+  curriculum: CurriculumMode;
+  /** Train only on the entries the label noise left correct (an oracle). */
+  cleanOnly?: boolean;
+}
+
+/** A claim of the paper beside our measurement. `holds` is null when the run does not measure it. */
+export interface Claim {
+  claim: string;
+  paper: string;
+  target: string;
+  ours: string;
+  holds: boolean | null;
+}
+
+export interface ClassifierExperiment {
+  name: string;
+  title: string;
+  /** One line for --help. */
+  summary: string;
+  /** What the paper did and how this experiment scales it down (a paragraph of the report). */
+  setup: string;
+  /** The run config every arm starts from, relative to the package root. */
+  configFile: string;
+  /** Applied in --quick mode (before the command line's overrides). */
+  quick: ConfigOverrides;
+  arms: readonly ArmSpec[];
+  claims(results: ExperimentResults): Claim[];
+  figures(results: ExperimentResults): FigureSpec[];
+}
+
+/** One epoch of one run. Figures a run cannot have (σ of the baseline, memorisation without noise) are null. */
+export interface EpochRecord {
+  epoch: number;
+  testTop1: number | null;
+  trainLoss: number;
+  /** Training top-1 against the training labels as seen during the epoch (augmented, training mode). */
+  trainTop1Running: number;
+  /** Training top-1 against the training labels after the epoch, inference mode, no augmentation. */
+  trainAccuracy: number;
+  /** Fraction of corrupted entries predicted as their noisy label. */
+  memorised: number | null;
+  /** Fraction of clean entries predicted as their label. */
+  cleanFit: number | null;
+  sigmaMean: number;
+  sigmaStd: number;
+  sigmaCleanMean: number | null;
+  sigmaCleanStd: number | null;
+  sigmaCorruptMean: number | null;
+  sigmaCorruptStd: number | null;
+  /** Of the top ⌊N·rate⌋ entries by σ, the fraction that is corrupted. */
+  corruptShareOfTop: number | null;
+  /** The fraction of corrupted entries that are in that top. */
+  corruptRecallInTop: number | null;
+  /** The fraction of corrupted entries whose σ is above the σ of every clean entry. */
+  corruptAboveAllClean: number | null;
+  classSigma: number[] | null;
+}
+
+export interface SeedResult {
+  seed: number;
+  dir: string;
+  trainCount: number;
+  corruptedCount: number | null;
+  epochs: EpochRecord[];
+}
+
+export interface Stat {
+  mean: number;
+  std: number;
+  n: number;
+}
+
+export interface ArmResult {
+  name: string;
+  label: string;
+  color: string;
+  curriculum: CurriculumMode;
+  cleanOnly: boolean;
+  seeds: SeedResult[];
+  /** Mean ± std over seeds of the last epoch's numeric figures. */
+  final: Record<string, Stat>;
+  /** Mean ± std over seeds of each run's best test top-1 (and the epoch it was reached). */
+  bestTestTop1: Stat | null;
+}
+
+export interface ExperimentResults {
+  experiment: string;
+  title: string;
+  setup: string;
+  quick: boolean;
+  seeds: number[];
+  epochs: number;
+  overrides: ConfigOverrides;
+  writtenAt: string;
+  arms: ArmResult[];
+  claims: Claim[];
+}
+
+export interface RunExperimentOptions {
+  out: string;
+  quick: boolean;
+  /** Seeds 0 .. seeds-1. */
+  seeds: number;
+  /** Only these arms (default all); results and report cover the arms that have records. */
+  arms?: readonly string[];
+  /** Command-line overrides (data folder, sizes), applied after the quick ones. */
+  overrides: ConfigOverrides;
+  log: Logger;
+  progress?: boolean;
+  /** Checked between training steps; a stop leaves a checkpoint from which a rerun continues. */
+  shouldStop?: () => boolean;
+}
+
+const EXTRAS_FILE = 'experiment-epochs.json';
+const SETTINGS_FILE = 'experiment.json';
+
+type Extras = Pick<EpochRecord, 'epoch' | 'trainAccuracy' | 'memorised' | 'cleanFit' | 'corruptAboveAllClean' | 'classSigma'>;
+
+const finite = (v: number): number | null => (Number.isFinite(v) ? v : null);
+
+/** The run config of one arm and seed. */
+export async function armConfig(
+  exp: ClassifierExperiment,
+  arm: ArmSpec,
+  seed: number,
+  options: Pick<RunExperimentOptions, 'quick' | 'overrides'>,
+): Promise<ClassifierRunConfig> {
+  const file = path.resolve(PACKAGE_ROOT, exp.configFile);
+  let c = await readConfig(file);
+  if (options.quick) c = applyOverrides(c, exp.quick);
+  c = applyOverrides(c, { ...options.overrides, curriculum: arm.curriculum, seed });
+  if (arm.cleanOnly) {
+    if (!c.noise || c.noise.rate <= 0) throw new Error(`${file}: arm '${arm.name}' trains on the clean entries but the config has no label noise`);
+    c.noise = { ...c.noise, cleanOnly: true };
+  }
+  return validateConfig(c, file);
+}
+
+async function readJsonOr<T>(file: string, fallback: T): Promise<T> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
+    throw err;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON (${(err as Error).message}); delete it to recompute`);
+  }
+}
+
+/** Trains one arm and seed to the end (or until stopped), adding the per-epoch figures. Returns false when stopped. */
+async function trainArmSeed(exp: ClassifierExperiment, arm: ArmSpec, seed: number, dir: string, options: RunExperimentOptions): Promise<boolean> {
+  const config = await armConfig(exp, arm, seed, options);
+  const extrasFile = path.join(dir, EXTRAS_FILE);
+  const done = await readJsonOr<Extras[]>(extrasFile, []);
+  if (done.length >= config.train.epochs && done.at(-1)?.epoch === config.train.epochs) return true;
+  const { log } = options;
+  log(`${exp.name}: arm ${arm.name}, seed ${seed} -> ${dir}`);
+  const run = await buildRun(config, log);
+  const trainer = new ClassifierTrainer(
+    {
+      model: run.model,
+      dp: run.dp,
+      train: run.train,
+      val: run.val,
+      noise: run.noise,
+      outDir: dir,
+      log,
+      progress: options.progress ?? false,
+      recordConfig: { ...config, experiment: exp.name, arm: arm.name } as unknown as Record<string, unknown>,
+    },
+    trainerConfig(config),
+  );
+  try {
+    const extras = new Map(done.map((e) => [e.epoch, e]));
+    const record = async (): Promise<void> => {
+      for (const e of [...extras.keys()]) if (e > trainer.epoch) extras.delete(e);
+      if (trainer.epoch > 0 && !extras.has(trainer.epoch)) {
+        const predicted = await predictLabels(trainer, run.train);
+        const fit = labelFit(predicted, run.train.labels, run.noise?.corrupted ?? null);
+        const noisy = run.noise !== null && run.noise.corruptedCount > 0;
+        extras.set(trainer.epoch, {
+          epoch: trainer.epoch,
+          trainAccuracy: fit.trainAccuracy,
+          memorised: noisy ? finite(fit.memorised) : null,
+          cleanFit: noisy ? finite(fit.cleanFit) : null,
+          corruptAboveAllClean: noisy && arm.curriculum !== 'none' ? finite(corruptedAboveAllClean(trainer.sigmaStar(), run.noise!.corrupted)) : null,
+          classSigma: run.dp.mode === 'class' || run.dp.mode === 'joint' ? Array.from(run.dp.classSigma()) : null,
+        });
+      }
+      const list = [...extras.values()].sort((a, b) => a.epoch - b.epoch);
+      await writeFileAtomic(extrasFile, JSON.stringify(list) + '\n');
+    };
+    // Load the checkpoint (or start the records), then fill in the figures of an epoch finished before a stop.
+    await trainer.run({ resume: true, stopAfterEpoch: 0 });
+    await record();
+    while (trainer.epoch < config.train.epochs) {
+      const r = await trainer.run({ resume: true, stopAfterEpoch: trainer.epoch + 1, ...(options.shouldStop ? { shouldStop: options.shouldStop } : {}) });
+      if (r.interrupted) return false;
+      await record();
+    }
+    return true;
+  } finally {
+    trainer.dispose();
+    run.dispose();
+  }
+}
+
+function stat(values: number[]): Stat | null {
+  const v = values.filter((x) => Number.isFinite(x));
+  if (v.length === 0) return null;
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  return { mean, std, n: v.length };
+}
+
+const num = (m: MetricsEntry | undefined, k: string): number | null => {
+  const v = m?.[k];
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+};
+
+/** Reads one run directory's records and the runner's per-epoch figures; null when it has none yet. */
+async function readSeed(dir: string, seed: number): Promise<SeedResult | null> {
+  const extras = await readJsonOr<Extras[]>(path.join(dir, EXTRAS_FILE), []);
+  if (extras.length === 0) return null;
+  const records = await readRun(dir, { truncatedTail: 'skip' });
+  const byEpoch = new Map<number, MetricsEntry>();
+  const val = new Map<number, MetricsEntry>();
+  for (const m of records.metrics) {
+    if (m.kind === 'epoch') byEpoch.set(m.epoch, m);
+    if (m.kind === 'val' && m['top1'] !== undefined) val.set(m.epoch, m);
+  }
+  const epochs: EpochRecord[] = [];
+  for (const x of extras) {
+    const m = byEpoch.get(x.epoch);
+    if (!m) continue;
+    epochs.push({
+      epoch: x.epoch,
+      testTop1: num(val.get(x.epoch), 'top1'),
+      trainLoss: num(m, 'trainLoss') ?? NaN,
+      trainTop1Running: num(m, 'trainTop1') ?? NaN,
+      trainAccuracy: x.trainAccuracy,
+      memorised: x.memorised,
+      cleanFit: x.cleanFit,
+      sigmaMean: num(m, 'sigmaMean') ?? NaN,
+      sigmaStd: num(m, 'sigmaStd') ?? NaN,
+      sigmaCleanMean: num(m, 'cleanSigmaMean'),
+      sigmaCleanStd: num(m, 'cleanSigmaStd'),
+      sigmaCorruptMean: num(m, 'noisySigmaMean'),
+      sigmaCorruptStd: num(m, 'noisySigmaStd'),
+      corruptShareOfTop: num(m, 'noisyTopFraction'),
+      corruptRecallInTop: num(m, 'noisyTopRecall'),
+      corruptAboveAllClean: x.corruptAboveAllClean,
+      classSigma: x.classSigma,
+    });
+  }
+  const config = records.manifest.config as { noise?: { cleanOnly?: boolean; rate?: number } };
+  const tracked = records.manifest.tracked;
+  const lastSigma = records.sigma.at(-1);
+  return {
+    seed,
+    dir,
+    trainCount: lastSigma?.groups['all']?.count ?? tracked.length,
+    corruptedCount: config.noise && !config.noise.cleanOnly && (config.noise.rate ?? 0) > 0 ? (lastSigma?.groups['noisy']?.count ?? null) : null,
+    epochs,
+  };
+}
+
+const STAT_KEYS: (keyof EpochRecord)[] = [
+  'testTop1', 'trainLoss', 'trainTop1Running', 'trainAccuracy', 'memorised', 'cleanFit', 'sigmaMean', 'sigmaStd',
+  'sigmaCleanMean', 'sigmaCleanStd', 'sigmaCorruptMean', 'sigmaCorruptStd', 'corruptShareOfTop', 'corruptRecallInTop',
+  'corruptAboveAllClean',
+];
+
+/** Mean ± std over seeds of a figure at each epoch (epochs that every seed has). */
+export function perEpoch(arm: ArmResult, key: keyof EpochRecord): { epoch: number; stat: Stat }[] {
+  const out: { epoch: number; stat: Stat }[] = [];
+  const epochs = arm.seeds[0]?.epochs.map((e) => e.epoch) ?? [];
+  for (const epoch of epochs) {
+    const values = arm.seeds.map((s) => s.epochs.find((e) => e.epoch === epoch)?.[key]);
+    if (values.some((v) => v === undefined)) continue;
+    const st = stat(values.filter((v): v is number => typeof v === 'number'));
+    if (st) out.push({ epoch, stat: st });
+  }
+  return out;
+}
+
+/** Collects every run directory of the experiment into results (arms without records are left out). */
+export async function collectResults(exp: ClassifierExperiment, options: Pick<RunExperimentOptions, 'out' | 'quick' | 'seeds' | 'overrides'>): Promise<ExperimentResults> {
+  const seeds = Array.from({ length: options.seeds }, (_, i) => i);
+  const arms: ArmResult[] = [];
+  let epochs = 0;
+  for (const arm of exp.arms) {
+    const runs: SeedResult[] = [];
+    for (const seed of seeds) {
+      const r = await readSeed(path.join(options.out, arm.name, `seed-${seed}`), seed);
+      if (r) runs.push(r);
+    }
+    if (runs.length === 0) continue;
+    const final: Record<string, Stat> = {};
+    for (const key of STAT_KEYS) {
+      const st = stat(runs.map((r) => r.epochs.at(-1)?.[key]).filter((v): v is number => typeof v === 'number'));
+      if (st) final[key] = st;
+    }
+    const finalEpoch = stat(runs.map((r) => r.epochs.at(-1)?.epoch ?? NaN));
+    if (finalEpoch) final['epoch'] = finalEpoch;
+    const best = stat(runs.map((r) => Math.max(...r.epochs.map((e) => e.testTop1 ?? -Infinity))).filter((v) => v > -Infinity));
+    epochs = Math.max(epochs, ...runs.map((r) => r.epochs.at(-1)?.epoch ?? 0));
+    arms.push({
+      name: arm.name,
+      label: arm.label,
+      color: arm.color,
+      curriculum: arm.curriculum,
+      cleanOnly: arm.cleanOnly ?? false,
+      seeds: runs,
+      final,
+      bestTestTop1: best,
+    });
+  }
+  const results: ExperimentResults = {
+    experiment: exp.name,
+    title: exp.title,
+    setup: exp.setup,
+    quick: options.quick,
+    seeds,
+    epochs,
+    overrides: options.overrides,
+    writtenAt: new Date().toISOString(),
+    arms,
+    claims: [],
+  };
+  results.claims = exp.claims(results);
+  return results;
+}
+
+/**
+ * Runs every arm and seed that is not finished yet. Returns false when stopped (a rerun continues). Refuses an output
+ * folder written with other settings (quick, seeds' sizes, overrides), so that runs of different sizes never mix.
+ */
+export async function runExperiment(exp: ClassifierExperiment, options: RunExperimentOptions): Promise<boolean> {
+  const unknown = (options.arms ?? []).filter((a) => !exp.arms.some((x) => x.name === a));
+  if (unknown.length) throw new Error(`${exp.name} has no arm ${unknown.join(', ')}; its arms: ${exp.arms.map((a) => a.name).join(', ')}`);
+  if (!(Number.isInteger(options.seeds) && options.seeds >= 1)) throw new Error(`seeds must be a positive integer, got ${options.seeds}`);
+  const settings = { experiment: exp.name, quick: options.quick, overrides: options.overrides };
+  const settingsFile = path.join(options.out, SETTINGS_FILE);
+  const previous = await readJsonOr<typeof settings | null>(settingsFile, null);
+  if (previous && JSON.stringify(previous) !== JSON.stringify(settings)) {
+    throw new Error(
+      `${settingsFile}: this folder holds ${previous.experiment}${previous.quick ? ' --quick' : ''} with overrides ` +
+        `${JSON.stringify(previous.overrides)}; choose another --out for ${exp.name}${options.quick ? ' --quick' : ''} with ${JSON.stringify(options.overrides)}`,
+    );
+  }
+  if (!previous) await writeFileAtomic(settingsFile, JSON.stringify(settings, null, 2) + '\n');
+  for (const arm of exp.arms) {
+    if (options.arms && !options.arms.includes(arm.name)) continue;
+    for (let seed = 0; seed < options.seeds; seed++) {
+      const finished = await trainArmSeed(exp, arm, seed, path.join(options.out, arm.name, `seed-${seed}`), options);
+      if (!finished) return false;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,176 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '../src/runtime/backend.js';
+import { encodeIdxUint8 } from '../datasets/idx/idx-file.js';
+import { Rng } from '../src/util/rng.js';
+import { applyOverrides, buildRun, readConfig } from '../classification/config.js';
+import { corruptedAboveAllClean, labelFit } from '../classification/training/predictions.js';
+import { armConfig, collectResults, runExperiment } from '../experiments/classifier-experiment.js';
+import type { ExperimentResults, RunExperimentOptions } from '../experiments/classifier-experiment.js';
+import { findExperiment } from '../experiments/index.js';
+import { noisyFashionMnist } from '../experiments/noisy-fashion-mnist.js';
+import { writeReport } from '../experiments/report.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = path.join(ROOT, 'dist', 'experiments', 'cli', 'experiment.js');
+
+/** A tiny MNIST-layout folder: class c is a bright 6x6 square at a position of its own, plus noise. */
+function idxFixture(train: number, testCount: number): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dp-exp-idx-'));
+  const rng = new Rng(5);
+  const make = (n: number): { px: Uint8Array; labels: Uint8Array } => {
+    const px = new Uint8Array(n * 784);
+    const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
+    for (let i = 0; i < n; i++) {
+      const c = labels[i]!;
+      for (let p = 0; p < 784; p++) px[i * 784 + p] = rng.int(40);
+      const [y0, x0] = [2 + 8 * Math.floor(c / 3), 2 + 8 * (c % 3)];
+      for (let y = y0; y < y0 + 6; y++) for (let x = x0; x < x0 + 6; x++) px[i * 784 + y * 28 + x] = 200 + rng.int(56);
+    }
+    return { px, labels };
+  };
+  const tr = make(train);
+  const te = make(testCount);
+  writeFileSync(path.join(dir, 'train-images-idx3-ubyte'), encodeIdxUint8([train, 28, 28], tr.px));
+  writeFileSync(path.join(dir, 'train-labels-idx1-ubyte'), encodeIdxUint8([train], tr.labels));
+  writeFileSync(path.join(dir, 't10k-images-idx3-ubyte'), encodeIdxUint8([testCount, 28, 28], te.px));
+  writeFileSync(path.join(dir, 't10k-labels-idx1-ubyte'), encodeIdxUint8([testCount], te.labels));
+  return dir;
+}
+
+const DATA = idxFixture(50, 20);
+const quiet = (): void => {};
+
+function options(out: string, extra: Partial<RunExperimentOptions> = {}): RunExperimentOptions {
+  return { out, quick: true, seeds: 3, overrides: { data: DATA, epochs: 2, batchSize: 16 }, log: quiet, ...extra };
+}
+
+/** Every per-epoch figure of every arm and seed, without the folders. */
+function figures(r: ExperimentResults): unknown {
+  return r.arms.map((a) => ({ arm: a.name, seeds: a.seeds.map((s) => ({ seed: s.seed, trainCount: s.trainCount, corrupted: s.corruptedCount, epochs: s.epochs })) }));
+}
+
+test('labelFit and corruptedAboveAllClean: pinned values, empty and mismatched input', () => {
+  const fit = labelFit([1, 2, 3, 0, 5], [1, 2, 0, 0, 4], [0, 1, 1, 0, 1]);
+  assert.is(fit.trainAccuracy, 3 / 5);
+  assert.is(fit.memorised, 1 / 3);
+  assert.is(fit.cleanFit, 1);
+  const none = labelFit([], [], null);
+  assert.ok(Number.isNaN(none.trainAccuracy) && Number.isNaN(none.memorised) && Number.isNaN(none.cleanFit));
+  assert.throws(() => labelFit([1], [1, 2], null), /1 predictions, 2 labels/);
+  assert.is(corruptedAboveAllClean([0.5, 2, 1.8, 3, 1.5], [0, 1, 0, 1, 1]), 2 / 3);
+  assert.is(corruptedAboveAllClean([1, 1], [0, 1]), 0);
+  assert.ok(Number.isNaN(corruptedAboveAllClean([1, 2], [0, 0])));
+  assert.ok(Number.isNaN(corruptedAboveAllClean([1, 2], [1, 1])));
+});
+
+test('config: noise.cleanOnly keeps exactly the entries the noise left correct', async () => {
+  await initBackend('wasm', { log: null });
+  const base = await readConfig(path.join(ROOT, 'configs', 'experiments', 'noisy-fashion-mnist.json'));
+  const noisy = await buildRun(applyOverrides(base, { data: DATA, seed: 1 }), quiet);
+  const clean = await buildRun(applyOverrides({ ...base, noise: { ...base.noise!, cleanOnly: true } }, { data: DATA, seed: 1 }), quiet);
+  const kept = 50 - noisy.noise!.corruptedCount;
+  assert.ok(noisy.noise!.corruptedCount > 5, 'the fixture has corrupted labels');
+  assert.is(clean.train.count, kept);
+  assert.is(clean.noise, null);
+  assert.equal(Array.from(clean.train.labels), Array.from(noisy.train.labels).filter((_, i) => noisy.noise!.corrupted[i] === 0));
+  noisy.dispose();
+  clean.dispose();
+  assert.throws(() => applyOverrides({ ...base, noise: { ...base.noise!, cleanOnly: 'yes' as unknown as boolean } }, {}), /"noise\.cleanOnly" must be true or false/);
+});
+
+test('experiment runner, quick mode on an idx fixture: every arm and seed, figures per epoch, report; a stopped run resumes to the same numbers', async () => {
+  await initBackend('wasm', { log: null });
+  const exp = findExperiment('noisy-fashion-mnist');
+  const a = mkdtempSync(path.join(tmpdir(), 'dp-exp-a-'));
+  assert.ok(await runExperiment(exp, options(a)));
+  const full = await collectResults(exp, options(a));
+  assert.equal(full.arms.map((x) => x.name), ['baseline', 'instance', 'oracle']);
+  for (const arm of full.arms) {
+    assert.equal(arm.seeds.map((s) => s.seed), [0, 1, 2]);
+    for (const s of arm.seeds) {
+      assert.equal(s.epochs.map((e) => e.epoch), [1, 2]);
+      assert.is(s.trainCount, arm.name === 'oracle' ? 50 - full.arms[0]!.seeds[s.seed]!.corruptedCount! : 50);
+      for (const e of s.epochs) {
+        assert.ok(e.testTop1 !== null && e.testTop1 >= 0 && e.testTop1 <= 1);
+        assert.ok(e.trainAccuracy >= 0 && e.trainAccuracy <= 1);
+        assert.is(e.memorised === null, arm.name === 'oracle');
+        assert.is(e.corruptAboveAllClean === null, arm.name !== 'instance');
+        assert.is(e.sigmaCorruptMean === null, arm.name === 'oracle');
+      }
+    }
+    assert.is(arm.final['testTop1']!.n, 3);
+  }
+  assert.is(full.claims.length, 5);
+  const instance = full.arms[1]!.seeds[0]!.epochs[1]!;
+  assert.ok(instance.sigmaCorruptMean! > instance.sigmaCleanMean!, 'corrupted σ above clean σ after 2 epochs');
+
+  // The instance arm alone, stopped inside its second seed mid-epoch (4 steps and one check between epochs per epoch,
+  // 2 epochs), then rerun to the end: the same numbers as the uninterrupted run.
+  const b = mkdtempSync(path.join(tmpdir(), 'dp-exp-b-'));
+  let calls = 0;
+  const stopped = await runExperiment(exp, options(b, { arms: ['instance'], shouldStop: () => ++calls > 10 }));
+  assert.is(stopped, false);
+  assert.ok(existsSync(path.join(b, 'instance', 'seed-1', 'checkpoint.bin')));
+  assert.not.ok(existsSync(path.join(b, 'instance', 'seed-2')));
+  assert.ok(await runExperiment(exp, options(b, { arms: ['instance'] })));
+  const resumed = await collectResults(exp, options(b));
+  assert.equal(figures(resumed), figures({ ...full, arms: full.arms.filter((x) => x.name === 'instance') }));
+
+  await writeReport(b, resumed, exp.figures(resumed));
+  const json = JSON.parse(readFileSync(path.join(b, 'results.json'), 'utf8')) as ExperimentResults;
+  assert.is(json.experiment, 'noisy-fashion-mnist');
+  assert.is(json.arms[0]!.seeds[2]!.epochs[1]!.epoch, 2);
+  const html = readFileSync(path.join(b, 'index.html'), 'utf8');
+  assert.match(html, /The paper's claims and ours/);
+  assert.match(html, /CIFAR-10 91\.1 vs 68\.0/);
+  for (const f of exp.figures(resumed)) assert.match(readFileSync(path.join(b, 'figures', `${f.id}.svg`), 'utf8'), /^<svg /);
+
+  // Other settings in the same folder are refused.
+  await assert.not.ok(await runExperiment(exp, { ...options(b), overrides: { data: DATA, epochs: 3, batchSize: 16 } }).catch((e: Error) => {
+    assert.match(e.message, /experiment\.json: this folder holds noisy-fashion-mnist --quick/);
+    return false;
+  }));
+});
+
+test('armConfig: the oracle needs label noise; unknown arms and bad seeds are refused', async () => {
+  const oracle = noisyFashionMnist.arms.find((x) => x.name === 'oracle')!;
+  const c = await armConfig(noisyFashionMnist, oracle, 2, { quick: true, overrides: { data: DATA } });
+  assert.is(c.noise!.cleanOnly, true);
+  assert.is(c.seed, 2);
+  assert.is(c.train.epochs, noisyFashionMnist.quick.epochs!);
+  await assert.not.ok(await armConfig(noisyFashionMnist, oracle, 0, { quick: false, overrides: { noiseRate: 0 } }).then(
+    () => true,
+    (e: Error) => {
+      assert.match(e.message, /noisy-fashion-mnist\.json: arm 'oracle' trains on the clean entries but the config has no label noise/);
+      return false;
+    },
+  ));
+  const out = mkdtempSync(path.join(tmpdir(), 'dp-exp-c-'));
+  await runExperiment(noisyFashionMnist, options(out, { arms: ['nope'] })).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /noisy-fashion-mnist has no arm nope; its arms: baseline, instance, oracle/),
+  );
+  await runExperiment(noisyFashionMnist, options(out, { seeds: 0 })).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /seeds must be a positive integer, got 0/),
+  );
+});
+
+test('experiment CLI: --help lists the experiments; unknown names fail clearly', () => {
+  const help = spawnSync(process.execPath, [CLI, '--help'], { cwd: ROOT, encoding: 'utf8' });
+  assert.is(help.status, 0);
+  assert.match(help.stdout, /noisy-fashion-mnist +Fashion-MNIST, 40 % uniform label noise/);
+  assert.match(help.stdout, /random-labels +Fashion-MNIST with every label random/);
+  for (const flag of ['--quick', '--out', '--seeds', '--arms', '--data', '--report-only']) assert.ok(help.stdout.includes(flag), flag);
+  const bad = spawnSync(process.execPath, [CLI, 'nope'], { cwd: ROOT, encoding: 'utf8' });
+  assert.is(bad.status, 1);
+  assert.match(bad.stderr, /unknown experiment 'nope': expected one of noisy-fashion-mnist, random-labels/);
+});
+
+test.run();
