@@ -138,6 +138,29 @@ test('experiment runner, quick mode on an idx fixture: every arm and seed, figur
   }));
 });
 
+test('random-labels, quick mode on the fixture: every label random, class σ per epoch for the class curriculum', async () => {
+  await initBackend('wasm', { log: null });
+  const exp = findExperiment('random-labels');
+  const out = mkdtempSync(path.join(tmpdir(), 'dp-exp-rl-'));
+  assert.ok(await runExperiment(exp, options(out)));
+  const r = await collectResults(exp, options(out));
+  assert.equal(r.arms.map((x) => x.name), ['baseline', 'class']);
+  for (const arm of r.arms) {
+    for (const s of arm.seeds) {
+      assert.ok(s.corruptedCount! > 30, 'about 9 in 10 random labels are wrong');
+      for (const e of s.epochs) {
+        assert.is(e.classSigma === null, arm.name === 'baseline');
+        if (e.classSigma) assert.is(e.classSigma.length, 10);
+      }
+    }
+  }
+  assert.is(r.claims.length, 2);
+  assert.ok(r.claims.every((c) => c.holds !== null));
+  const figs = exp.figures(r);
+  assert.equal(figs.map((f) => f.id), ['train-accuracy', 'class-sigma', 'test-accuracy']);
+  assert.is(figs[1]!.plot.series.length, 10);
+});
+
 test('armConfig: the oracle needs label noise; unknown arms and bad seeds are refused', async () => {
   const oracle = noisyFashionMnist.arms.find((x) => x.name === 'oracle')!;
   const c = await armConfig(noisyFashionMnist, oracle, 2, { quick: true, overrides: { data: DATA } });
