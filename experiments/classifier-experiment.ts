@@ -93,6 +93,8 @@ export interface EpochRecord {
 export interface SeedResult {
   seed: number;
   dir: string;
+  /** The epochs the run is configured for (its records may stop earlier while it runs). */
+  plannedEpochs: number;
   trainCount: number;
   corruptedCount: number | null;
   epochs: EpochRecord[];
@@ -110,7 +112,10 @@ export interface ArmResult {
   color: string;
   curriculum: CurriculumMode;
   cleanOnly: boolean;
+  /** The finished runs (every planned epoch recorded). */
   seeds: SeedResult[];
+  /** Seeds with records that have not reached their last epoch yet (left out of every figure). */
+  unfinishedSeeds: number[];
   /** Mean ± std over seeds of the last epoch's numeric figures. */
   final: Record<string, Stat>;
   /** Mean ± std over seeds of each run's best test top-1 (and the epoch it was reached). */
@@ -291,12 +296,13 @@ async function readSeed(dir: string, seed: number): Promise<SeedResult | null> {
       classSigma: x.classSigma,
     });
   }
-  const config = records.manifest.config as { noise?: { cleanOnly?: boolean; rate?: number } };
+  const config = records.manifest.config as { noise?: { cleanOnly?: boolean; rate?: number }; train?: { epochs?: number } };
   const tracked = records.manifest.tracked;
   const lastSigma = records.sigma.at(-1);
   return {
     seed,
     dir,
+    plannedEpochs: config.train?.epochs ?? NaN,
     trainCount: lastSigma?.groups['all']?.count ?? tracked.length,
     corruptedCount: config.noise && !config.noise.cleanOnly && (config.noise.rate ?? 0) > 0 ? (lastSigma?.groups['noisy']?.count ?? null) : null,
     epochs,
@@ -329,9 +335,11 @@ export async function collectResults(exp: ClassifierExperiment, options: Pick<Ru
   let epochs = 0;
   for (const arm of exp.arms) {
     const runs: SeedResult[] = [];
+    const unfinishedSeeds: number[] = [];
     for (const seed of seeds) {
       const r = await readSeed(path.join(options.out, arm.name, `seed-${seed}`), seed);
-      if (r) runs.push(r);
+      if (r && r.epochs.at(-1)?.epoch === r.plannedEpochs) runs.push(r);
+      else if (r) unfinishedSeeds.push(seed);
     }
     if (runs.length === 0) continue;
     const final: Record<string, Stat> = {};
@@ -350,6 +358,7 @@ export async function collectResults(exp: ClassifierExperiment, options: Pick<Ru
       curriculum: arm.curriculum,
       cleanOnly: arm.cleanOnly ?? false,
       seeds: runs,
+      unfinishedSeeds,
       final,
       bestTestTop1: best,
     });

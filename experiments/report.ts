@@ -79,7 +79,7 @@ Written ${esc(results.writtenAt)}; every number per arm, seed and epoch is in <a
   parts.push(`<h2>Final epoch</h2>\n<table class="results"><tr><th>arm</th><th>seeds</th><th>epoch</th>${FINAL_COLUMNS.map((c) => `<th>${esc(c.title)}</th>`).join('')}<th>best test top-1 % (any epoch)</th></tr>\n`);
   for (const arm of results.arms) {
     parts.push(
-      `<tr><td>${esc(arm.label)}</td><td>${arm.seeds.length} of ${seeds}</td><td>${arm.final['epoch']?.mean.toFixed(0) ?? '-'}</td>` +
+      `<tr><td>${esc(arm.label)}</td><td>${arm.seeds.length} of ${seeds}${arm.unfinishedSeeds.length ? ` (${arm.unfinishedSeeds.length} still running)` : ''}</td><td>${arm.final['epoch']?.mean.toFixed(0) ?? '-'}</td>` +
         FINAL_COLUMNS.map((c) => `<td>${esc(formatStat(arm.final[c.key], c.scale, c.digits))}</td>`).join('') +
         `<td>${esc(formatStat(arm.bestTestTop1, 100, 1))}</td></tr>\n`,
     );

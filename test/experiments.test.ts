@@ -110,14 +110,16 @@ test('experiment runner, quick mode on an idx fixture: every arm and seed, figur
   const instance = full.arms[1]!.seeds[0]!.epochs[1]!;
   assert.ok(instance.sigmaCorruptMean! > instance.sigmaCleanMean!, 'corrupted σ above clean σ after 2 epochs');
 
-  // The instance arm alone, stopped inside its second seed mid-epoch (4 steps and one check between epochs per epoch,
+  // The instance arm alone, stopped inside its second seed in the middle of epoch 2 (4 steps and one check between epochs per epoch,
   // 2 epochs), then rerun to the end: the same numbers as the uninterrupted run.
   const b = mkdtempSync(path.join(tmpdir(), 'dp-exp-b-'));
   let calls = 0;
-  const stopped = await runExperiment(exp, options(b, { arms: ['instance'], shouldStop: () => ++calls > 10 }));
+  const stopped = await runExperiment(exp, options(b, { arms: ['instance'], shouldStop: () => ++calls > 14 }));
   assert.is(stopped, false);
   assert.ok(existsSync(path.join(b, 'instance', 'seed-1', 'checkpoint.bin')));
   assert.not.ok(existsSync(path.join(b, 'instance', 'seed-2')));
+  const partial = await collectResults(exp, options(b));
+  assert.equal(partial.arms.map((x) => [x.name, x.seeds.map((s) => s.seed), x.unfinishedSeeds]), [['instance', [0], [1]]]);
   assert.ok(await runExperiment(exp, options(b, { arms: ['instance'] })));
   const resumed = await collectResults(exp, options(b));
   assert.equal(figures(resumed), figures({ ...full, arms: full.arms.filter((x) => x.name === 'instance') }));
