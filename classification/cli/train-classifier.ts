@@ -121,6 +121,7 @@ async function main(): Promise<void> {
       noisyTopFraction: last?.noisyTopFraction ?? null,
       calibration: result.calibration,
       out: o.out ?? null,
+      labelReview: result.reviewFile,
     }) + '\n',
   );
   trainer.dispose();

@@ -29,6 +29,7 @@ import { scheduledLr, type StepSchedule } from '../../src/nn/lr-schedule.js';
 import { DivergenceWatch, NonFiniteLossError, TrainingInputError, checkResumeConfig, prepareRunDir } from '../../src/training/harness.js';
 import type { ConfigChange } from '../../src/training/harness.js';
 import { expectedCalibrationError, fitTemperature, maskedMeanStd, nllAt, topKCorrect } from './metrics.js';
+import { writeClassificationReview } from './sample-scores.js';
 
 export interface TrainerConfig {
   epochs: number;
@@ -116,6 +117,8 @@ export interface TrainResult {
   interrupted: boolean;
   /** The summary of the run's last completed epoch: this call's, or the checkpoint's when a finished run is resumed. */
   final: EpochSummary | null;
+  /** label-review.csv, written when training completed in a run directory; null otherwise. */
+  reviewFile: string | null;
 }
 
 /** Where an interrupted epoch stopped: enough to redo exactly the rest of it. */
@@ -266,7 +269,18 @@ export class ClassifierTrainer {
         nllAfter: calibration.nllAfter,
       });
     }
-    return { epochs, calibration, interrupted, final: this.lastSummary };
+    let reviewFile: string | null = null;
+    if (this.parts.outDir && !interrupted && this.epoch >= this.config.epochs) {
+      const { dp, model, train, noise } = this.parts;
+      // Training is complete and checkpointed: an image that cannot be read now costs the review, not the run.
+      try {
+        reviewFile = (await writeClassificationReview(this.parts.outDir, { model, dp, train, corrupted: noise?.corrupted ?? null }, this.config.evalBatchSize)).file;
+        log(`label review (${train.count} training samples, ${dp.mode === 'none' ? 'by loss: no σ in this run' : 'by σ'}): ${reviewFile}`);
+      } catch (err) {
+        log(`label review not written: ${(err as Error).message}`);
+      }
+    }
+    return { epochs, calibration, interrupted, final: this.lastSummary, reviewFile };
   }
 
   /** One optimisation step on the given entries; returns the loss and the number of correct top-1 predictions, or

@@ -12,6 +12,12 @@ function int(name: string, min: number): (v: string) => number {
   };
 }
 
+function corruptFraction(v: string): number {
+  const n = Number(v);
+  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError('must be a number in [0, 1)');
+  return n;
+}
+
 function fraction(v: string): number {
   const n = Number(v);
   if (!(n > 0 && n < 1)) throw new InvalidArgumentError('must be a number in (0, 1)');
@@ -29,16 +35,29 @@ const program = new Command('make-synthetic-kitti')
   .option('--width <w>', 'image width in pixels', int('--width', 64), SYNTHETIC_KITTI_DEFAULT_SIZE.width)
   .option('--height <h>', 'image height in pixels', int('--height', 32), SYNTHETIC_KITTI_DEFAULT_SIZE.height)
   .option('--val-fraction <f>', 'share of images in ImageSets/val.txt', fraction, 0.5)
+  .option(
+    '--corrupt-boxes <f>',
+    'corrupt each Car label with probability f (shifted or shrunk to IoU < 0.3 with the car, an extra box on background, ' +
+      'or the car left unlabelled); training/corrupted_boxes.csv records which',
+    corruptFraction,
+    0,
+  )
   .addHelpText(
     'after',
     `
 Examples:
   make-synthetic-kitti --out data/synthetic-kitti --images 400 --seed 1
   make-synthetic-kitti --out /tmp/sk --images 20 --seed 7 --width 384 --height 116
+  make-synthetic-kitti --out data/sk-noisy --images 400 --seed 1 --corrupt-boxes 0.2
+
+With --corrupt-boxes, training/corrupted_boxes.csv has one row per corrupted label:
+  image,line,kind,x1,y1,x2,y2,true_x1,true_y1,true_x2,true_y2,iou
+kind is shifted | resized | background | missing; line is the 1-based line in label_2/<image>.txt (empty for
+missing); x1..y2 the written box, true_x1..true_y2 the car's true box (empty for background), iou between them.
 
 Prints a summary (counts of cars by occlusion level and KITTI difficulty, generation speed in images/s).`,
   )
-  .action(async (opts: { out: string; images: number; seed: number; width: number; height: number; valFraction: number }) => {
+  .action(async (opts: { out: string; images: number; seed: number; width: number; height: number; valFraction: number; corruptBoxes: number }) => {
     const bar = new ProgressBar({ total: opts.images, label: 'make-synthetic-kitti' });
     const s = await generateSyntheticKitti({ ...opts, onProgress: (k) => bar.update(k) });
     bar.done();
@@ -54,6 +73,14 @@ Prints a summary (counts of cars by occlusion level and KITTI difficulty, genera
         `hard-only ${pct(s.carsByDifficulty['hard']!, cars)}, none ${pct(s.carsByDifficulty['none']!, cars)}; truncated ${s.carsTruncated}`,
       `speed: ${s.imagesPerSecond.toFixed(1)} images/s (${s.seconds.toFixed(2)} s)`,
     ];
+    if (s.corrupted) {
+      const total = Object.values(s.corrupted).reduce((a, b) => a + b, 0);
+      lines.push(
+        `corrupted labels: ${total} (${Object.entries(s.corrupted)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}), recorded in ${opts.out}/training/corrupted_boxes.csv`,
+      );
+    }
     process.stdout.write(lines.join('\n') + '\n');
   });
 

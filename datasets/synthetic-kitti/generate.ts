@@ -9,6 +9,10 @@
  *
  * Deterministic for (seed, images, width, height, valFraction): image k is rendered from Rng(seed) stream k, so
  * the files are byte-identical across runs.
+ *
+ * With `corruptBoxes: p`, each Car label is corrupted with probability p (corrupt-boxes.ts: shifted, resized, an extra
+ * box on background, or left out) and DIR/training/corrupted_boxes.csv records which. The images are the same as
+ * without corruption; the corruption draws come from their own stream.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +21,7 @@ import { Rng } from '../../src/util/rng.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { formatKittiObject, kittiDifficulty } from '../kitti/label-file.js';
 import { renderScene, sampleScene } from './scene.js';
+import { CORRUPTION_KINDS, CORRUPTION_RECORD_COLUMNS, CORRUPTION_RECORD_FILE, corruptionRows, corruptLabels, type Corruption } from './corrupt-boxes.js';
 
 /** Default size: KITTI's aspect (1242x375 ≈ 3.31), small. */
 export const SYNTHETIC_KITTI_DEFAULT_SIZE = { width: 480, height: 145 } as const;
@@ -29,6 +34,8 @@ export interface SyntheticKittiOptions {
   height?: number;
   /** Share of images in val (default 0.5: the 3DOP split is 3712 train / 3769 val). */
   valFraction?: number;
+  /** Fraction of Car labels to corrupt, in [0, 1) (default 0: none). */
+  corruptBoxes?: number;
   /** Called after each written image. */
   onProgress?: (done: number) => void;
 }
@@ -47,6 +54,9 @@ export interface SyntheticKittiSummary {
   carsByDifficulty: Record<string, number>;
   /** Car labels with truncation > 0. */
   carsTruncated: number;
+  /** With corruptBoxes: corrupted labels by kind (shifted, resized, background, missing). Car counts above are of the
+   * written labels. */
+  corrupted?: Record<string, number>;
 }
 
 export function imageIdOf(k: number): string {
@@ -62,6 +72,8 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
     throw new Error(`image size must be integers of at least 64x32, got ${width}x${height}`);
   }
   const valFraction = options.valFraction ?? 0.5;
+  const corruptRate = options.corruptBoxes ?? 0;
+  if (!(corruptRate >= 0 && corruptRate < 1)) throw new Error(`--corrupt-boxes must be a fraction in [0, 1), got ${corruptRate}`);
   const imageDir = path.join(options.out, 'training', 'image_2');
   const labelDir = path.join(options.out, 'training', 'label_2');
   const setDir = path.join(options.out, 'ImageSets');
@@ -69,6 +81,8 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
   // Regenerating in place: the old manifest goes first (an interrupted run must not look complete), and images and
   // labels of an earlier, larger run are removed so that split 'all' does not pick them up.
   await fs.rm(path.join(options.out, MANIFEST_FILE), { force: true });
+  const recordFile = path.join(options.out, 'training', CORRUPTION_RECORD_FILE);
+  await fs.rm(recordFile, { force: true });
   for (const [dir, ext] of [
     [imageDir, '.png'],
     [labelDir, '.txt'],
@@ -90,16 +104,25 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
     carsByDifficulty: { easy: 0, moderate: 0, hard: 0, none: 0 },
     carsTruncated: 0,
   };
+  if (corruptRate > 0) summary.corrupted = Object.fromEntries(CORRUPTION_KINDS.map((k) => [k, 0]));
+  const records: string[] = [];
   const start = performance.now();
   const master = new Rng(options.seed);
   const pending = new Set<Promise<void>>();
   for (let k = 0; k < n; k++) {
     // One independent stream per image: image k does not depend on how many numbers image k-1 drew.
     const rng = new Rng([(master.nextUint32() | 1) >>> 0, master.nextUint32(), master.nextUint32(), master.nextUint32()]);
-    const { rgb, labels } = renderScene(sampleScene(rng, width, height));
+    const { rgb, labels: rendered } = renderScene(sampleScene(rng, width, height));
     const id = imageIdOf(k);
-    const text = labels.map((l) => formatKittiObject(l.object)).join('\n') + (labels.length ? '\n' : '');
-    for (const { object: o } of labels) {
+    let labels = rendered.map((l) => l.object);
+    if (corruptRate > 0) {
+      const c = corruptLabels(labels, corruptRate, new Rng((Math.imul(options.seed ^ 0x0c0bb1e5, 0x9e3779b1) + Math.imul(k + 1, 0x85ebca6b)) >>> 0), width, height);
+      labels = c.labels;
+      for (const x of c.corruptions as Corruption[]) summary.corrupted![x.kind]!++;
+      records[k] = corruptionRows(id, c.corruptions);
+    }
+    const text = labels.map((l) => formatKittiObject(l)).join('\n') + (labels.length ? '\n' : '');
+    for (const o of labels) {
       summary.byType[o.type] = (summary.byType[o.type] ?? 0) + 1;
       if (o.type !== 'Car') continue;
       summary.carsByOcclusion[String(o.occluded)] = (summary.carsByOcclusion[String(o.occluded)] ?? 0) + 1;
@@ -131,12 +154,14 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
   await fs.writeFile(path.join(setDir, 'train.txt'), lines(train));
   await fs.writeFile(path.join(setDir, 'val.txt'), lines(val));
   await fs.writeFile(path.join(setDir, 'trainval.txt'), lines(Array.from({ length: n }, (_, i) => i)));
+  if (corruptRate > 0) await writeFileAtomic(recordFile, CORRUPTION_RECORD_COLUMNS.join(',') + '\n' + records.join(''));
   summary.train = train.length;
   summary.val = val.length;
   summary.seconds = (performance.now() - start) / 1000;
   summary.imagesPerSecond = n / summary.seconds;
   // Written last (atomically): its presence means the set is complete.
   const manifest: SyntheticKittiManifest = { generator: GENERATOR_VERSION, images: n, seed: options.seed, width, height, valFraction, summary };
+  if (corruptRate > 0) manifest.corruptBoxes = corruptRate;
   await writeFileAtomic(path.join(options.out, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
   return summary;
 }
@@ -152,6 +177,8 @@ export interface SyntheticKittiManifest {
   width: number;
   height: number;
   valFraction: number;
+  /** Absent when no labels were corrupted. */
+  corruptBoxes?: number;
   summary: SyntheticKittiSummary;
 }
 
@@ -170,7 +197,8 @@ export async function ensureSyntheticKitti(options: SyntheticKittiOptions & { on
   };
   try {
     const have = JSON.parse(await fs.readFile(path.join(options.out, MANIFEST_FILE), 'utf8')) as SyntheticKittiManifest;
-    if ((Object.keys(want) as (keyof typeof want)[]).every((k) => have[k] === want[k])) return { generated: false, summary: have.summary };
+    const sameCorruption = (have.corruptBoxes ?? 0) === (options.corruptBoxes ?? 0);
+    if (sameCorruption && (Object.keys(want) as (keyof typeof want)[]).every((k) => have[k] === want[k])) return { generated: false, summary: have.summary };
   } catch {
     // No manifest (or an unreadable one): generate.
   }

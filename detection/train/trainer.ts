@@ -28,6 +28,7 @@ import { SsdPipelineSource } from './ssd-pipeline-source.js';
 import { ModelOptimizer } from '../../src/nn/optimizer.js';
 import { learningRate } from '../../src/nn/lr-schedule.js';
 import { DivergenceWatch, NonFiniteLossError, TrainingInputError, checkResumeConfig, prepareRunDir } from '../../src/training/harness.js';
+import { writeDetectionReview } from './box-scores.js';
 
 export { NonFiniteLossError } from '../../src/training/harness.js';
 
@@ -69,6 +70,8 @@ export interface TrainRunResult {
   model: SSD;
   dp: DataParameters | null;
   stoppedEarly: boolean;
+  /** label-review.csv (every training box, most suspect first), written when training completed; null otherwise. */
+  reviewFile: string | null;
 }
 
 export interface StepResult {
@@ -366,6 +369,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
   };
 
   let stoppedEarly = false;
+  let reviewFile: string | null = null;
   let next: Promise<Batch> | null = null;
   let windowStart = Date.now(), windowImages = 0;
   const watch = new DivergenceWatch(log);
@@ -436,12 +440,22 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
     if (next) await next.catch(() => undefined);
     if (stoppedEarly) await saveState();
     bar?.done();
-    if (!stoppedEarly) await saveSSD(model, spec, path.join(o.out, 'model'), { steps: step, curriculum: config.curriculum.mode });
+    if (!stoppedEarly) {
+      await saveSSD(model, spec, path.join(o.out, 'model'), { steps: step, curriculum: config.curriculum.mode });
+      // The model is saved: an image that cannot be read now costs the review, not the run.
+      try {
+        const review = await writeDetectionReview(o.out, { model, dp, records: o.train, classNames: spec.classNames, batchSize: t.batchSize, ...(o.read ? { read: o.read } : {}) });
+        reviewFile = review.file;
+        log(`label review (${review.scores.boxes.length} training boxes, ${dp ? 'by σ' : 'by loss: no σ in this run'}): ${reviewFile}`);
+      } catch (err) {
+        log(`label review not written: ${(err as Error).message}`);
+      }
+    }
   } finally {
     opt.dispose();
     await loader.close?.();
   }
-  return { steps: step, epochs: epoch, finalAp, initialAp, model, dp, stoppedEarly };
+  return { steps: step, epochs: epoch, finalAp, initialAp, model, dp, stoppedEarly, reviewFile };
 }
 
 function mean(v: ArrayLike<number>): number {

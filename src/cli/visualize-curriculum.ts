@@ -26,6 +26,7 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'output folder for the PNGs, SVGs and index.html (default: <run>/curriculum)')
     .option('--images <n>', 'how many tracked training images get a per-box strip', wholeNumber(0), 6)
     .option('--snapshots <n>', 'epochs shown per strip, spread from first to last', wholeNumber(1), 4)
+    .option('--top <k>', 'review gallery: the k samples (boxes) with the highest and the k with the lowest σ in label-review.csv (0: none)', wholeNumber(0), 16)
     .option('--allow-partial', 'a run still being written: skip a cut-short last record, accept a missing metrics.jsonl', false)
     .addHelpText(
       'after',
@@ -35,17 +36,20 @@ Examples:
       writes runs/synthetic-kitti/curriculum/index.html and its pictures
   visualize-curriculum --run runs/kitti-car --out /tmp/curriculum --images 3 --snapshots 5
   visualize-curriculum --run runs/cifar100-noisy --allow-partial   # while the run is still training
+  visualize-curriculum --run runs/fmnist-instance --top 32          # the 32 most suspect labels and the 32 easiest
 
 Open the printed index.html in a browser (it uses relative paths; no server needed).
 Image paths in run.json are looked up relative to the run directory, then the current directory;
-an image that is not found is drawn as a grey placeholder and reported as a warning.`,
+an image that is not found is drawn as a grey placeholder and reported as a warning.
+The review gallery reads label-review.csv (written by the trainers when training completes); images that moved since
+are named and skipped. A run without σ (curriculum none) gets a note instead of a gallery.`,
     );
 }
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   program.parse(argv);
-  const opts = program.opts<{ run: string; out?: string; images: number; snapshots: number; allowPartial: boolean }>();
+  const opts = program.opts<{ run: string; out?: string; images: number; snapshots: number; top: number; allowPartial: boolean }>();
   const out = opts.out ?? path.join(opts.run, 'curriculum');
   try {
     const run = await readRun(opts.run, {
@@ -57,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
       out,
       images: opts.images,
       snapshots: opts.snapshots,
+      top: opts.top,
       onWarning: (m) => console.warn(`warning: ${m}`),
     });
     console.log(

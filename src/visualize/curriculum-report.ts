@@ -22,6 +22,7 @@ import { CLEAN_COLOR, DIFFICULTY_COLORS, NOISY_COLOR, occlusionStyle, SERIES_COL
 import { svgToPng } from './svg.js';
 import { indexHtml } from './index-page.js';
 import { gallerySvg, thumbnail, type GallerySample } from './sample-gallery.js';
+import { renderReviewGallery } from './review-gallery.js';
 
 export interface VisualizeOptions {
   /** Output folder (created). */
@@ -32,11 +33,13 @@ export interface VisualizeOptions {
   snapshots?: number;
   /** Width of one snapshot in pixels (default 620). */
   panelWidth?: number;
+  /** Samples per sheet of the review gallery (highest and lowest σ from label-review.csv; default 16, 0: none). */
+  top?: number;
   /** Told about each warning (e.g. an image that could not be found) as it happens. */
   onWarning?: (message: string) => void;
 }
 
-export type FigureSection = 'boxes' | 'sigma' | 'training';
+export type FigureSection = 'review' | 'boxes' | 'sigma' | 'training';
 
 export interface Figure {
   section: FigureSection;
@@ -76,6 +79,7 @@ export async function renderCurriculum(run: RunRecords, options: VisualizeOption
 
   figures.push(...(await renderBoxStrips(run, options, warn)));
   figures.push(...(await renderGallery(run, options, warn)));
+  figures.push(...(await reviewFigures(run, options, warn)));
   for (const plot of [...sigmaPlots(run), ...trainingPlots(run)]) {
     const { svg } = linePlot(plot.spec);
     await writeFileAtomic(path.join(outDir, plot.name + '.svg'), svg);
@@ -246,6 +250,29 @@ async function renderGallery(run: RunRecords, options: VisualizeOptions, warn: (
       `(top row) and the ${low.length} with the lowest (bottom row), with their label and σ.` +
       (noisyKnown ? ' A thick red frame marks a sample whose label was corrupted: these should gather in the top row.' : ''),
   }];
+}
+
+// --- review gallery (label-review.csv) -------------------------------------------------------------------------------
+
+async function reviewFigures(run: RunRecords, options: VisualizeOptions, warn: (m: string) => void): Promise<Figure[]> {
+  const top = options.top ?? 16;
+  if (top <= 0) return [];
+  const r = await renderReviewGallery(run, options.out, top);
+  if (r.note) warn(r.note);
+  const figures: Figure[] = [];
+  for (const s of r.sheets) {
+    if (s.result.skipped.length) {
+      warn(
+        `review gallery: ${s.result.skipped.length} image${s.result.skipped.length === 1 ? '' : 's'} not found or unreadable, skipped ` +
+          `(label-review.csv still lists them): ${s.result.skipped.join('; ')}`,
+      );
+    }
+    if (s.result.png) {
+      const skipped = s.result.skipped.length ? ` ${s.result.skipped.length} could not be shown (moved or unreadable): ${s.result.skipped.join('; ')}.` : '';
+      figures.push({ section: 'review', png: s.result.png, title: s.title, caption: s.caption + skipped });
+    }
+  }
+  return figures;
 }
 
 // --- σ curves ----------------------------------------------------------------------------------------------------------

@@ -6,6 +6,13 @@ import { escapeXml as esc } from './svg.js';
 
 const SECTIONS: { id: FigureSection; title: string; intro: string }[] = [
   {
+    id: 'review',
+    title: 'Label review',
+    intro:
+      'The training samples ranked by σ in label-review.csv: those with the highest σ are the most likely to be ' +
+      'mislabelled; those with the lowest are what the model finds easy.',
+  },
+  {
     id: 'boxes',
     title: 'What the model learns first',
     intro:
