@@ -90,6 +90,7 @@ async function classification(o: Record<string, unknown>): Promise<Row[]> {
       seed: o['seed'] as number,
       calibrate: false,
     });
+    if (o['augment'] === false) config = { ...config, train: { ...config.train, augment: false } };
     if (o['instanceLr'] !== undefined) {
       config = { ...config, dataParameters: { ...config.dataParameters, instance: { ...config.dataParameters.instance, lr: o['instanceLr'] as number } } };
     }
@@ -100,7 +101,7 @@ async function classification(o: Record<string, unknown>): Promise<Row[]> {
       trainerConfig(config),
     );
     const noisy = run.noise!.corrupted;
-    const name = `${curriculum}${o['instanceLr'] !== undefined && curriculum !== 'none' ? ` (σ lr ${String(o['instanceLr'])})` : ''}`;
+    const name = `${curriculum}${o['instanceLr'] !== undefined && curriculum !== 'none' ? ` (σ lr ${String(o['instanceLr'])})` : ''}${o['augment'] === false ? ', no augmentation' : ''}`;
     for (let e = 1; e <= epochs; e++) {
       const r = await trainer.run({ stopAfterEpoch: e });
       if (!at.has(e)) continue;
@@ -201,6 +202,7 @@ async function main(): Promise<void> {
     .option('--subset <n>', 'classification: training images (stratified subset)', int, 5000)
     .option('--val-subset <n>', 'classification: test images evaluated per epoch', int, 1000)
     .option('--noise <p>', 'classification: uniform label-noise rate', num, 0.4)
+    .option('--no-augment', 'classification: train without augmentation (the baseline memorises sooner)')
     .option('--instance-lr <x>', 'classification: instance σ learning rate (default: the config\'s)', num)
     .option('--detector-config <file>', 'detection config', 'configs/synthetic-kitti.json')
     .option('--images <n>', 'detection: synthetic images (half train, half val)', int, 200)

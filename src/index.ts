@@ -46,6 +46,24 @@ export type {
   ReadRunOptions,
   GroupableInstance,
 } from './records/run-records.js';
+// Label review: which labels are likely wrong (σ, with the loss and confident-learning rankings beside it).
+export {
+  rankSuspects,
+  scoresFromLogits,
+  sigmaOfSamples,
+  orderByScore,
+  ranksOf,
+  precisionAtK,
+  recallAtK,
+  rocAuc,
+  rankingQuality,
+  formatCsv,
+  parseCsv,
+  classificationReviewCsv,
+  LABEL_REVIEW_FILE,
+  CLASSIFICATION_REVIEW_COLUMNS,
+} from './review/label-review.js';
+export type { SampleScores, Suspect, SuspectRanking, RankSuspectsInput, RankingQuality, CsvValue } from './review/label-review.js';
 // Classification: readers, label noise, models, trainer.
 export { DatasetFormatError } from '../datasets/idx/dataset-format-error.js';
 export { parseIdx, readIdxFile, encodeIdxUint8 } from '../datasets/idx/idx-file.js';
@@ -76,6 +94,8 @@ export { InMemoryImageData, FileImageData, randomResizedCropBox, stratifiedSubse
 export type { ClassificationData, PadCropFlip, RandomResizedCrop } from '../classification/input/image-data.js';
 export { topKCorrect, expectedCalibrationError, fitTemperature, nllAt } from '../classification/training/metrics.js';
 export { ClassifierTrainer, DEFAULT_TRAINER_CONFIG } from '../classification/training/trainer.js';
+export { classificationSampleScores, reviewClassificationSet, writeClassificationReview } from '../classification/training/sample-scores.js';
+export type { ClassificationSampleScores } from '../classification/training/sample-scores.js';
 export type { TrainerConfig, TrainerParts, EpochSummary, TrainResult, CalibrationResult } from '../classification/training/trainer.js';
 export { readConfig, validateConfig, applyOverrides, buildRun, dataParameterSettings, trainerConfig } from '../classification/config.js';
 export type { ClassifierRunConfig, ConfigOverrides } from '../classification/config.js';
@@ -87,6 +107,8 @@ export { writeKittiResults } from '../datasets/kitti/result-writer.js';
 export type { KittiDetection } from '../datasets/kitti/result-writer.js';
 export { generateSyntheticKitti, ensureSyntheticKitti, SYNTHETIC_KITTI_DEFAULT_SIZE } from '../datasets/synthetic-kitti/generate.js';
 export type { SyntheticKittiOptions, SyntheticKittiSummary, SyntheticKittiManifest } from '../datasets/synthetic-kitti/generate.js';
+export { CORRUPTION_KINDS, CORRUPTION_RECORD_FILE, CORRUPTION_RECORD_COLUMNS } from '../datasets/synthetic-kitti/corrupt-boxes.js';
+export type { CorruptionKind, Corruption } from '../datasets/synthetic-kitti/corrupt-boxes.js';
 export { DetectionLoader, kittiDetectionItems, prepareSample, SSD_AUGMENTATION } from '../datasets/pipeline/loader.js';
 export type { DetectionBatch, DetectionItem, DetectionLoaderOptions, LoaderState, AugmentOptions } from '../datasets/pipeline/loader.js';
 export type { DetectionTarget, RawImage, Affine } from '../datasets/pipeline/types.js';
@@ -135,6 +157,8 @@ export { trainDetector, trainStep, NonFiniteLossError } from '../detection/train
 export type { TrainRunOptions, TrainRunResult } from '../detection/train/trainer.js';
 export { readDetectorConfig, validateDetectorConfig, DETECTOR_TRAIN_DEFAULTS, DETECTION_INSTANCE_DEFAULTS } from '../detection/config.js';
 export type { DetectorConfig, DetectorCurriculum } from '../detection/config.js';
+export { detectionBoxScores, rankBoxes, detectionReviewCsv, writeDetectionReview, trainedBoxesOf, DETECTION_REVIEW_COLUMNS } from '../detection/train/box-scores.js';
+export type { BoxScores, ReviewedBox } from '../detection/train/box-scores.js';
 export {
   evaluateKitti,
   evaluateKittiDetailed,

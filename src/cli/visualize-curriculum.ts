@@ -26,7 +26,7 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'output folder for the PNGs, SVGs and index.html (default: <run>/curriculum)')
     .option('--images <n>', 'how many tracked training images get a per-box strip', wholeNumber(0), 6)
     .option('--snapshots <n>', 'epochs shown per strip, spread from first to last', wholeNumber(1), 4)
-    .option('--top <k>', 'review gallery: the k samples (boxes) with the highest and the k with the lowest σ in label-review.csv (0: none)', wholeNumber(0), 16)
+    .option('--top <k>', 'review gallery: the k samples (boxes) with the highest and the k with the lowest σ in label-review.csv (default 16; 0: none)', wholeNumber(0))
     .option('--allow-partial', 'a run still being written: skip a cut-short last record, accept a missing metrics.jsonl', false)
     .addHelpText(
       'after',
@@ -49,7 +49,7 @@ are named and skipped. A run without σ (curriculum none) gets a note instead of
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   program.parse(argv);
-  const opts = program.opts<{ run: string; out?: string; images: number; snapshots: number; top: number; allowPartial: boolean }>();
+  const opts = program.opts<{ run: string; out?: string; images: number; snapshots: number; top?: number; allowPartial: boolean }>();
   const out = opts.out ?? path.join(opts.run, 'curriculum');
   try {
     const run = await readRun(opts.run, {
@@ -61,7 +61,7 @@ export async function main(argv: string[]): Promise<number> {
       out,
       images: opts.images,
       snapshots: opts.snapshots,
-      top: opts.top,
+      ...(opts.top !== undefined ? { top: opts.top } : {}),
       onWarning: (m) => console.warn(`warning: ${m}`),
     });
     console.log(

@@ -33,7 +33,8 @@ export interface VisualizeOptions {
   snapshots?: number;
   /** Width of one snapshot in pixels (default 620). */
   panelWidth?: number;
-  /** Samples per sheet of the review gallery (highest and lowest σ from label-review.csv; default 16, 0: none). */
+  /** Samples per sheet of the review gallery (highest and lowest σ from label-review.csv; default 16, 0: none). When
+   * given, a run without label-review.csv is reported as a warning; by default it simply has no gallery. */
   top?: number;
   /** Told about each warning (e.g. an image that could not be found) as it happens. */
   onWarning?: (message: string) => void;
@@ -258,7 +259,7 @@ async function reviewFigures(run: RunRecords, options: VisualizeOptions, warn: (
   const top = options.top ?? 16;
   if (top <= 0) return [];
   const r = await renderReviewGallery(run, options.out, top);
-  if (r.note) warn(r.note);
+  if (r.note && (!r.missing || options.top !== undefined)) warn(r.note);
   const figures: Figure[] = [];
   for (const s of r.sheets) {
     if (s.result.skipped.length) {

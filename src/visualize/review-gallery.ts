@@ -43,6 +43,8 @@ export interface ReviewGalleryResult {
   /** Null when the run has no review to show; `note` then says why. */
   sheets: { title: string; caption: string; result: ReviewSheetResult }[];
   note: string | null;
+  /** True when the run directory has no label-review.csv (a run from before the trainers wrote one, or unfinished). */
+  missing: boolean;
 }
 
 export function reviewSheetSvg(title: string, cells: readonly ReviewCell[]): string {
@@ -185,16 +187,17 @@ export async function renderReviewGallery(run: RunRecords, out: string, top: num
   try {
     text = await fs.readFile(file, 'utf8');
   } catch {
-    return { sheets: [], note: `no ${LABEL_REVIEW_FILE} in ${run.dir} (the trainers write it when training completes): no review gallery` };
+    return { sheets: [], missing: true, note: `no ${LABEL_REVIEW_FILE} in ${run.dir} (the trainers write it when training completes): no review gallery` };
   }
   const { rows } = parseCsv(text, file);
   if (runHasNoSigma(run, rows)) {
     return {
       sheets: [],
+      missing: false,
       note: `this run has no σ (curriculum none): no review gallery by σ. ${file} lists the samples by loss instead; train with a curriculum to rank them by σ`,
     };
   }
-  if (top <= 0 || rows.length === 0) return { sheets: [], note: rows.length === 0 ? `${file} has no samples` : null };
+  if (top <= 0 || rows.length === 0) return { sheets: [], missing: false, note: rows.length === 0 ? `${file} has no samples` : null };
   const bySigma = [...rows].sort((a, b) => sigmaOf(b) - sigmaOf(a) || Number(a['rank']) - Number(b['rank']));
   const k = Math.min(top, bySigma.length);
   const high = bySigma.slice(0, k);
@@ -220,6 +223,7 @@ export async function renderReviewGallery(run: RunRecords, out: string, top: num
   const what = run.manifest.task === 'detection' ? 'Each crop shows the box (red) with its σ, its best IoU with the model\'s own detections and its occlusion level.' : 'Each image shows its given (training) label, the label the trained model predicts, its rank and σ.';
   return {
     note: null,
+    missing: false,
     sheets: [
       {
         title: `Suspects: the ${k} training ${unit} with the highest σ`,
