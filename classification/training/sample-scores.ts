@@ -20,24 +20,43 @@ import type { ClassifierModel } from '../models/models.js';
 import { InMemoryImageData, type ClassificationData } from '../input/image-data.js';
 
 export interface ClassificationSampleScores extends SampleScores {
-  /** The logits, row-major [count, numClasses]. */
-  logits: Float32Array;
+  /** The logits, row-major [count, numClasses], when asked for (`keepLogits`); null otherwise. */
+  logits: Float32Array | null;
 }
 
-/** Scores of every entry of `data` against its label as `data.labels` gives it (the noisy label, in a noisy run). */
-export async function classificationSampleScores(model: ClassifierModel, data: ClassificationData, batchSize = 256): Promise<ClassificationSampleScores> {
+/**
+ * Scores of every entry of `data` against its label as `data.labels` gives it (the noisy label, in a noisy run).
+ * Scores are computed batch by batch, so memory is O(count) unless `keepLogits` asks for all the logits.
+ */
+export async function classificationSampleScores(
+  model: ClassifierModel,
+  data: ClassificationData,
+  batchSize = 256,
+  keepLogits = false,
+): Promise<ClassificationSampleScores> {
   const k = data.numClasses;
   const [h, w, c] = data.inputShape;
-  const logits = new Float32Array(data.count * k);
-  for (let start = 0; start < data.count; start += batchSize) {
-    const n = Math.min(batchSize, data.count - start);
-    const ids = Int32Array.from({ length: n }, (_, i) => start + i);
+  const n = data.count;
+  const out: ClassificationSampleScores = {
+    predicted: new Int32Array(n),
+    probability: new Float32Array(n),
+    pGiven: new Float32Array(n),
+    loss: new Float32Array(n),
+    margin: new Float32Array(n),
+    logits: keepLogits ? new Float32Array(n * k) : null,
+  };
+  for (let start = 0; start < n; start += batchSize) {
+    const m = Math.min(batchSize, n - start);
+    const ids = Int32Array.from({ length: m }, (_, i) => start + i);
     const x = await data.loadBatch(ids, null);
-    const out = tf.tidy(() => model.logits(tf.tensor4d(x, [n, h, w, c]), false));
-    logits.set(out.dataSync() as Float32Array, start * k);
-    out.dispose();
+    const t = tf.tidy(() => model.logits(tf.tensor4d(x, [m, h, w, c]), false));
+    const logits = t.dataSync() as Float32Array;
+    t.dispose();
+    const s = scoresFromLogits(logits, data.labels.subarray(start, start + m), k);
+    for (const key of ['predicted', 'probability', 'pGiven', 'loss', 'margin'] as const) out[key].set(s[key], start);
+    out.logits?.set(logits, start * k);
   }
-  return { ...scoresFromLogits(logits, data.labels, k), logits };
+  return out;
 }
 
 /** The review of a trained classifier's training set: every entry, most suspect first (by σ, or by loss without σ). */
