@@ -24,7 +24,7 @@ import { generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js'
 import { CORRUPTION_RECORD_FILE } from '../datasets/synthetic-kitti/corrupt-boxes.js';
 import { KittiDataset } from '../datasets/kitti/dataset.js';
 import { parseCsv } from '../src/review/label-review.js';
-import { readConfig as readDetectorConfig } from '../detection/cli/train-detector.js';
+import { readDetectorConfig } from '../detection/config.js';
 import { trainDetector, type KittiEvaluator } from '../detection/train/trainer.js';
 import { detectionBoxScores } from '../detection/train/box-scores.js';
 import { sharpImageReader, type DetectionRecord } from '../detection/train/data.js';

@@ -35,7 +35,7 @@ import { DETECTION_REVIEW_COLUMNS } from '../detection/train/box-scores.js';
 import { ensureSyntheticKitti, generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
 import { boxIou, CORRUPTION_RECORD_COLUMNS, CORRUPTION_RECORD_FILE, corruptLabels, MAX_IOU } from '../datasets/synthetic-kitti/corrupt-boxes.js';
 import { visualizeCurriculum } from '../src/visualize/curriculum-report.js';
-import { makeClassificationRun, makeDetectionRun } from './visualize-fixture.js';
+import { makeClassificationRun, makeDetectionRun } from './support/visualize-fixture.js';
 
 test.before(async () => {
   await initBackend('cpu', { log: null });
