@@ -17,7 +17,8 @@ import type { Logger } from '../src/util/log.js';
 import { applyOverrides, buildRun, readConfig, trainerConfig, validateConfig } from '../classification/config.js';
 import type { ClassifierRunConfig, ConfigOverrides } from '../classification/config.js';
 import { ClassifierTrainer } from '../classification/training/trainer.js';
-import { corruptedAboveAllClean, labelFit, predictLabels } from '../classification/training/predictions.js';
+import { corruptedAboveAllClean, labelFit } from '../classification/training/predictions.js';
+import { classificationSampleScores } from '../classification/training/sample-scores.js';
 import type { FigureSpec } from './report.js';
 
 /** The package root (configs/ lives there): this file is experiments/ or dist/experiments/. */
@@ -199,6 +200,7 @@ async function trainArmSeed(exp: ClassifierExperiment, arm: ArmSpec, seed: numbe
   const { log } = options;
   log(`${exp.name}: arm ${arm.name}, seed ${seed} -> ${dir}`);
   const run = await buildRun(config, log);
+  const trainerOptions = trainerConfig(config);
   const trainer = new ClassifierTrainer(
     {
       model: run.model,
@@ -211,14 +213,14 @@ async function trainArmSeed(exp: ClassifierExperiment, arm: ArmSpec, seed: numbe
       progress: options.progress ?? false,
       recordConfig: { ...config, experiment: exp.name, arm: arm.name } as unknown as Record<string, unknown>,
     },
-    trainerConfig(config),
+    trainerOptions,
   );
   try {
     const extras = new Map(done.map((e) => [e.epoch, e]));
     const record = async (): Promise<void> => {
       for (const e of [...extras.keys()]) if (e > trainer.epoch) extras.delete(e);
       if (trainer.epoch > 0 && !extras.has(trainer.epoch)) {
-        const predicted = await predictLabels(trainer, run.train);
+        const { predicted } = await classificationSampleScores(run.model, run.train, trainerOptions.evalBatchSize);
         const fit = labelFit(predicted, run.train.labels, run.noise?.corrupted ?? null);
         const noisy = run.noise !== null && run.noise.corruptedCount > 0;
         extras.set(trainer.epoch, {

@@ -1,23 +1,8 @@
 /**
- * Per-sample predictions of a trained classifier on its own training entries (no augmentation, inference mode), and
- * what they say about label noise: how many corrupted entries the model predicts as their noisy label (memorisation)
- * and how many entries it fits at all.
+ * What a trained classifier's predictions on its own training entries (classificationSampleScores in
+ * sample-scores.ts) say about label noise: how many corrupted entries the model predicts as their noisy label
+ * (memorisation) and how many entries it fits at all.
  */
-import type { ClassificationData } from '../input/image-data.js';
-import type { ClassifierTrainer } from './trainer.js';
-
-/** The predicted class (top-1) of every entry of `data`, in entry order. */
-export async function predictLabels(trainer: ClassifierTrainer, data: ClassificationData): Promise<Int32Array> {
-  const { logits } = await trainer.evaluate(data, true);
-  const k = data.numClasses;
-  const out = new Int32Array(data.count);
-  for (let i = 0; i < data.count; i++) {
-    let best = 0;
-    for (let c = 1; c < k; c++) if (logits![i * k + c]! > logits![i * k + best]!) best = c;
-    out[i] = best;
-  }
-  return out;
-}
 
 export interface LabelFit {
   /** Fraction of all entries predicted as the label they are trained with. */
