@@ -22,21 +22,5 @@ export type { SSDSpec, BackboneSpec } from '../detection/model/build.js';
 export { SSD } from '../detection/model/ssd.js';
 export type { Detection } from '../detection/postprocess.js';
 export type { RawImage } from '../datasets/pipeline/types.js';
-export {
-  DataParameters,
-  CURRICULUM_MODES,
-  DEFAULT_CLAMP,
-  softmaxCrossEntropy,
-  omitGradients,
-} from './data-parameters/data-parameters.js';
-export type {
-  CurriculumMode,
-  DataParametersOptions,
-  DataParametersState,
-  DataParameterStats,
-  KindOptions,
-  SigmaBounds,
-  SigmaStats,
-  IndexInput,
-} from './data-parameters/data-parameters.js';
+export * from './data-parameters/index.js';
 export { Rng } from './util/rng.js';

@@ -5,23 +5,7 @@ export { Rng } from './util/rng.js';
 export type { RngState } from './util/rng.js';
 export { saveCheckpoint, loadCheckpoint } from './util/checkpoint.js';
 export type { Checkpoint, CheckpointArray } from './util/checkpoint.js';
-export {
-  DataParameters,
-  CURRICULUM_MODES,
-  DEFAULT_CLAMP,
-  softmaxCrossEntropy,
-  omitGradients,
-} from './data-parameters/data-parameters.js';
-export type {
-  CurriculumMode,
-  DataParametersOptions,
-  DataParametersState,
-  DataParameterStats,
-  KindOptions,
-  SigmaBounds,
-  SigmaStats,
-  IndexInput,
-} from './data-parameters/data-parameters.js';
+export * from './data-parameters/index.js';
 export {
   RunRecorder,
   readRun,

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { promises as fs } from 'node:fs';
 import type { DataParameters } from '../../src/data-parameters/data-parameters.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
-import { formatCsv, rankSuspects, ranksOf, type CsvValue, LABEL_REVIEW_FILE, type SampleScores, type SuspectRanking } from '../../src/review/label-review.js';
+import { emptySampleScores, formatCsv, rankSuspects, ranksOf, type CsvValue, LABEL_REVIEW_FILE, type SampleScores, type SuspectRanking } from '../../src/review/label-review.js';
 import { iou } from '../boxes.js';
 import type { SSD } from '../model/ssd.js';
 import { DetectionLoader, type DetectionBox, type DetectionRecord, type ImageReader } from './data.js';
@@ -116,13 +116,7 @@ export async function detectionBoxScores(
       }
     }
   }
-  const scores: SampleScores = {
-    predicted: new Int32Array(n),
-    probability: new Float32Array(n),
-    pGiven: new Float32Array(n),
-    loss: new Float32Array(n),
-    margin: new Float32Array(n),
-  };
+  const scores = emptySampleScores(n);
   for (let i = 0; i < n; i++) {
     const m = anchors[i]!;
     const given = boxes[i]!.box.classIndex;

@@ -25,19 +25,24 @@ export interface SampleScores {
   margin: Float32Array;
 }
 
-/** Softmax scores of `n` rows of logits (row-major [n, k]) against the given labels. */
-export function scoresFromLogits(logits: ArrayLike<number>, givenLabels: ArrayLike<number>, numClasses: number): SampleScores {
-  const n = givenLabels.length;
-  const k = numClasses;
-  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`scoresFromLogits: numClasses must be a positive integer, got ${k}`);
-  if (logits.length !== n * k) throw new Error(`scoresFromLogits: ${logits.length} logits for ${n} samples of ${k} classes (expected ${n * k})`);
-  const out: SampleScores = {
+/** Score arrays for `n` samples, zero-filled. */
+export function emptySampleScores(n: number): SampleScores {
+  return {
     predicted: new Int32Array(n),
     probability: new Float32Array(n),
     pGiven: new Float32Array(n),
     loss: new Float32Array(n),
     margin: new Float32Array(n),
   };
+}
+
+/** Softmax scores of `n` rows of logits (row-major [n, k]) against the given labels. */
+export function scoresFromLogits(logits: ArrayLike<number>, givenLabels: ArrayLike<number>, numClasses: number): SampleScores {
+  const n = givenLabels.length;
+  const k = numClasses;
+  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`scoresFromLogits: numClasses must be a positive integer, got ${k}`);
+  if (logits.length !== n * k) throw new Error(`scoresFromLogits: ${logits.length} logits for ${n} samples of ${k} classes (expected ${n * k})`);
+  const out = emptySampleScores(n);
   for (let i = 0; i < n; i++) {
     const y = givenLabels[i]!;
     if (!(Number.isInteger(y) && y >= 0 && y < k)) throw new Error(`scoresFromLogits: label ${y} of sample ${i} is not in [0, ${k})`);
