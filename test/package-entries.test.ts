@@ -10,6 +10,12 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { assertExitedOnItsOwn, runChild } from './support/child-process.js';
+// By the package's name, as a user's TypeScript resolves them: the compiler follows each entry's `types` condition.
+import { DataParameters, type DataParametersOptions } from 'data-params';
+import { trainDetector, type DetectorConfig } from 'data-params/detection';
+import { ClassifierTrainer, type TrainerConfig } from 'data-params/classification';
+import { KittiDataset, type KittiRecord } from 'data-params/datasets';
+import { registerWasmTrainingKernels, type WasmThreadsState } from 'data-params/wasm-training';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST = path.join(ROOT, 'dist');
@@ -49,6 +55,20 @@ test('every subpath in exports resolves by the package name to its compiled entr
     const m = await importEntry(spec);
     assert.type(m[symbol], 'function', `${spec} exports ${symbol}`);
   }
+});
+
+test('the entries resolve by name for the compiler too, and their static imports are the runtime modules', async () => {
+  const typed: [unknown, string, string][] = [
+    [DataParameters, 'data-params', 'DataParameters'],
+    [trainDetector, 'data-params/detection', 'trainDetector'],
+    [ClassifierTrainer, 'data-params/classification', 'ClassifierTrainer'],
+    [KittiDataset, 'data-params/datasets', 'KittiDataset'],
+    [registerWasmTrainingKernels, 'data-params/wasm-training', 'registerWasmTrainingKernels'],
+  ];
+  for (const [value, spec, name] of typed) assert.is(value, (await importEntry(spec))[name], spec);
+  // Types from each entry (a compile-time check; these values only make the types used).
+  const types: [DataParametersOptions | null, DetectorConfig | null, TrainerConfig | null, KittiRecord | null, WasmThreadsState | null] = [null, null, null, null, null];
+  assert.is(types.length, 5);
 });
 
 test('a module path outside the exports is refused', async () => {
