@@ -232,6 +232,8 @@ test('imagenet: malformed validation labels are errors naming file and line', ()
   throwsFormat(() => parseVocClassLabel(vocXml('x', []), 'b.xml', s), 'b.xml', null, /no <object><name>/);
   throwsFormat(() => parseVocClassLabel(vocXml('x', ['n01440764', 'n01443537']), 'c.xml', s), 'c.xml', null, /different classes/);
   throwsFormat(() => parseVocClassLabel(vocXml('x', ['n07777777']), 'd.xml', s), 'd.xml', null, /unknown class n07777777/);
+  throwsFormat(() => parseVocClassLabel(vocXml('x', ['<wnid>n01440764</wnid>']), 'f.xml', s), 'f.xml', null, /<object><name> is not plain text/);
+  throwsFormat(() => parseVocClassLabel(vocXml('<a>x</a>', ['n01440764']), 'g.xml', s), 'g.xml', null, /<filename> is not plain text/);
   assert.equal(parseVocClassLabel(vocXml('ILSVRC2012_val_00000009', ['n01443537']), 'e.xml', s), { image: 'ILSVRC2012_val_00000009', label: 1 });
   throwsFormat(() => parseLocValSolution('ImageId,PredictionString\nfoo n01440764 1 2 3 4\n', 'LOC.csv', s), 'LOC.csv', 2, /ImageId,PredictionString/);
   throwsFormat(() => parseLabelList('a.JPEG 1\nb.JPEG 3\n', 'val.txt', s), 'val.txt', 2, /class index 3 is out of range/);

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Rng } from '../src/util/rng.js';
-import { saveCheckpoint, loadCheckpoint } from '../src/util/checkpoint.js';
+import { saveCheckpoint, loadCheckpoint, encodeCheckpoint, decodeCheckpoint } from '../src/util/checkpoint.js';
 
 test('Rng is deterministic for a seed and resumes exactly from its state', () => {
   const a = new Rng(42);
@@ -56,6 +56,16 @@ test('a truncated checkpoint is a clear error naming the file', async () => {
     assert.match((err as Error).message, file);
     assert.match((err as Error).message, /truncated/);
   }
+});
+
+test('a checkpoint header with an unknown array kind or no array list is a clear error', () => {
+  const bytes = Buffer.concat(encodeCheckpoint({ meta: { step: 1 }, arrays: { w: new Float32Array(3) } }));
+  // Same length as "float32", so the header length stays right.
+  const unknownKind = Buffer.from(bytes.toString('latin1').replace('"kind":"float32"', '"kind":"float16"'), 'latin1');
+  assert.throws(() => decodeCheckpoint(unknownKind, 'k.ckpt'), /^k\.ckpt: corrupt header \(array entry 0 needs a name, a kind among/);
+  const noList = Buffer.from(bytes.toString('latin1').replace('"arrays":[', '"arrayz":['), 'latin1');
+  assert.throws(() => decodeCheckpoint(noList, 'l.ckpt'), /l\.ckpt: corrupt header \(no array list\)/);
+  assert.equal(Array.from(decodeCheckpoint(bytes).arrays['w']!), [0, 0, 0]);
 });
 
 test.run();

@@ -88,11 +88,15 @@ export function parseVocClassLabel(xml: string, file: string, synsets: SynsetMap
   };
   const ann = doc.annotation;
   if (!ann) throw new DatasetFormatError(file, null, 'no <annotation> element');
-  const names = (ann.object ?? []).map((o) => String(o.name ?? ''));
+  const names = (ann.object ?? []).map((o) => {
+    if (o.name !== undefined && typeof o.name !== 'string') throw new DatasetFormatError(file, null, '<object><name> is not plain text');
+    return o.name ?? '';
+  });
   if (names.length === 0 || names[0] === '') throw new DatasetFormatError(file, null, 'no <object><name> (class) in the annotation');
   const distinct = [...new Set(names)];
   if (distinct.length > 1) throw new DatasetFormatError(file, null, `objects of different classes (${distinct.join(', ')})`);
-  const image = ann.filename !== undefined ? stem(String(ann.filename)) : stem(file);
+  if (ann.filename !== undefined && typeof ann.filename !== 'string') throw new DatasetFormatError(file, null, '<filename> is not plain text');
+  const image = ann.filename !== undefined ? stem(ann.filename) : stem(file);
   return { image, label: labelOf(distinct[0]!, synsets, file, null) };
 }
 
@@ -213,7 +217,14 @@ export async function loadImageNetVal(options: ImageNetOptions, synsets?: Synset
       if (labelsByStem.size !== images.length) {
         throw new DatasetFormatError(how.file, null, `${labelsByStem.size} labels for ${images.length} images in ${valDir}`);
       }
-      labelsByStem = new Map(images.map((n, i) => [stem(n), labelsByStem.get(`#${i}`)!]));
+      const byPosition = labelsByStem;
+      labelsByStem = new Map(
+        images.map((n, i) => {
+          const label = byPosition.get(`#${i}`);
+          if (label === undefined) throw new DatasetFormatError(how.file, null, `no label for image ${i + 1} (${n}) of ${valDir}`);
+          return [stem(n), label];
+        }),
+      );
     }
   }
   const labels = new Int32Array(images.length);

@@ -42,7 +42,7 @@ function makeArray(kind: ArrayKind, buf: ArrayBuffer, offset: number, length: nu
 }
 
 export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array[] {
-  const entries: { name: string; kind: ArrayKind; length: number; offset: number }[] = [];
+  const entries: ArrayEntry[] = [];
   let offset = 0;
   for (const [name, a] of Object.entries(ckpt.arrays)) {
     entries.push({ name, kind: kindOf(a), length: a.length, offset });
@@ -64,6 +64,29 @@ export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array[] {
   return chunks;
 }
 
+const ARRAY_KINDS: readonly string[] = ['float32', 'int32', 'uint8', 'float64', 'uint32'] satisfies ArrayKind[];
+
+interface ArrayEntry {
+  name: string;
+  kind: ArrayKind;
+  length: number;
+  offset: number;
+}
+
+/** The parsed header's shape: meta is the caller's to check; every array entry is checked here. */
+function checkHeader<Meta>(parsed: unknown, source: string): { meta: Meta; arrays: ArrayEntry[] } {
+  const h = parsed as { meta?: unknown; arrays?: unknown } | null;
+  if (typeof h !== 'object' || h === null || !Array.isArray(h.arrays)) throw new Error(`${source}: corrupt header (no array list)`);
+  const count = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  h.arrays.forEach((e: unknown, i) => {
+    const a = e as Partial<Record<keyof ArrayEntry, unknown>> | null;
+    if (typeof a !== 'object' || a === null || typeof a.name !== 'string' || typeof a.kind !== 'string' || !ARRAY_KINDS.includes(a.kind) || !count(a.length) || !count(a.offset)) {
+      throw new Error(`${source}: corrupt header (array entry ${i} needs a name, a kind among ${ARRAY_KINDS.join('/')}, a length and an offset)`);
+    }
+  });
+  return { meta: h.meta as Meta, arrays: h.arrays as ArrayEntry[] };
+}
+
 export function decodeCheckpoint<Meta = unknown>(bytes: Uint8Array, source = 'checkpoint'): Checkpoint<Meta> {
   const magic = new TextDecoder().decode(bytes.subarray(0, 8));
   if (bytes.length < 16 || magic !== MAGIC) throw new Error(`${source}: not a data-params checkpoint (bad magic)`);
@@ -74,12 +97,13 @@ export function decodeCheckpoint<Meta = unknown>(bytes: Uint8Array, source = 'ch
   const headerLength = view.getUint32(8, true);
   const headerPadded = view.getUint32(12, true);
   if (16 + headerPadded > bytes.length) throw new Error(`${source}: truncated header`);
-  let header: { meta: Meta; arrays: { name: string; kind: ArrayKind; length: number; offset: number }[] };
+  let parsed: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 16, headerLength)));
+    parsed = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 16, headerLength)));
   } catch (err) {
     throw new Error(`${source}: corrupt header (${(err as Error).message})`);
   }
+  const header = checkHeader<Meta>(parsed, source);
   const base = 16 + headerPadded;
   const arrays: Record<string, CheckpointArray> = {};
   for (const e of header.arrays) {
