@@ -62,7 +62,7 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
       const times: number[] = [];
       for (let i = 0; i < n; i++) {
         const t0 = performance.now();
-        const [dets] = await detectImages(model, spec.classNames, [await decodeImage(image!)]);
+        const [dets] = await detectImages(model, spec.classNames, [await decodeImage(image)]);
         times.push(performance.now() - t0);
         nodeCount = dets!.length;
       }

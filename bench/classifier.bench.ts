@@ -64,7 +64,7 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
   // The data parameters' own share, measured alone so that it is not lost in the noise of the conv step: the joint
   // loss on fixed logits, its gradient and the σ update, for Fashion-MNIST's 60k instances.
   const dpAlone = new DataParameters({ numClasses: 10, numInstances: 60000, mode: 'joint', instance: { lr: 0.2 }, class: { weightDecay: 5e-4 } });
-  const fixedLogits = tf.randomNormal([batch, 10]) as tf.Tensor2D;
+  const fixedLogits = tf.randomNormal<tf.Rank.R2>([batch, 10]);
   const dpTimes: number[] = [];
   for (let s = 0; s < steps + 2; s++) {
     const ids = Int32Array.from({ length: batch }, () => rng.int(60000));

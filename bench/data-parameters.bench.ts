@@ -24,7 +24,7 @@ export async function run(ctx: BenchContext): Promise<void> {
     class: { init: 1, lr: 0.1, weightDecay: 1e-4 },
     instance: { init: 1, lr: 0.8, weightDecay: 1e-8 },
   });
-  const logits = tf.randomNormal([batch, numClasses], 0, 3, 'float32', 1) as tf.Tensor2D;
+  const logits = tf.randomNormal<tf.Rank.R2>([batch, numClasses], 0, 3, 'float32', 1);
   const step = () => {
     const y = Int32Array.from({ length: batch }, () => rng.int(numClasses));
     const ids = Int32Array.from({ length: batch }, () => rng.int(numInstances));

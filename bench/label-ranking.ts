@@ -27,7 +27,7 @@ import { parseCsv } from '../src/review/label-review.js';
 import { readDetectorConfig } from '../detection/config.js';
 import { trainDetector, type KittiEvaluator } from '../detection/train/trainer.js';
 import { detectionBoxScores } from '../detection/train/box-scores.js';
-import { sharpImageReader, type DetectionRecord } from '../detection/train/data.js';
+import { sharpImageReader } from '../detection/train/data.js';
 import { evaluateKitti } from '../detection/kitti-eval/index.js';
 
 interface Row {
@@ -101,7 +101,7 @@ async function classification(o: Record<string, unknown>): Promise<Row[]> {
       trainerConfig(config),
     );
     const noisy = run.noise!.corrupted;
-    const name = `${curriculum}${o['instanceLr'] !== undefined && curriculum !== 'none' ? ` (σ lr ${String(o['instanceLr'])})` : ''}${o['augment'] === false ? ', no augmentation' : ''}`;
+    const name = `${curriculum}${o['instanceLr'] !== undefined && curriculum !== 'none' ? ` (σ lr ${o['instanceLr'] as number})` : ''}${o['augment'] === false ? ', no augmentation' : ''}`;
     for (let e = 1; e <= epochs; e++) {
       const r = await trainer.run({ stopAfterEpoch: e });
       if (!at.has(e)) continue;
@@ -154,7 +154,7 @@ async function detection(o: Record<string, unknown>): Promise<Row[]> {
     config.train.valAtStart = false;
     if (o['sigmaLr'] !== undefined) config.curriculum.instance = { ...config.curriculum.instance, lr: o['sigmaLr'] as number };
     config.curriculum.mode = mode;
-    const name = `${mode}${o['sigmaLr'] !== undefined && mode !== 'none' ? ` (σ lr ${String(o['sigmaLr'])})` : ''}`;
+    const name = `${mode}${o['sigmaLr'] !== undefined && mode !== 'none' ? ` (σ lr ${o['sigmaLr'] as number})` : ''}`;
     let steps = 0;
     for (let e = 1; e <= epochs; e++) {
       if (!at.has(e)) continue;
@@ -162,8 +162,8 @@ async function detection(o: Record<string, unknown>): Promise<Row[]> {
       const result = await trainDetector({
         config,
         out: runDir,
-        train: trainSet.records as DetectionRecord[],
-        val: valSet.records as DetectionRecord[],
+        train: trainSet.records,
+        val: valSet.records,
         numInstances: Math.max(1, trainSet.numInstances),
         resume: steps > 0,
         read: sharpImageReader,
@@ -173,7 +173,7 @@ async function detection(o: Record<string, unknown>): Promise<Row[]> {
         ...(e < epochs ? { stopAtStep: e * spe } : {}),
       });
       steps = result.steps;
-      const scores = await detectionBoxScores(result.model, trainSet.records as DetectionRecord[], { batchSize: config.train.batchSize, read: sharpImageReader });
+      const scores = await detectionBoxScores(result.model, trainSet.records, { batchSize: config.train.batchSize, read: sharpImageReader });
       const positives = Uint8Array.from(scores.boxes, (b) => (bad.has(`${b.record.imageId}:${(b.box as { line?: number }).line}`) ? 1 : 0));
       const sigma = result.dp ? result.dp.instanceSigmaValues(scores.ids) : null;
       const extra: Record<string, number> = { boxes: scores.boxes.length, missingCarsInTrain: missingInTrain };

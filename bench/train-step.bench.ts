@@ -117,7 +117,7 @@ export class ReferenceNetwork {
   }
 
   private static head(x: tf.Tensor4D, h: Head): tf.Tensor2D {
-    const y = tf.conv2d(x, h.filter as tf.Tensor4D, 1, 'same').add(h.bias) as tf.Tensor4D;
+    const y = tf.conv2d(x, h.filter as tf.Tensor4D, 1, 'same').add<tf.Tensor4D>(h.bias);
     return y.reshape([-1, CLASSES + 4]);
   }
 
@@ -125,7 +125,7 @@ export class ReferenceNetwork {
   loss(): tf.Scalar {
     const [l1, l2, l3, l4, l5, l6] = this.body as [ConvBn, ConvBn, ConvBn, ConvBn, ConvBn, ConvBn];
     let x = ReferenceNetwork.convBnRelu(this.input, l1);
-    x = tf.maxPool(ReferenceNetwork.convBnRelu(x, l2), 2, 2, 'valid') as tf.Tensor4D;
+    x = tf.maxPool<tf.Tensor4D>(ReferenceNetwork.convBnRelu(x, l2), 2, 2, 'valid');
     x = ReferenceNetwork.convBnRelu(x, l3);
     const a = ReferenceNetwork.convBnRelu(x, l4);
     x = ReferenceNetwork.convBnRelu(a, l5);
@@ -139,7 +139,7 @@ export class ReferenceNetwork {
     const m = tf.minimum(diff, 1);
     const smoothL1 = tf.add(tf.mul(0.5, tf.square(m)), tf.sub(diff, m));
     const box = tf.div(tf.sum(tf.mul(smoothL1, this.positive)), this.numPositive + 1);
-    return tf.add(ce, box) as tf.Scalar;
+    return tf.add<tf.Scalar>(ce, box);
   }
 
   dispose(): void {

@@ -160,14 +160,14 @@ export class MultiBoxLoss {
           z = tf.div(z, tf.gather(ext, tf.tensor1d(sigmaIndex, 'int32')).reshape([M, 1]));
         }
         const ce = tf.neg(tf.sum(tf.mul(tf.tensor2d(onehot, [M, C]), tf.logSoftmax(z))));
-        cls = tf.div(ce, norm) as tf.Scalar;
+        cls = tf.div<tf.Scalar>(ce, norm);
       }
       let loc: tf.Scalar = tf.scalar(0);
       if (P > 0) {
         const l = tf.gather(locPreds.reshape([N, 4]), tf.tensor1d(Int32Array.from(pos), 'int32'));
-        loc = tf.div(tf.sum(smoothL1(tf.sub(l, tf.tensor2d(locT, [P, 4])))), norm) as tf.Scalar;
+        loc = tf.div<tf.Scalar>(tf.sum(smoothL1(tf.sub(l, tf.tensor2d(locT, [P, 4])))), norm);
       }
-      const total = tf.add(cls, tf.mul(loc, this.locWeight)) as tf.Scalar;
+      const total = tf.add<tf.Scalar>(cls, tf.mul(loc, this.locWeight));
       return { total, cls, loc, numPositive, numNegative };
     });
   }

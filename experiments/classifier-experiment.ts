@@ -211,7 +211,7 @@ async function trainArmSeed(exp: ClassifierExperiment, arm: ArmSpec, seed: numbe
       outDir: dir,
       log,
       progress: options.progress ?? false,
-      recordConfig: { ...config, experiment: exp.name, arm: arm.name } as unknown as Record<string, unknown>,
+      recordConfig: { ...config, experiment: exp.name, arm: arm.name },
     },
     trainerOptions,
   );

@@ -166,6 +166,7 @@ test("DataParameters from the browser entry trains in the page (WebGL): σ after
   }`;
   const page = await openDemo('webgl');
   const inPage = (await page.evaluate(`import('/_data-params/data-params.js').then((m) => [m.tf.getBackend(), (${steps})(m)])`)) as [string, number[]];
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the page and Node run the same source text
   const inNode = (new Function('m', `return (${steps})(m)`) as (m: unknown) => number[])(await import('../src/browser.js'));
   assert.is(inPage[0], 'webgl');
   assert.ok(inNode[0]! < 1 && inNode[1]! > 1, `σ moved the right way: ${inNode}`);
@@ -182,7 +183,7 @@ test('curriculum report: every picture loads and the page names no absolute path
   page.on('response', (r) => {
     if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
   });
-  await page.goto(server!.report!, { waitUntil: 'networkidle0' });
+  await page.goto(server!.report, { waitUntil: 'networkidle0' });
   const pictures = (await page.evaluate("[...document.images].map((i) => ({ src: i.src, ok: i.complete && i.naturalWidth > 0 }))")) as { src: string; ok: boolean }[];
   assert.ok(pictures.length >= 3, `${pictures.length} pictures`);
   for (const p of pictures) assert.ok(p.ok, `${p.src} does not load`);

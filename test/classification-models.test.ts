@@ -29,7 +29,7 @@ test('model shapes and parameter counts (ResNet-18 = torchvision 11,689,512; WRN
   const wrn = wideResNet({ numClasses: 10, depth: 10, widen: 1 });
   assert.is(wrn.store.parameterCount, 77_850);
   const small = resnet({ numClasses: 5, blocks: [1, 1], width: 4, inputShape: [32, 32, 3] });
-  const x = tf.randomNormal([2, 32, 32, 3]) as tf.Tensor4D;
+  const x = tf.randomNormal<tf.Rank.R4>([2, 32, 32, 3]);
   for (const m of [wrn, small]) {
     const y = m.logits(x, true);
     assert.equal(y.shape, [2, m.numClasses]);
@@ -48,10 +48,10 @@ test('model shapes and parameter counts (ResNet-18 = torchvision 11,689,512; WRN
 
 test('gradients through the hand-built layers match central finite differences', () => {
   const m = smallCnn({ numClasses: 3, inputShape: [6, 6, 1], widths: [2], hidden: 4, seed: 5 });
-  const x = tf.randomNormal([3, 6, 6, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
+  const x = tf.randomNormal<tf.Rank.R4>([3, 6, 6, 1], 0, 1, 'float32', 9);
   const y = tf.oneHot(tf.tensor1d([0, 2, 1], 'int32'), 3);
   // Evaluation mode: a fixed function of the weights (training mode would also move the running statistics).
-  const lossFn = (): tf.Scalar => tf.losses.softmaxCrossEntropy(y, m.logits(x, false)) as tf.Scalar;
+  const lossFn = (): tf.Scalar => tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(y, m.logits(x, false));
   const vars = m.store.trainable;
   const { grads } = tf.variableGrads(lossFn, [...vars.values()]);
   for (const name of ['conv1/weight', 'fc1/weight', 'fc2/bias']) {

@@ -163,7 +163,7 @@ for (const mode of ['class', 'instance', 'joint'] as const) {
     const closed = ref.lossAndGrads(z, y, ids);
 
     const logits = tf.variable(tf.tensor2d(z), true, `logits-${mode}`);
-    const { value, grads } = tf.variableGrads(() => dp.loss(logits as tf.Variable<tf.Rank.R2>, y, ids));
+    const { value, grads } = tf.variableGrads(() => dp.loss(logits, y, ids));
     close([value.dataSync()[0]!], [closed.loss], 1e-5, 'loss');
     close(grads[logits.name]!.dataSync(), closed.dz.flat(), 1e-5, 'dL/dz');
     for (const name of dp.variableNames) {
@@ -358,7 +358,7 @@ test('omitGradients leaves the model its own gradients', () => {
   const dp = makeDp('class', 3, 2);
   const w = tf.variable(tf.randomNormal([4, 3], 0, 1, 'float32', 1), true, 'omit-w');
   const x = tf.randomNormal([2, 4], 0, 1, 'float32', 2);
-  const { value, grads } = tf.variableGrads(() => dp.loss(tf.matMul(x, w) as tf.Tensor2D, [0, 2]));
+  const { value, grads } = tf.variableGrads(() => dp.loss(tf.matMul<tf.Tensor2D>(x, w), [0, 2]));
   assert.equal(Object.keys(omitGradients(grads, dp.variableNames)), ['omit-w']);
   tf.dispose([w, x, value]);
   tf.dispose(grads);
@@ -374,7 +374,7 @@ test('a 100-step loop leaves the tensor count flat', () => {
     const x = tf.randomNormal([16, 8], 0, 1, 'float32', rng.int(1000));
     const y = Array.from({ length: 16 }, () => rng.int(5));
     const ids = Array.from({ length: 16 }, () => rng.int(50));
-    const { value, grads } = tf.variableGrads(() => dp.loss(tf.matMul(x, w) as tf.Tensor2D, y, ids));
+    const { value, grads } = tf.variableGrads(() => dp.loss(tf.matMul<tf.Tensor2D>(x, w), y, ids));
     opt.applyGradients(omitGradients(grads, dp.variableNames));
     dp.applyGradients(grads);
     tf.dispose([x, value]);
@@ -395,7 +395,7 @@ test('creating and disposing data parameters leaves no tensor behind', () => {
   const before = tf.memory().numTensors;
   for (const mode of ['none', 'class', 'instance', 'joint'] as const) {
     const dp = makeDp(mode, 3, 5);
-    const { value, grads } = tf.variableGrads(() => dp.loss(tf.matMul(x, w) as tf.Tensor2D, [1], [2]));
+    const { value, grads } = tf.variableGrads(() => dp.loss(tf.matMul<tf.Tensor2D>(x, w), [1], [2]));
     dp.applyGradients(grads);
     tf.dispose(value);
     tf.dispose(grads);
@@ -412,7 +412,7 @@ test('per-box lookup: instanceSigma gathers σ on the tape; weightDecayLoss take
   const table = dp.variables[0]!;
   const ids = Int32Array.from([3, 0, 3, 4]);
   const weights = tf.tensor1d([1, 2, 3, 4]);
-  const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(dp.instanceSigma(ids), weights)) as tf.Scalar, [table]);
+  const { value, grads } = tf.variableGrads(() => tf.sum<tf.Scalar>(tf.mul(dp.instanceSigma(ids), weights)), [table]);
   // Σ w·σ = 1·e^0.4 + 2·e^0.1 + 3·e^0.4 + 4·e^-0.5; d/dlogσ_3 = (1 + 3)·e^0.4; absent entries get 0.
   close(value.dataSync(), [4 * Math.exp(0.4) + 2 * Math.exp(0.1) + 4 * Math.exp(-0.5)], 1e-5, 'value');
   close(grads[table.name]!.dataSync(), [2 * Math.exp(0.1), 0, 0, 4 * Math.exp(0.4), 4 * Math.exp(-0.5)], 1e-5, 'gradient');
@@ -445,7 +445,7 @@ test('bad options and inputs give clear errors', () => {
   assert.throws(() => new DataParameters({ ...base, mode: 'class', clamp: { min: 2, max: 1 } }), /clamp needs 0 < min < max/);
   assert.throws(() => new DataParameters({ ...base, mode: 'class', class: { momentum: 1 } }), /momentum must be in \[0, 1\)/);
   const dp = new DataParameters({ ...base, mode: 'joint' });
-  const logits = tf.zeros([2, 3]) as tf.Tensor2D;
+  const logits = tf.zeros<tf.Rank.R2>([2, 3]);
   assert.throws(() => dp.loss(logits, [0, 1], [0, 4]), /instance id 4 at position 1 is out of range \[0, 4\)/);
   assert.throws(() => dp.loss(logits, [0, 3], [0, 1]), /target class 3 at position 1 is out of range/);
   assert.throws(() => dp.loss(logits, [0, 1, 2], [0, 1, 2]), /2 rows of logits but 3 targets/);

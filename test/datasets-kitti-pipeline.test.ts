@@ -122,10 +122,10 @@ test('no augmentation: a mean-coloured image normalises to zero; scale applies; 
   for (let p = 0; p < 32; p++) img.data.set([123, 117, 104], 3 * p);
   const out = new Float32Array(4 * 2 * 3);
   renderSample(img, { sx: 0.5, tx: 0, sy: 0.5, ty: 0 }, null, {}, 4, 2, out, 0);
-  close(out, new Array(24).fill(0));
+  close(out, new Array<number>(24).fill(0));
   img.data.fill(255);
   renderSample(img, { sx: 0.5, tx: 0, sy: 0.5, ty: 0 }, null, { mean: [0, 0, 0], scale: 1 / 255 }, 4, 2, out, 0);
-  close(out, new Array(24).fill(1));
+  close(out, new Array<number>(24).fill(1));
   // Left half of the output lies outside the source (as after an expand): fill colour = mean -> 0.
   renderSample(img, { sx: 1, tx: 2, sy: 1, ty: 0 }, null, {}, 4, 2, out, 0);
   close(Array.from(out.subarray(0, 6)), [0, 0, 0, 0, 0, 0]);
@@ -203,8 +203,8 @@ test('loader: batches in epoch order, prefetch reads ahead, resume gives exactly
     assert.equal(got.targets.map((t) => Array.from(t.boxes)), seen[k]!.targets.map((t) => Array.from(t.boxes)));
   }
   assert.equal(b.getState(), { seed: 9, epoch: 2, batch: 1 });
-  a.close();
-  b.close();
+  await a.close();
+  await b.close();
   assert.throws(() => b.setState({ seed: 8, epoch: 0, batch: 0 }), /seed 8/);
 });
 
@@ -215,7 +215,7 @@ test('loader: epochBatches covers one epoch; evaluation order keeps the last par
   for await (const b of loader.epochBatches()) got.push(b.imageIds);
   assert.equal(got, [['0', '1'], ['2', '3'], ['4']]);
   assert.equal(loader.getState(), { seed: 1, epoch: 1, batch: 0 });
-  loader.close();
+  await loader.close();
 });
 
 test('loader on the KITTI fixture with sharp decoding; a bad image fails naming the file', async () => {
@@ -227,10 +227,10 @@ test('loader on the KITTI fixture with sharp decoding; a bad image fails naming 
   const b = await loader.next();
   assert.is(b.images.length, 4 * 19 * 62 * 3);
   close(Array.from(b.targets[3]!.boxes.subarray(0, 4)), [56.12 / 124, 17.3 / 38, 74.03 / 124, 32.18 / 38]);
-  loader.close();
+  await loader.close();
   const bad = new DetectionLoader([{ ...items[0]!, imagePath: '/nonexistent/000000.png' }], { batchSize: 1, width: 8, height: 8, seed: 0, prefetch: 3 });
   await rejects(() => bad.next(), /\/nonexistent\/000000\.png: cannot decode image/);
-  bad.close();
+  await bad.close();
   // A truncated PNG (header intact, data cut) fails at decode rather than giving a partly grey image.
   const dir = mkdtempSync(path.join(tmpdir(), 'kitti-truncated-'));
   const truncated = path.join(dir, '000000.png');

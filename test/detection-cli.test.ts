@@ -107,7 +107,7 @@ test('train-detector end to end on a tiny synthetic KITTI set (cpu), then predic
   const { dir, data, cfgFile, out } = await tinyDetectorRun({ prefix: 'det-cli-', images: 6, seed: 3, train: { epochs: 1, batchSize: 3 } });
   const logs: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((s: string) => (logs.push(String(s)), true)) as typeof process.stdout.write;
+  process.stdout.write = ((s: string) => (logs.push(String(s)), true));
   try {
     await buildProgram().parseAsync(['node', 'train-detector', '--config', cfgFile, '--data', data, '--backend', 'cpu', '--out', out], { from: 'node' });
   } finally {

@@ -43,7 +43,7 @@ test('anchors on a rectangular 300x100 input: literal centres and sizes, width/h
 });
 
 test('feature-map sizes come from the backbone itself: [rows, cols] of a stride-2 conv on 300x100', () => {
-  const w = tf.ones([3, 3, 3, 2]) as tf.Tensor4D;
+  const w = tf.ones<tf.Rank.R4>([3, 3, 3, 2]);
   const sizes = featureMapSizes((x) => {
     const f1 = tf.conv2d(x, w, 2, 'same');
     return [f1, tf.maxPool(f1, 3, 2, 'valid')];
@@ -120,7 +120,7 @@ function tinyTargets(): { targets: BatchTargets; logits: number[]; loc: number[]
   };
   // bg loss of negatives 1, 2, 4: anchor 2 hardest, then 4, then 1.
   const logits = [0.2, 0.9, 1.0, 0.5, -0.3, 1.1, 0.1, 0.4, 0.4, 0.6, 3.0, -1.0];
-  return { targets, logits, loc: new Array(24).fill(0) };
+  return { targets, logits, loc: new Array<number>(24).fill(0) };
 }
 
 test('multibox loss: hand-computed parts, hard negatives ranked by background loss, 3:1 capped by availability', () => {
@@ -216,7 +216,7 @@ test('multibox loss keeps the tensor count flat', () => {
   const before = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) {
     const { value, grads } = tf.variableGrads(() => {
-      const p = loss.compute(lz, ll, targets, tf.exp(sig) as tf.Tensor1D);
+      const p = loss.compute(lz, ll, targets, tf.exp(sig));
       tf.dispose([p.cls, p.loc]);
       return p.total;
     }, [sig]);

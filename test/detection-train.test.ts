@@ -137,7 +137,7 @@ test('non-finite loss: stops with a clear error and a checkpoint of the last fin
     err = e;
   }
   assert.ok(err instanceof NonFiniteLossError, String(err));
-  const e = err as NonFiniteLossError;
+  const e = err;
   assert.match(e.message, /non-finite loss at step \d+/);
   assert.ok(existsSync(path.join(out, CHECKPOINT_FILE)));
   const ck = await loadCheckpoint<{ step: number }>(path.join(out, CHECKPOINT_FILE));

@@ -134,7 +134,7 @@ test('experiment runner, quick mode on an idx fixture: every arm and seed, figur
   for (const f of exp.figures(resumed)) assert.match(readFileSync(path.join(b, 'figures', `${f.id}.svg`), 'utf8'), /^<svg /);
 
   // Other settings in the same folder are refused.
-  await assert.not.ok(await runExperiment(exp, { ...options(b), overrides: { data: DATA, epochs: 3, batchSize: 16 } }).catch((e: Error) => {
+  assert.not.ok(await runExperiment(exp, { ...options(b), overrides: { data: DATA, epochs: 3, batchSize: 16 } }).catch((e: Error) => {
     assert.match(e.message, /experiment\.json: this folder holds noisy-fashion-mnist --quick/);
     return false;
   }));
@@ -169,7 +169,7 @@ test('armConfig: the oracle needs label noise; unknown arms and bad seeds are re
   assert.is(c.noise!.cleanOnly, true);
   assert.is(c.seed, 2);
   assert.is(c.train.epochs, noisyFashionMnist.quick.epochs!);
-  await assert.not.ok(await armConfig(noisyFashionMnist, oracle, 0, { quick: false, overrides: { noiseRate: 0 } }).then(
+  assert.not.ok(await armConfig(noisyFashionMnist, oracle, 0, { quick: false, overrides: { noiseRate: 0 } }).then(
     () => true,
     (e: Error) => {
       assert.match(e.message, /noisy-fashion-mnist\.json: arm 'oracle' trains on the clean entries but the config has no label noise/);

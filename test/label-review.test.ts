@@ -408,7 +408,7 @@ test('gallery: suspects and easiest sheets from label-review.csv; a moved image 
   assert.ok(review[0]!.caption.includes('gone.png'));
   // One of the two suspects was shown: a single cell, drawn with the box in red.
   const meta = await sharp(path.join(dir, 'pictures', 'review-suspects.png')).metadata();
-  assert.ok(meta.width! >= 480 && meta.height! > 150);
+  assert.ok(meta.width >= 480 && meta.height > 150);
   const { data, info } = await sharp(path.join(dir, 'pictures', 'review-suspects.png')).raw().toBuffer({ resolveWithObject: true });
   let red = 0;
   for (let i = 0; i < info.width * info.height; i++) {

@@ -207,7 +207,7 @@ test('train-classifier: divergence stops with a checkpoint (status 2); changed o
     comparable(m).map((e) => Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'seconds')));
   assert.equal(strip(rb.metrics), strip(ra.metrics));
   assert.equal(rb.sigma, ra.sigma);
-  assert.is(JSON.parse(resumed.stdout)['valTop1'], summary['valTop1']);
+  assert.is((JSON.parse(resumed.stdout) as Record<string, unknown>)['valTop1'], summary['valTop1']);
 });
 
 test.run();

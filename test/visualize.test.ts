@@ -137,7 +137,7 @@ test('narrow σ spreads are drawn affine in σ so that a small difference is sti
 test('visualizeCurriculum: per-box strip of a run shows a larger σ as a thicker box', async () => {
   const strip = det.figures.find((f) => f.png === 'boxes-1-a.png');
   assert.ok(strip, det.figures.map((f) => f.png).join(' '));
-  const r = await decode(path.join(det.outDir, strip!.png));
+  const r = await decode(path.join(det.outDir, strip.png));
   // Same layout as the tool: 400×160 images, 4 snapshots of 6 epochs (0, 2, 3, 5), 620 px panels.
   const layout = layoutStrip({ image: { png: null, width: 400, height: 160 }, snapshots: [0, 2, 3, 5].map((epoch) => ({ epoch, sigma: [] })), panelWidth: 620 });
   assert.is(r.width, layout.width);
@@ -253,7 +253,7 @@ test('classification gallery: highest-σ samples first, corrupted ones framed in
   assert.equal(res.warnings, []);
   const fig = res.figures.find((f) => f.png === 'samples-by-sigma.png');
   assert.ok(fig);
-  const r = await decode(path.join(dir, 'pictures', fig!.png));
+  const r = await decode(path.join(dir, 'pictures', fig.png));
   // Final σ: noisy 0, 4, 8 → 3.00, 3.01, 3.02; clean 2, 5, 11 → 0.72 next. Top row: 8, 4, 0, 2, 5, 11 (6 of 12).
   const top = [8, 4, 0, 2, 5, 11];
   const layout = layoutGallery([{ title: '', samples: top.map(() => ({ png: null, label: '', sigma: 0 })) }, { title: '', samples: top.map(() => ({ png: null, label: '', sigma: 0 })) }]);

@@ -157,10 +157,10 @@ test('dilated depthwise backprops equal the undilated ones of the zero-inflated 
     const xt = tf.tensor(x.data, xShape);
     const dyt = tf.tensor(dy.data, dyShape);
     const ft = tf.tensor(filter.data, filter.shape);
-    const dx = tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: dyt, filter: ft },
-      { strides: 1, dilations, pad, inputShape: xShape }) as tf.Tensor;
-    const dw = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x: xt, dy: dyt },
-      { strides: 1, dilations, pad, filterShape: filter.shape }) as tf.Tensor;
+    const dx = tf.engine().runKernel<tf.Tensor>('DepthwiseConv2dNativeBackpropInput', { dy: dyt, filter: ft },
+      { strides: 1, dilations, pad, inputShape: xShape });
+    const dw = tf.engine().runKernel<tf.Tensor>('DepthwiseConv2dNativeBackpropFilter', { x: xt, dy: dyt },
+      { strides: 1, dilations, pad, filterShape: filter.shape });
     return [dx, dw];
   };
   const expected = await runOn('cpu', [], run(big, 1));

@@ -48,7 +48,7 @@ test('gemm.ts: every element of C is the float32 sum over k in order (exact); an
         }
       }
       const out = tf.tensor1d(C0); // a fresh copy of C0 to write into
-      gemm!.gemm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, k, accumulate);
+      gemm.gemm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, k, accumulate);
       const got = out.dataSync();
       for (let i = 0; i < expected.length; i++) {
         assert.is(got[i], expected[i], `m ${m} k ${k} n ${n} column-major ${columnMajor} accumulate ${accumulate}: element ${i}`);

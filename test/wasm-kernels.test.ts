@@ -35,15 +35,15 @@ for (const c of poolCases) {
   for (const sign of ['negative', 'mixed'] as const) {
     const name = `max-pool gradient matches cpu on ${sign} inputs: x [${c.x}] ${c.size}x${c.size} stride ${c.s} ${c.pad}`;
     test(name, async () => {
-      const x = randomInput(new Rng(c.x[1]! * 7 + c.size), c.x, sign === 'negative' ? -2 : -1, sign === 'negative' ? -0.01 : 1);
-      const out = tf.tidy(() => tf.maxPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.s, c.pad).shape.slice());
+      const x = randomInput(new Rng(c.x[1] * 7 + c.size), c.x, sign === 'negative' ? -2 : -1, sign === 'negative' ? -0.01 : 1);
+      const out = tf.tidy(() => tf.maxPool(tf.zeros<tf.Rank.R4>(c.x), c.size, c.s, c.pad).shape.slice());
       await compareGrads(name, [x], out, (t) => tf.maxPool(t as tf.Tensor4D, c.size, c.s, c.pad));
     });
   }
   const avg = `avg-pool gradient matches cpu: x [${c.x}] ${c.size}x${c.size} stride ${c.s} ${c.pad}`;
   test(avg, async () => {
-    const x = randomInput(new Rng(c.x[2]! * 5 + c.s), c.x);
-    const out = tf.tidy(() => tf.avgPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.s, c.pad).shape.slice());
+    const x = randomInput(new Rng(c.x[2] * 5 + c.s), c.x);
+    const out = tf.tidy(() => tf.avgPool(tf.zeros<tf.Rank.R4>(c.x), c.size, c.s, c.pad).shape.slice());
     await compareGrads(avg, [x], out, (t) => tf.avgPool(t as tf.Tensor4D, c.size, c.s, c.pad));
   });
 }
@@ -108,11 +108,11 @@ test('batch norm with batch statistics, softmax cross-entropy, concat, slice, re
   const labels = tf.tidy(() => tf.oneHot(tf.tensor1d([0, 4, 2, 2, 1, 3], 'int32'), 5));
   const labelData = { shape: [6, 5], data: Float32Array.from(labels.dataSync()) };
   labels.dispose();
-  await compareGrads('softmax cross-entropy', [logits, labelData], [], (l, y) => tf.losses.softmaxCrossEntropy(y!, l!));
+  await compareGrads('softmax cross-entropy', [logits, labelData], [], (l, y) => tf.losses.softmaxCrossEntropy(y, l));
   const a = randomInput(rng, [2, 3, 4, 2]);
   const b = randomInput(rng, [2, 3, 4, 3]);
   await compareGrads('concat + slice', [a, b], [2, 2, 3, 4], (at, bt) =>
-    tf.slice(tf.concat([at!, bt!], 3), [0, 1, 1, 1], [2, 2, 3, 4]),
+    tf.slice(tf.concat([at, bt], 3), [0, 1, 1, 1], [2, 2, 3, 4]),
   );
 });
 
@@ -124,7 +124,7 @@ test('batch norm gradient w.r.t. x, mean, variance, scale, offset (one-kernel wa
   const gamma = randomInput(rng, [6], 0.5, 1.5);
   const beta = randomInput(rng, [6]);
   await compareGrads('batch norm, all inputs', [x, mean, variance, gamma, beta], [2, 5, 3, 6], (xt, m, v, g, b) =>
-    tf.batchNorm(xt!, m as tf.Tensor1D, v as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3),
+    tf.batchNorm(xt, m, v, b, g, 1e-3),
   );
   // (Without a scale tfjs-core cannot take the gradient on any backend: it saves the missing input.)
   // The wasm gradient really runs as the one kernel (and tfjs-core's full-size Tile is gone).
@@ -133,7 +133,7 @@ test('batch norm gradient w.r.t. x, mean, variance, scale, offset (one-kernel wa
     const xs = [x, mean, variance, gamma, beta].map((i) => tf.tensor(i.data, i.shape));
     const dy = tf.onesLike(xs[0]!); // given directly: no Sum (whose gradient may Tile) in the backward pass
     const grads = tf.grads((xt: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
-      tf.batchNorm(xt, m as tf.Tensor1D, v as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3))(xs, dy);
+      tf.batchNorm(xt, m, v, b, g, 1e-3))(xs, dy);
     tf.dispose([...xs, dy, ...grads]);
   });
   const names = profile.kernels.map((k) => k.name);
@@ -160,7 +160,7 @@ async function resizeGradTruth(x: Input, w: Input, size: [number, number], align
       for (let p = 0; p < outPix; p++) {
         const a = cols![j * outPix + p]!;
         if (a === 0) continue;
-        for (let k = 0; k < c; k++) g[(b * h * wd + j) * c + k] += a * w.data[(b * outPix + p) * c + k]!;
+        for (let k = 0; k < c; k++) g[(b * h * wd + j) * c + k]! += a * w.data[(b * outPix + p) * c + k]!;
       }
   return g;
 }
@@ -218,7 +218,7 @@ test('SplitV (concat gradient) matches cpu on every axis, with uneven parts, int
   assertClose(wasmOut, await runOn('cpu', [x], f), 0, 'split');
   const a = randomInput(rng, [6, 8]);
   const b = randomInput(rng, [3, 8]);
-  await compareGrads('concat gradient', [a, b], [9, 8], (at, bt) => tf.concat([at!, bt!], 0));
+  await compareGrads('concat gradient', [a, b], [9, 8], (at, bt) => tf.concat([at, bt], 0));
 });
 
 test('Sum and Mean gradients (broadcast on wasm) match cpu for any axes and keepDims', async () => {

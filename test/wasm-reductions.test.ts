@@ -72,7 +72,7 @@ test('leading-axis sums are accumulated in float64: exact where a float32 runnin
   const exact = new Float64Array(4);
   for (let i = 0; i < data.length; i++) {
     data[i] = 1000 + rng.uniform(0, 1);
-    exact[i % 4] += data[i]!;
+    exact[i % 4]! += data[i]!;
   }
   const [sum, mean] = await runOn('wasm', [{ shape: [64, rows / 64, 4], data }], (t) => [tf.sum(t, [0, 1]), tf.mean(t, [0, 1])]);
   for (let j = 0; j < 4; j++) {
@@ -96,7 +96,7 @@ for (const c of batchNormCases) {
     const ch = c.shape[c.shape.length - 1]!;
     const inputs = [randomInput(rng, c.shape, -2, 3), randomInput(rng, [ch]), randomInput(rng, [ch], 0.2, 2), randomInput(rng, [ch], 0.5, 1.5), randomInput(rng, [ch])];
     const f = (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor[] => [
-      tf.batchNorm(x, m as tf.Tensor1D, v as tf.Tensor1D, c.offset ? (b as tf.Tensor1D) : undefined, c.scale ? (g as tf.Tensor1D) : undefined, 1e-3),
+      tf.batchNorm(x, m, v, c.offset ? (b as tf.Tensor1D) : undefined, c.scale ? (g as tf.Tensor1D) : undefined, 1e-3),
     ];
     assertClose(await runOn('wasm', inputs, f), await runOn('cpu', inputs, f), 2e-6, what);
   });
@@ -113,7 +113,7 @@ for (const [ch, shape] of [[8, [2, 5, 3, 8]], [6, [2, 5, 3, 6]], [16, [4, 32, 66
     const gamma = randomInput(rng, [ch], 0.5, 1.5);
     const beta = randomInput(rng, [ch]);
     await compareGrads(what, [x, mean, variance, gamma, beta], shape, (xt, m, v, g, b) =>
-      tf.batchNorm(xt!, m as tf.Tensor1D, v as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3),
+      tf.batchNorm(xt, m, v, b, g, 1e-3),
     );
   });
 }
@@ -135,7 +135,7 @@ test('a small conv + batch norm (both forms) + ReLU + global-average-pool net: e
     // ... and the element-wise form of src/nn's BatchNorm layer.
     let k = tf.conv2d(h, f2 as tf.Tensor4D, 2, 'same');
     const m2 = tf.moments(k, [0, 1, 2]);
-    k = tf.add(tf.mul(tf.sub(k, m2.mean), tf.mul(s2!, tf.rsqrt(tf.add(m2.variance, 1e-5)))), o2!) as tf.Tensor4D;
+    k = tf.add<tf.Tensor4D>(tf.mul(tf.sub(k, m2.mean), tf.mul(s2, tf.rsqrt(tf.add(m2.variance, 1e-5)))), o2);
     return tf.mean(tf.relu(k), [1, 2]);
   });
 });
@@ -235,11 +235,11 @@ const tiledPools: { x: [number, number, number, number]; size: [number, number];
 
 for (const c of tiledPools) {
   test(`max-pool gradient, non-overlapping ${c.size} windows on [${c.x}] ${c.pad} (SIMD): ties, negatives, NaN as cpu`, async () => {
-    const x = randomInput(new Rng(c.x[2]! + c.size[1]), c.x, -2, 1);
+    const x = randomInput(new Rng(c.x[2] + c.size[1]), c.x, -2, 1);
     // Ties (first maximum wins), all-negative windows, and NaN (never the maximum).
     for (let i = 0; i < x.data.length; i += 7) x.data[i] = 0.5;
     for (let i = 3; i < x.data.length; i += 29) x.data[i] = NaN;
-    const out = tf.tidy(() => tf.maxPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.size, c.pad).shape.slice());
+    const out = tf.tidy(() => tf.maxPool(tf.zeros<tf.Rank.R4>(c.x), c.size, c.size, c.pad).shape.slice());
     const w = randomInput(new Rng(5), out);
     const f = (t: tf.Tensor, d: tf.Tensor): tf.Tensor[] => tf.grads((u: tf.Tensor) => tf.maxPool(u as tf.Tensor4D, c.size, c.size, c.pad))([t], d);
     const wasm = await runOn('wasm', [x, w], f);

@@ -57,10 +57,10 @@ function makeNet(rng: Rng) {
     const dw = tf.depthwiseConv2d(h, v.dw as tf.Tensor4D, 1, 'same');
     const cat = tf.concat([up, dw], 3);
     const h2 = tf.relu(tf.conv2d(cat, v.w2 as tf.Tensor4D, 2, 'valid'));
-    const feat = tf.mean(tf.slice(h2, [0, 0, 0, 0], [-1, 3, 3, 16]), [1, 2]) as tf.Tensor2D;
+    const feat = tf.mean<tf.Tensor2D>(tf.slice(h2, [0, 0, 0, 0], [-1, 3, 3, 16]), [1, 2]);
     const scale = tf.exp(tf.gather(v.logScale, ids)).reshape([-1, 1]);
     const logits = tf.div(tf.matMul(feat, v.dense as tf.Tensor2D), scale);
-    return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+    return tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(labels, logits);
   };
   return { vars: Object.values(v), loss, dispose: () => tf.dispose(Object.values(v)) };
 }

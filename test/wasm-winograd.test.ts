@@ -134,8 +134,8 @@ test('Winograd filter gradients in slices of the tiles (as large shapes run) mat
 
 test('no tensors or wasm buffers are left behind', async () => {
   await tf.setBackend('wasm');
-  const x = tf.randomNormal([2, 9, 7, 8]) as tf.Tensor4D;
-  const f = tf.randomNormal([3, 3, 8, 12]) as tf.Tensor4D;
+  const x = tf.randomNormal<tf.Rank.R4>([2, 9, 7, 8]);
+  const f = tf.randomNormal<tf.Rank.R4>([3, 3, 8, 12]);
   // Forward, input gradient (a forward conv) and filter gradient.
   const step = (): void => tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')))([x, f]));
   step(); // warm up (modules are compiled and cached per shape)

@@ -44,7 +44,7 @@ export interface BundleResult {
 
 /** Bundles `entry` for the browser into `outdir` (or only in memory when outdir is null). */
 export async function bundleBrowser(options: { entry?: string; outdir: string | null }): Promise<BundleResult> {
-  const { build } = (await import('esbuild')) as typeof esbuild;
+  const { build } = (await import('esbuild'));
   const outdir = options.outdir ?? path.join(DIST, 'browser-check');
   const result = await build({
     entryPoints: { [BROWSER_BUNDLE.replace(/\.js$/, '')]: options.entry ?? BROWSER_ENTRY },

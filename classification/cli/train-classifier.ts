@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       outDir: o.out ?? null,
       log: stderrLogger,
       progress: o.progress,
-      recordConfig: { ...config, configFile: o.config } as unknown as Record<string, unknown>,
+      recordConfig: { ...config, configFile: o.config },
     },
     trainerConfig(config),
   );

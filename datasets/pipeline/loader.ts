@@ -229,7 +229,8 @@ export class DetectionLoader {
   async next(): Promise<DetectionBatch> {
     if (this.closed) throw new Error('DetectionLoader: closed');
     this.fill(1);
-    const head = this.queue.shift()!;
+    const head = this.queue.shift();
+    if (head === undefined) throw new Error('DetectionLoader: no batch in preparation after fill');
     this.batch++;
     if (this.batch === this.batchesPerEpoch) {
       this.epoch++;

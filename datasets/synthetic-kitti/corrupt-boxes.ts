@@ -78,7 +78,7 @@ export function corruptLabels(labels: readonly KittiObject[], rate: number, rng:
   const out: { object: KittiObject; corruption: Omit<Corruption, 'line'> | null }[] = [];
   const added: { object: KittiObject; corruption: Omit<Corruption, 'line'> }[] = [];
   const missing: Corruption[] = [];
-  const allBoxes = labels.map((l) => l.bbox as Box);
+  const allBoxes = labels.map((l) => l.bbox);
   for (const l of labels) {
     // Two draws per label whatever happens, so one label's fate does not shift the next one's.
     const u = rng.next();
@@ -88,7 +88,7 @@ export function corruptLabels(labels: readonly KittiObject[], rate: number, rng:
       continue;
     }
     let kind: CorruptionKind = CORRUPTION_KINDS[Math.min(3, Math.floor(k * 4))]!;
-    const t = l.bbox as Box;
+    const t = l.bbox;
     const w = t[2] - t[0];
     const h = t[3] - t[1];
     const clear = (b: Box, limit: number): boolean => allBoxes.every((o) => boxIou(o, b) < limit) && added.every((a) => boxIou(a.corruption.box!, b) < limit);

@@ -21,7 +21,7 @@ import { Rng } from '../../src/util/rng.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { formatKittiObject, kittiDifficulty } from '../kitti/label-file.js';
 import { renderScene, sampleScene } from './scene.js';
-import { CORRUPTION_KINDS, CORRUPTION_RECORD_COLUMNS, CORRUPTION_RECORD_FILE, corruptionRows, corruptLabels, type Corruption } from './corrupt-boxes.js';
+import { CORRUPTION_KINDS, CORRUPTION_RECORD_COLUMNS, CORRUPTION_RECORD_FILE, corruptionRows, corruptLabels } from './corrupt-boxes.js';
 
 /** Default size: KITTI's aspect (1242x375 ≈ 3.31), small. */
 export const SYNTHETIC_KITTI_DEFAULT_SIZE = { width: 480, height: 145 } as const;
@@ -118,7 +118,7 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
     if (corruptRate > 0) {
       const c = corruptLabels(labels, corruptRate, new Rng((Math.imul(options.seed ^ 0x0c0bb1e5, 0x9e3779b1) + Math.imul(k + 1, 0x85ebca6b)) >>> 0), width, height);
       labels = c.labels;
-      for (const x of c.corruptions as Corruption[]) summary.corrupted![x.kind]!++;
+      for (const x of c.corruptions) summary.corrupted![x.kind]!++;
       records[k] = corruptionRows(id, c.corruptions);
     }
     const text = labels.map((l) => formatKittiObject(l)).join('\n') + (labels.length ? '\n' : '');

@@ -25,7 +25,7 @@ class Growable<T extends Uint8Array | Uint32Array | Int32Array> {
     let cap = Math.max(16, this.data.length * 2);
     while (cap < this.length + extra) cap *= 2;
     const next = this.make(cap);
-    next.set(this.data.subarray(0, this.length) as never);
+    next.set(this.data.subarray(0, this.length));
     this.data = next;
   }
   push(v: number): void {
@@ -55,7 +55,7 @@ export class FileList {
   }
 
   path(i: number): string {
-    return this.decoder.decode(this.pathBytes.subarray(this.pathOffsets[i]!, this.pathOffsets[i + 1]!));
+    return this.decoder.decode(this.pathBytes.subarray(this.pathOffsets[i], this.pathOffsets[i + 1]));
   }
 
   /** Bytes held by the typed arrays. */

@@ -17,7 +17,7 @@ import { watchForStop } from '../../src/util/interrupt.js';
 import { exitOnEscapedErrors, prepareRunDir } from '../../src/training/harness.js';
 import { evaluateKitti, formatKittiTable } from '../kitti-eval/index.js';
 import { loadSSD } from '../model/io.js';
-import { sharpImageReader, type DetectionRecord } from '../train/data.js';
+import { sharpImageReader } from '../train/data.js';
 import { decodeImage } from '../../datasets/pipeline/decode.js';
 import { detectImages } from '../inference.js';
 import { serveModel } from '../web/serve.js';
@@ -117,8 +117,8 @@ async function train(f: TrainFlags): Promise<void> {
     const result = await trainDetector({
       config: { ...cfg, out },
       out,
-      train: trainSet.records as DetectionRecord[],
-      val: valSet.records as DetectionRecord[],
+      train: trainSet.records,
+      val: valSet.records,
       numInstances: Math.max(1, trainSet.numInstances),
       resume: f.resume === true,
       read: sharpImageReader,

@@ -172,7 +172,7 @@ function countFunction(): FunctionBuilder {
   const detBox = e.hdr(H.detBox);
   const gtStart = e.hdr(H.gtStart);
   const detStart = e.hdr(H.detStart);
-  const [i, r, t, nGt, nDet, maxDets, g0, nd, bound] = Array.from({ length: 9 }, () => f.local(I32));
+  const [i, r, t, nGt, nDet, maxDets, g0, nd, bound] = f.locals(I32, 9);
   const boundF = f.local(F64); // in doubles: a product of two counts can overflow i32
   e.forRange(i, e.C(0), e.L(n), () => {
     e.stI(gtStart, e.L(i), e.L(nGt));
@@ -247,7 +247,7 @@ function packFunction(): FunctionBuilder {
   const candStart = e.hdr(H.candStart);
   const candDet = e.hdr(H.candDet);
   const candIou = e.hdr(H.candIou);
-  const [i, r, c, t, gEnd, dEnd, gk, dk, nCand, ofClass, d0, nd, g, j, gb] = Array.from({ length: 15 }, () => f.local(I32));
+  const [i, r, c, t, gEnd, dEnd, gk, dk, nCand, ofClass, d0, nd, g, j, gb] = f.locals(I32, 15);
   const h = f.local(F64);
   const o = f.local(F64);
   const next = (x: number): E => () => void f.get(x).i32(1).op(Op.i32_add);
@@ -344,7 +344,7 @@ function pass1Function(): FunctionBuilder {
   const ignDet = e.hdr(H.ignDet);
   const assigned = e.hdr(H.assigned);
   const v = e.hdr(H.v);
-  const [g, d, i, d0, nd, c, j, detIdx, nv, nGtValid, nGtTotal, nDetTotal, k] = Array.from({ length: 13 }, () => f.local(I32));
+  const [g, d, i, d0, nd, c, j, detIdx, nv, nGtValid, nGtTotal, nDetTotal, k] = f.locals(I32, 13);
   const best = f.local(F64);
   const dj = (): void => void f.get(d0).get(j).op(Op.i32_add);
   e.ldI(gtStart, e.L(n))();
@@ -439,10 +439,7 @@ function pass2Function(): FunctionBuilder {
   const dFp = e.hdr(H.dFp);
   const joinsAt = e.hdr(H.joinsAt);
   const events = e.hdr(H.events);
-  const [i, d0, nd, j, ign, lo, hi, mid, nEvents, k, m, prevTp, prevFp, ev, t, imgTp, imgFp, g, c, detIdx, aid] = Array.from(
-    { length: 21 },
-    () => f.local(I32),
-  );
+  const [i, d0, nd, j, ign, lo, hi, mid, nEvents, k, m, prevTp, prevFp, ev, t, imgTp, imgFp, g, c, detIdx, aid] = f.locals(I32, 21);
   const score = f.local(F64);
   const maxOverlap = f.local(F64);
   const overlap = f.local(F64);
@@ -593,7 +590,7 @@ function pass2Function(): FunctionBuilder {
 function boxFunction(name: string, overFirst: boolean): FunctionBuilder {
   const f = new FunctionBuilder(name, [I32, I32], [F64]);
   const [a, b] = [0, 1];
-  const [ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, w, h, inter] = Array.from({ length: 11 }, () => f.local(F64));
+  const [ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, w, h, inter] = f.locals(F64, 11);
   [ax1, ay1, ax2, ay2].forEach((x, k) => f.get(a).mem(Op.f64_load, 3, 8 * k).set(x));
   [bx1, by1, bx2, by2].forEach((x, k) => f.get(b).mem(Op.f64_load, 3, 8 * k).set(x));
   // x1 = ax1 < bx1 ? bx1 : ax1 (and so on), then w = x2 - x1, h = y2 - y1.
@@ -659,7 +656,7 @@ export class EvalKernel {
   private readonly x: EvalExports;
   private top = HEADER_BYTES;
   /** Addresses of the columns allocTables adds beyond the kernel's: ground-truth score, detection truncation, occlusion. */
-  private unused: number[] | null = null;
+  private unused: [number, number, number] | null = null;
 
   /**
    * A kernel on a memory of its own, or on `memory` from byte `freeFrom` on (e.g. a finished scanner's, whose tables
@@ -668,7 +665,7 @@ export class EvalKernel {
   constructor(memory?: WasmMemory, freeFrom = HEADER_BYTES) {
     compiled ??= new wasm.Module(Buffer.from(EVAL_WASM, 'base64'));
     const env = { memory: memory ?? new wasm.Memory({ initial: 1 }) };
-    this.x = new wasm.Instance(compiled, { env }).exports as unknown as EvalExports;
+    this.x = new wasm.Instance(compiled, { env }).exports as EvalExports;
     this.top = Math.ceil(Math.max(HEADER_BYTES, freeFrom) / 8) * 8;
   }
 

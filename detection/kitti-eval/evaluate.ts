@@ -69,10 +69,10 @@ export function evaluateKittiDetailed(input: KittiEvalInput): KittiEvalResult<Ki
       }
     });
   }
-  const ids = [...input.groundTruth.keys()];
+  const images = [...input.groundTruth];
   return evaluateKittiTables({
-    groundTruth: tableFromObjects(ids.map((id) => input.groundTruth.get(id)!)),
-    detections: tableFromObjects(ids.map((id) => input.detections.get(id) ?? [])),
+    groundTruth: tableFromObjects(images.map(([, objects]) => objects)),
+    detections: tableFromObjects(images.map(([id]) => input.detections.get(id) ?? [])),
     classes: input.classes,
   });
 }
@@ -277,8 +277,9 @@ function intHeight(box: Float64Array, r: number): number {
 }
 
 function packClass(cls: KittiEvalClass, gt: KittiBoxTable, det: KittiBoxTable): PackedClass {
-  const code = CLASS_CODE[cls];
-  const neighbour = NEIGHBOUR_CODE[cls];
+  // Plain numbers: compared with the raw type bytes of the tables.
+  const code: number = CLASS_CODE[cls];
+  const neighbour: number = NEIGHBOUR_CODE[cls];
   const minOverlap = KITTI_CLASS_PARAMS[cls].minOverlap;
   const nImages = gt.nImages;
   const gtStart = new Int32Array(nImages + 1);
@@ -572,7 +573,7 @@ function pass2Image(ctx: Pass2Context, i: number): void {
     joinsAt[j] = lo;
     if (lo === nThr) continue;
     if (detConnected[d0 + j] === 0) {
-      if (ign === 0 && detInDontCare[d0 + j] === 0) dFp[lo]++;
+      if (ign === 0 && detInDontCare[d0 + j] === 0) dFp[lo]!++;
       continue;
     }
     // Insert into the sorted, distinct event list.
@@ -619,8 +620,8 @@ function pass2Image(ctx: Pass2Context, i: number): void {
         imgFp++;
       }
     }
-    dTp[t] += imgTp - prevTp;
-    dFp[t] += imgFp - prevFp;
+    dTp[t]! += imgTp - prevTp;
+    dFp[t]! += imgFp - prevFp;
     prevTp = imgTp;
     prevFp = imgFp;
   }

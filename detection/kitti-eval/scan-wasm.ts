@@ -264,7 +264,7 @@ export class WasmTableScanner {
 
   /** `expectedRows`: the initial capacity (it grows by doubling). */
   constructor(expectedRows = 1024) {
-    this.exports = new wasm.Instance(scannerModule(), {}).exports as unknown as ScannerExports;
+    this.exports = new wasm.Instance(scannerModule(), {}).exports as ScannerExports;
     const pow10 = new Float64Array(this.exports.memory.buffer, POW10_AT, 23);
     for (let k = 0; k <= 22; k++) pow10[k] = Number(`1e${k}`);
     this.input = this.ensureRows(Math.max(16, expectedRows));

@@ -84,6 +84,9 @@ function sleb(out: number[], v: bigint): void {
   out.push(...sleb128(v));
 }
 
+/** A tuple of N elements of type T. */
+type Tuple<T, N extends number, R extends T[] = []> = R['length'] extends N ? R : Tuple<T, N, [...R, T]>;
+
 /** One function's body, written as a sequence of instructions. */
 export class FunctionBuilder {
   readonly code: number[] = [];
@@ -99,6 +102,12 @@ export class FunctionBuilder {
   local(type: ValType): number {
     this.localTypes.push(type);
     return this.params.length + this.localTypes.length - 1;
+  }
+
+  /** n new locals of one type, typed as an n-tuple so that destructuring them needs no checks. */
+  locals<N extends number>(type: ValType, n: N): Tuple<number, N> {
+    // Array.from cannot express the length in its type; the loop makes exactly n.
+    return Array.from({ length: n }, () => this.local(type)) as Tuple<number, N>;
   }
 
   op(...ops: Op[]): this {

@@ -88,8 +88,8 @@ export class SSD {
         loc.push(this.heads[k]!.loc.forward(f).reshape([B, -1, 4]));
       });
       return {
-        cls: (cls.length === 1 ? cls[0]! : tf.concat(cls, 1)) as tf.Tensor3D,
-        loc: (loc.length === 1 ? loc[0]! : tf.concat(loc, 1)) as tf.Tensor3D,
+        cls: (cls.length === 1 ? cls[0]! : tf.concat(cls, 1)),
+        loc: (loc.length === 1 ? loc[0]! : tf.concat(loc, 1)),
       };
     });
   }

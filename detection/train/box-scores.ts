@@ -92,8 +92,8 @@ export async function detectionBoxScores(
         if (i === undefined) continue;
         const label = targets.labels[o2]!;
         const row = o2 * C;
-        lossSum[i] -= lp[row + label]!;
-        for (let k = 0; k < K; k++) probSum[i * K + k] += Math.exp(lp[row + k + 1]!);
+        lossSum[i]! -= lp[row + label]!;
+        for (let k = 0; k < K; k++) probSum[i * K + k]! += Math.exp(lp[row + k + 1]!);
         anchors[i]!++;
       }
       let offset = 0;

@@ -161,7 +161,7 @@ export class DataParameters {
       if (this.classState && classIds) s = gatherSigma(this.classState, classIds);
       if (this.instanceState && instIds) {
         const si = gatherSigma(this.instanceState, instIds);
-        s = s === null ? si : (tf.add(s, si) as tf.Tensor1D);
+        s = s === null ? si : (tf.add<tf.Tensor1D>(s, si));
       }
       return s ?? tf.ones([batch]);
     });
@@ -217,7 +217,7 @@ export class DataParameters {
     const ids = instanceIds !== undefined && this.instanceState ? toIndices(instanceIds, this.numInstances, 'instance id') : instanceIds;
     return tf.tidy(() => {
       const sigma = this.sigma(labels, ids);
-      const scaled = tf.div(logits, tf.reshape(sigma, [batch, 1])) as tf.Tensor2D;
+      const scaled = tf.div<tf.Tensor2D>(logits, tf.reshape(sigma, [batch, 1]));
       const ce = softmaxCrossEntropy(scaled, labels);
       return tf.add(ce, this.weightDecayLoss({ targets: labels, instanceIds: ids }));
     });
@@ -392,16 +392,16 @@ function makeKind(
 function updateKind(state: KindState, g: tf.Tensor1D): void {
   const { lr, momentum: mu } = state.options;
   if (mu === 0) {
-    const p = tf.tidy(() => tf.sub(state.logSigma, tf.mul(lr, g)) as tf.Tensor1D);
+    const p = tf.tidy(() => tf.sub<tf.Tensor1D>(state.logSigma, tf.mul(lr, g)));
     state.logSigma.assign(p);
     p.dispose();
     return;
   }
-  const [p, buf] = tf.tidy(() => {
+  const [p, buf] = tf.tidy((): [tf.Tensor1D, tf.Tensor1D] => {
     const present = tf.notEqual(g, 0);
     // First update: buf = g for every entry (zero where absent, so those stay put); later: μ·buf + g where present.
-    const b = state.momentum ? tf.where(present, tf.add(tf.mul(mu, state.momentum), g), state.momentum) : g.clone();
-    return [tf.where(present, tf.sub(state.logSigma, tf.mul(lr, b)), state.logSigma), b as tf.Tensor1D];
+    const b = state.momentum ? tf.where(present, tf.add<tf.Tensor1D>(tf.mul(mu, state.momentum), g), state.momentum) : g.clone();
+    return [tf.where(present, tf.sub<tf.Tensor1D>(state.logSigma, tf.mul(lr, b)), state.logSigma), b];
   });
   state.logSigma.assign(p);
   p.dispose();
@@ -410,7 +410,7 @@ function updateKind(state: KindState, g: tf.Tensor1D): void {
 }
 
 function gatherSigma(state: KindState, ids: Int32Array): tf.Tensor1D {
-  return tf.exp(gatherEntries(state.logSigma, ids)) as tf.Tensor1D;
+  return tf.exp<tf.Tensor1D>(gatherEntries(state.logSigma, ids));
 }
 
 /**
@@ -428,7 +428,7 @@ function gatherEntries(table: tf.Tensor1D, ids: Int32Array): tf.Tensor1D {
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.scatterND(saved[0]!, dy, [size]),
     };
   });
-  return gather(table) as tf.Tensor1D;
+  return gather(table);
 }
 
 function expOf(v: tf.Tensor): Float32Array {

@@ -69,11 +69,11 @@ export function dilatedConv(x: tf.Tensor4D, kernel: tf.Tensor4D, d: number): tf.
     [p, p + eh],
     [p, p + ew],
   ]);
-  const y = tf.conv2d(s as tf.Tensor4D, kernel, 1, 'valid');
-  return tf.batchToSpaceND(y, [d, d], [
+  const y = tf.conv2d(s, kernel, 1, 'valid');
+  return tf.batchToSpaceND<tf.Tensor4D>(y, [d, d], [
     [0, eh],
     [0, ew],
-  ]) as tf.Tensor4D;
+  ]);
 }
 
 export interface BatchNormOptions {
@@ -126,7 +126,7 @@ export class BatchNorm implements Layer {
     const eps = this.epsilon;
     if (!training) {
       if (this.deferred) {
-        return tf.batchNorm(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, this.beta as tf.Tensor1D, this.gamma as tf.Tensor1D, eps);
+        return tf.batchNorm(x, this.runningMean, this.runningVar, this.beta, this.gamma, eps);
       }
       return tf.add(tf.mul(tf.sub(x, this.runningMean), tf.mul(this.gamma, tf.rsqrt(tf.add(this.runningVar, eps)))), this.beta);
     }
@@ -157,13 +157,13 @@ export class BatchNorm implements Layer {
     const [mean, variance] = this.pending;
     const m = this.momentum;
     const unbias = n > 1 ? n / (n - 1) : 1;
-    const [nm, nv] = tf.tidy(() => [
+    const [nm, nv] = tf.tidy((): [tf.Tensor, tf.Tensor] => [
       tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)),
       tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, m * unbias)),
     ]);
-    this.runningMean.assign(nm!);
-    this.runningVar.assign(nv!);
-    tf.dispose([nm!, nv!, mean, variance]);
+    this.runningMean.assign(nm);
+    this.runningVar.assign(nv);
+    tf.dispose([nm, nv, mean, variance]);
     this.pending = null;
   }
 
@@ -182,7 +182,7 @@ export class L2Norm implements Layer {
   }
   forward(x: tf.Tensor): tf.Tensor4D {
     const norm = tf.sqrt(tf.add(tf.sum(tf.square(x), -1, true), 1e-10));
-    return tf.mul(tf.div(x, norm), this.scale) as tf.Tensor4D;
+    return tf.mul<tf.Tensor4D>(tf.div(x, norm), this.scale);
   }
 }
 
@@ -219,13 +219,13 @@ export class MaxPool implements Layer {
 
 export class GlobalAvgPool implements Layer {
   forward(x: tf.Tensor): tf.Tensor2D {
-    return tf.mean(x, [1, 2]) as tf.Tensor2D;
+    return tf.mean<tf.Tensor2D>(x, [1, 2]);
   }
 }
 
 export class Flatten implements Layer {
   forward(x: tf.Tensor): tf.Tensor2D {
-    return tf.reshape(x, [x.shape[0]!, -1]) as tf.Tensor2D;
+    return tf.reshape<tf.Rank.R2>(x, [x.shape[0], -1]);
   }
 }
 

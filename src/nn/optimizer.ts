@@ -55,7 +55,8 @@ export class ModelOptimizer {
       const g0 = grads instanceof Map ? grads.get(name) : grads[p.name];
       if (!g0) continue;
       const old = this.slots.get(name);
-      const [newP, ...newSlots] = tf.tidy(() => {
+      // The updated parameter first, then the new slots (none for plain sgd).
+      const [newP, ...newSlots] = tf.tidy((): [tf.Tensor, ...tf.Tensor[]] => {
         const g = this.weightDecay > 0 ? tf.add(g0, tf.mul(p, this.weightDecay)) : g0;
         if (this.name === 'sgd') {
           if (this.momentum === 0) return [tf.sub(p, tf.mul(g, lr))];
@@ -69,8 +70,8 @@ export class ModelOptimizer {
         const upd = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), this.epsilon));
         return [tf.sub(p, tf.mul(upd, lr)), m, v];
       });
-      p.assign(newP!);
-      newP!.dispose();
+      p.assign(newP);
+      newP.dispose();
       if (old) tf.dispose(old);
       if (newSlots.length > 0) this.slots.set(name, newSlots);
     }

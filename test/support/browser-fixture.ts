@@ -20,8 +20,8 @@ export function trainedDetector(): Promise<TrainedDetector> {
     const run = await tinyDetectorRun({ prefix: 'browser-', images: 6, seed: 3, train: { epochs: 2, batchSize: 3 } });
     const write = process.stdout.write.bind(process.stdout);
     const writeErr = process.stderr.write.bind(process.stderr);
-    process.stdout.write = (() => true) as typeof process.stdout.write;
-    process.stderr.write = (() => true) as typeof process.stderr.write;
+    process.stdout.write = (() => true);
+    process.stderr.write = (() => true);
     try {
       await buildProgram().parseAsync(['node', 'train-detector', '--config', run.cfgFile, '--data', run.data, '--backend', 'cpu', '--out', run.out], { from: 'node' });
     } finally {

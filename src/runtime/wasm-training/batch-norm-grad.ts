@@ -29,7 +29,7 @@ export function batchNormGrad(args: KernelArgs): TensorInfo[] {
   const finish = (): void => {
     const V = heapF32(backend, variance!);
     const S = scale === undefined ? null : heapF32(backend, scale);
-    const [, DM, DV, DS, DO] = outs.map((o) => heapF32(backend, o)) as Float32Array[];
+    const [, DM, DV, DS, DO] = outs.map((o) => heapF32(backend, o));
     for (let j = 0; j < c; j++) {
       const rs = 1 / Math.sqrt(V[j]! + eps);
       const s = S === null ? 1 : S[j]!;
@@ -65,8 +65,8 @@ export function batchNormGrad(args: KernelArgs): TensorInfo[] {
   for (let i = 0; i < n; i += c) {
     for (let j = 0; j < c; j++) {
       const g = DY[i + j]!;
-      sumDy[j] += g;
-      sumDyXc[j] += g * Math.fround(X[i + j]! - M[j]!);
+      sumDy[j]! += g;
+      sumDyXc[j]! += g * Math.fround(X[i + j]! - M[j]!);
     }
   }
   finish();
@@ -91,9 +91,9 @@ export function registerBatchNormGradient(): void {
       const applies = tf.getBackend() === 'wasm' && !Array.isArray(dy) && dy.dtype === 'float32' && x.dtype === 'float32' &&
         perChannel(mean) && perChannel(variance) && perChannel(scale) && mean != null && variance != null;
       if (!applies) return original.gradFunc(dy, saved, attrs);
-      const inputs: tf.NamedTensorMap = { x, dy: dy as tf.Tensor, mean, variance, ...(scale == null ? {} : { scale }) };
+      const inputs: tf.NamedTensorMap = { x, dy: dy, mean, variance, ...(scale == null ? {} : { scale }) };
       // Computed eagerly (inside the backward pass's tidy), so outputs the tape does not ask for are released with it.
-      const outs = tf.engine().runKernel(BATCH_NORM_GRAD_KERNEL, inputs, attrs) as tf.Tensor[];
+      const outs = tf.engine().runKernel<tf.Tensor[]>(BATCH_NORM_GRAD_KERNEL, inputs, attrs);
       const [dx, dMean, dVariance, dScale, dOffset] = outs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
       return { x: () => dx, mean: () => dMean, variance: () => dVariance, scale: () => dScale, offset: () => dOffset };
     },

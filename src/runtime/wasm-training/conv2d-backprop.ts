@@ -19,7 +19,6 @@ import {
   reshape,
   transpose,
   slice,
-  type Attrs,
   type BackendWasm,
   type KernelArgs,
   type TensorInfo,
@@ -149,7 +148,7 @@ export function conv2DBackpropFilterTaps(args: KernelArgs): TensorInfo | null {
   const dyGrid = runWasmKernel(backend, 'PadV2', { x: dy }, {
     paddings: [[0, 0], [0, hq - ho], [0, wq - wo], [0, 0]],
     constantValue: 0,
-  } as unknown as Attrs);
+  });
   const end = ((n - 1) * hq + ho - 1) * wq + wo; // every position from here on is padding
   const chunk = Math.max(1, Math.floor(convGradientChoice.tapChunkFloats / co));
   const taps = fh * fw;
@@ -303,7 +302,7 @@ function phasePlanes(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.
   const padded = runWasmKernel(backend, 'PadV2', { x: xC }, {
     paddings: [[0, c - inChannels], [0, 0], [top, hq * sh - h - top], [left, wq * sw - w - left]],
     constantValue: 0,
-  } as unknown as Attrs);
+  });
   release(backend, xC);
   if (sh === 1 && sw === 1) return reshapeConsuming(backend, padded, [c, 1, 1, n, hq, wq]);
   const planes = backend.makeOutput([c, sh, sw, n, hq, wq], 'float32');
@@ -486,7 +485,7 @@ function col2im(P: Float32Array, D: Float32Array, info: tf.backend_util.Conv2DIn
             const iw = ow * sw + kw - left;
             if (iw < 0 || iw >= w) continue;
             const dst = ((b * h + ih) * w + iw) * c;
-            for (let i = 0; i < c; i++) D[dst + i] += P[src + i]!;
+            for (let i = 0; i < c; i++) D[dst + i]! += P[src + i]!;
           }
         }
       }

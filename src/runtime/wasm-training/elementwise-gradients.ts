@@ -54,7 +54,7 @@ function wrap(name: 'Relu' | 'Square', kernelName: string, kernel: (args: Kernel
         !tf.util.arraysEqual(dy.shape, x.shape)) {
         return original.gradFunc(dy, saved, attrs);
       }
-      return { x: () => tf.engine().runKernel(kernelName, { x, dy }) as tf.Tensor };
+      return { x: () => tf.engine().runKernel<tf.Tensor>(kernelName, { x, dy }) };
     },
   });
 }

@@ -43,7 +43,7 @@ function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo |
   tf.unregisterKernel(name, 'wasm');
   const config: tf.KernelConfig = {
     ...builtIn,
-    kernelFunc: ((args: KernelArgs) => fast(args) ?? builtIn.kernelFunc(args as unknown as Parameters<tf.KernelFunc>[0])) as unknown as tf.KernelFunc,
+    kernelFunc: ((args: KernelArgs) => fast(args) ?? builtIn.kernelFunc(args)) as unknown as tf.KernelFunc,
   };
   tf.registerKernel(config);
 }

@@ -141,10 +141,10 @@ function startPool(memory: object, size: number): KernelPool {
       waitForWorkers(calls.length - 1);
       if (Atomics.load(ctrl, FAILED) !== 0) {
         Atomics.store(ctrl, FAILED, 0);
-        const messages = workers.map((w) => receiveMessageOnPort(w.port)?.message).filter((m) => m !== undefined);
+        const messages = workers.map((w): unknown => receiveMessageOnPort(w.port)?.message).filter((m) => m !== undefined).map(String);
         throw new Error(`wasm kernel pool: '${name}' failed on a worker: ${messages.join('; ')}`);
       }
-      if (mainError !== null) throw mainError;
+      if (mainError !== null) throw mainError instanceof Error ? mainError : new Error('wasm kernel pool: a kernel threw a non-Error value', { cause: mainError });
     },
   };
 }

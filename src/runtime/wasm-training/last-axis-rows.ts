@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapOffset, simdKernels } from './simd-kernels.js';
-import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
+import { sliceParams, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 const fourBytes = (dtype: string): boolean => dtype === 'float32' || dtype === 'int32';
 
@@ -15,8 +15,7 @@ export function sliceLastAxis(args: KernelArgs): TensorInfo | null {
   const x = args.inputs['x']!;
   const rank = x.shape.length;
   if (!fourBytes(x.dtype) || rank < 2) return null;
-  const attrs = args.attrs as { begin: number | number[]; size?: number | number[] };
-  const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin, attrs.size);
+  const { begin, size } = sliceParams(x, args.attrs);
   const c = x.shape[rank - 1]!;
   const width = size[rank - 1]!;
   if (width < 4 || width % 4 !== 0 || width === c || !size.every((d, i) => i === rank - 1 || (d === x.shape[i] && begin[i] === 0))) return null;

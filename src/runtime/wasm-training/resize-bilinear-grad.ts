@@ -57,10 +57,10 @@ export function resizeBilinearGrad(args: KernelArgs): TensorInfo {
         const wBR = fr * fc;
         for (let d = 0; d < depth; d++, o++) {
           const g = DY[o]!;
-          DX[top + left + d] += g * wTL;
-          DX[top + right + d] += g * wTR;
-          DX[bottom + left + d] += g * wBL;
-          DX[bottom + right + d] += g * wBR;
+          DX[top + left + d]! += g * wTL;
+          DX[top + right + d]! += g * wTR;
+          DX[bottom + left + d]! += g * wBL;
+          DX[bottom + right + d]! += g * wBR;
         }
       }
     }

@@ -556,7 +556,7 @@ const shapeModules = new WeakMap<BackendWasm, Map<string, unknown>>();
  */
 export function shapeModule<T>(backend: BackendWasm, key: string, funcs: () => Func[]): T | null {
   let cache = shapeModules.get(backend);
-  if (cache === undefined) shapeModules.set(backend, (cache = new Map()));
+  if (cache === undefined) shapeModules.set(backend, (cache = new Map<string, unknown>()));
   if (!cache.has(key)) cache.set(key, instantiateOnBackendMemory(backend, funcs()) ?? null);
   return cache.get(key) as T | null;
 }

@@ -4,21 +4,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapCopier, heapIndex } from './heap-copy.js';
-import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
-
-type Heap = Float32Array | Int32Array | Uint8Array;
+import { sliceParams, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 export function sliceViews(args: KernelArgs): TensorInfo | null {
   const { backend } = args;
   const x = args.inputs['x']!;
   if (x.dtype === 'string' || x.dtype === 'complex64') return null;
-  const attrs = args.attrs as { begin: number | number[]; size?: number | number[] };
-  const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin, attrs.size);
+  const { begin, size } = sliceParams(x, args.attrs);
   const out = backend.makeOutput(size, x.dtype);
   const total = size.reduce((a, b) => a * b, 1);
   if (total === 0) return out;
-  const X = backend.typedArrayFromHeap(x) as Heap;
-  const O = backend.typedArrayFromHeap(out) as Heap;
+  const X = backend.typedArrayFromHeap(x);
+  const O = backend.typedArrayFromHeap(out);
   const rank = x.shape.length;
   if (rank === 0) {
     O[0] = X[0]!;
@@ -68,7 +65,7 @@ export function splitViews(args: KernelArgs): TensorInfo[] | null {
   if (x.dtype === 'string' || x.dtype === 'complex64') return null;
   const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number | number[] };
   const splitAxis = tf.util.parseAxisParam(axis, x.shape)[0]!;
-  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, splitAxis);
+  const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, splitAxis);
   const begin = new Array<number>(x.shape.length).fill(0);
   return sizes.map((part) => {
     const size = [...x.shape];

@@ -26,7 +26,8 @@ import * as tf from '@tensorflow/tfjs';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 
 const require = createRequire(import.meta.url);
-const SUPPORTED_VERSION = '4.22.0';
+// Typed as string: the installed package's version is only known at run time, whatever its declaration says.
+const SUPPORTED_VERSION: string = '4.22.0';
 const WASM_PRIORITY = 2;
 /** The module preloads 8 pool workers; more threads would need workers started while the main thread blocks. */
 const MAX_THREADS = 8;

@@ -44,7 +44,7 @@ export function tile(args: KernelArgs): TensorInfo {
   const size = outShape.reduce((a, b) => a * b, 1);
   if (size === 0) return out;
   if (rank === 0) {
-    (backend.typedArrayFromHeap(out) as Heap).set(backend.typedArrayFromHeap(x) as Heap);
+    (backend.typedArrayFromHeap(out)).set(backend.typedArrayFromHeap(x));
     return out;
   }
   // One vector repeated along the leading axes (the gradient of a per-channel mean): rows of SIMD stores, split
@@ -55,8 +55,8 @@ export function tile(args: KernelArgs): TensorInfo {
     runRows(backend, kernels, 'broadcastRows', [heapOffset(backend, x), size / c, c, heapOffset(backend, out)], 1, [[3, c * 4]]);
     return out;
   }
-  const src = backend.typedArrayFromHeap(x) as Heap;
-  const dst = backend.typedArrayFromHeap(out) as Heap;
+  const src = backend.typedArrayFromHeap(x);
+  const dst = backend.typedArrayFromHeap(out);
   const copyInOut = viewCopier(args, dst);
   // inStride[d]: elements of x below dim d; outBlock[d]: elements of out below dim d.
   const inStride = new Array<number>(rank).fill(1);

@@ -69,8 +69,8 @@ export function transpose(args: KernelArgs): TensorInfo | null {
   if (rank > 1 && c.perm[rank - 1] !== rank - 1) return null;
   const outShape = perm.map((p) => x.shape[p]!);
   const out = backend.makeOutput(outShape, x.dtype);
-  const X = backend.typedArrayFromHeap(x) as Heap;
-  const O = backend.typedArrayFromHeap(out) as Heap;
+  const X = backend.typedArrayFromHeap(x);
+  const O = backend.typedArrayFromHeap(out);
   if (X.length === 0) return out;
   if (rank === 1) {
     O.set(X);

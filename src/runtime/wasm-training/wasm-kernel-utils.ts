@@ -96,7 +96,7 @@ export function conv2dExplicit(
     dilations,
     dataFormat: 'NHWC',
     dimRoundingMode: undefined as unknown as string,
-  } as unknown as Attrs);
+  });
   release(backend, xc);
   return out;
 }
@@ -105,4 +105,13 @@ export function asPair(v: number | number[] | undefined, fallback = 1): [number,
   if (v === undefined || v === null) return [fallback, fallback];
   if (typeof v === 'number') return [v, v];
   return [v[0] ?? fallback, v[1] ?? v[0] ?? fallback];
+}
+
+/** A Slice kernel's begin and size, with negative and omitted sizes resolved against x's shape. */
+export function sliceParams(x: TensorInfo, attrs: Attrs | undefined): { begin: number[]; size: number[] } {
+  if (attrs === undefined) throw new Error('Slice: no begin and size attributes');
+  const { begin, size } = attrs as { begin: number | number[]; size?: number | number[] };
+  const [b, s] = tf.slice_util.parseSliceParams(x, begin, size);
+  if (b === undefined || s === undefined) throw new Error('Slice: parseSliceParams returned no begin or size');
+  return { begin: b, size: s };
 }
