@@ -273,7 +273,7 @@ test('a full disk at the epoch-end checkpoint names the file and keeps the last 
   try {
     const err = await r.trainer.run({ shouldStop: () => ((failing = r.trainer.step >= 3), false) }).then(() => null, (e: unknown) => e);
     assert.ok(err instanceof Error, String(err));
-    assert.is((err).message, `cannot write ${file} (ENOSPC: no space left on device, write); its previous content, if any, is unchanged`);
+    assert.is(err.message, `cannot write ${file} (ENOSPC: no space left on device, write); its previous content, if any, is unchanged`);
   } finally {
     proto.write = write;
   }

@@ -115,7 +115,7 @@ test('a full disk: writeFileAtomic names the file, keeps the previous content an
     for (const data of ['new', [new Uint8Array([1, 2])]]) {
       const err = await writeFileAtomic(file, data as string).then(() => null, (e: unknown) => e);
       assert.ok(err instanceof WriteError, String(err));
-      assert.is((err).code, 'ENOSPC');
+      assert.is(err.code, 'ENOSPC');
       assert.is((err as Error).message, `cannot write ${file} (ENOSPC: no space left on device, write); its previous content, if any, is unchanged`);
     }
   } finally {

@@ -44,7 +44,7 @@ export function tile(args: KernelArgs): TensorInfo {
   const size = outShape.reduce((a, b) => a * b, 1);
   if (size === 0) return out;
   if (rank === 0) {
-    (backend.typedArrayFromHeap(out)).set(backend.typedArrayFromHeap(x));
+    backend.typedArrayFromHeap(out).set(backend.typedArrayFromHeap(x));
     return out;
   }
   // One vector repeated along the leading axes (the gradient of a per-channel mean): rows of SIMD stores, split
