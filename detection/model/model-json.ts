@@ -17,7 +17,8 @@ export interface SSDModelJson {
   generatedBy: string;
   convertedBy: null;
   modelTopology: { spec: SSDSpec };
-  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  /** One group with one weights file (parseSSDModelJson checks this). */
+  weightsManifest: [{ paths: [string]; weights: tf.io.WeightsManifestEntry[] }];
   userDefinedMetadata?: Record<string, unknown>;
 }
 
@@ -62,7 +63,7 @@ export function parseSSDModelJson(text: string, file: string): SSDModelJson {
 
 /** The weights file named by a checked model.json, relative to it. */
 export function ssdWeightsFile(json: SSDModelJson): string {
-  return json.weightsManifest[0]!.paths[0]!;
+  return json.weightsManifest[0].paths[0];
 }
 
 const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
@@ -83,7 +84,7 @@ export function manifestByteLength(entries: readonly tf.io.WeightsManifestEntry[
  * must be exactly the manifest's size and hold every parameter of the spec's network.
  */
 export function ssdFromArtifacts(json: SSDModelJson, weights: ArrayBuffer, jsonFile: string, weightsFile: string): { model: SSD; spec: SSDSpec } {
-  const entries = json.weightsManifest[0]!.weights;
+  const entries = json.weightsManifest[0].weights;
   const expected = manifestByteLength(entries, jsonFile);
   if (weights.byteLength !== expected) {
     throw new Error(
