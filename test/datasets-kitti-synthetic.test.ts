@@ -137,7 +137,7 @@ test('generator: same seed gives identical files, another seed differs; labels r
   assert.is(sa.train + sa.val, 24);
   assert.is(sa.val, 12);
   for (const k of ['0', '1', '2']) assert.ok(sa.carsByOcclusion[k]! >= 6, `occlusion ${k}: ${sa.carsByOcclusion[k]}`);
-  for (const k of ['easy', 'moderate', 'hard']) assert.ok(sa.carsByDifficulty[k]! >= 6, `${k}: ${sa.carsByDifficulty[k]}`);
+  for (const k of ['easy', 'moderate', 'hard'] as const) assert.ok(sa.carsByDifficulty[k] >= 6, `${k}: ${sa.carsByDifficulty[k]}`);
   assert.ok(sa.carsTruncated > 0);
   assert.ok((sa.byType['DontCare'] ?? 0) > 0 && (sa.byType['Van'] ?? 0) > 0 && (sa.byType['Pedestrian'] ?? 0) > 0);
 

@@ -69,8 +69,8 @@ Prints a summary (counts of cars by occlusion level and KITTI difficulty, genera
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}`,
       `cars by occlusion: 0: ${pct(s.carsByOcclusion['0']!, cars)}, 1: ${pct(s.carsByOcclusion['1']!, cars)}, 2: ${pct(s.carsByOcclusion['2']!, cars)}`,
-      `cars by difficulty: easy ${pct(s.carsByDifficulty['easy']!, cars)}, moderate-only ${pct(s.carsByDifficulty['moderate']!, cars)}, ` +
-        `hard-only ${pct(s.carsByDifficulty['hard']!, cars)}, none ${pct(s.carsByDifficulty['none']!, cars)}; truncated ${s.carsTruncated}`,
+      `cars by difficulty: easy ${pct(s.carsByDifficulty.easy, cars)}, moderate-only ${pct(s.carsByDifficulty.moderate, cars)}, ` +
+        `hard-only ${pct(s.carsByDifficulty.hard, cars)}, none ${pct(s.carsByDifficulty.none, cars)}; truncated ${s.carsTruncated}`,
       `speed: ${s.imagesPerSecond.toFixed(1)} images/s (${s.seconds.toFixed(2)} s)`,
     ];
     if (s.corrupted) {

@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { Rng } from '../../src/util/rng.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
-import { formatKittiObject, kittiDifficulty } from '../kitti/label-file.js';
+import { formatKittiObject, kittiDifficulty, type KittiDifficulty } from '../kitti/label-file.js';
 import { renderScene, sampleScene } from './scene.js';
 import { CORRUPTION_KINDS, CORRUPTION_RECORD_COLUMNS, CORRUPTION_RECORD_FILE, corruptionRows, corruptLabels } from './corrupt-boxes.js';
 
@@ -51,7 +51,7 @@ export interface SyntheticKittiSummary {
   /** Car labels by occlusion level '0' | '1' | '2'. */
   carsByOcclusion: Record<string, number>;
   /** Car labels by easiest difficulty level ('easy' | 'moderate' | 'hard' | 'none'). */
-  carsByDifficulty: Record<string, number>;
+  carsByDifficulty: Record<KittiDifficulty | 'none', number>;
   /** Car labels with truncation > 0. */
   carsTruncated: number;
   /** With corruptBoxes: corrupted labels by kind (shifted, resized, background, missing). Car counts above are of the
@@ -127,7 +127,7 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
       if (o.type !== 'Car') continue;
       summary.carsByOcclusion[String(o.occluded)] = (summary.carsByOcclusion[String(o.occluded)] ?? 0) + 1;
       const d = kittiDifficulty(o) ?? 'none';
-      summary.carsByDifficulty[d] = (summary.carsByDifficulty[d] ?? 0) + 1;
+      summary.carsByDifficulty[d]++;
       if (o.truncated > 0) summary.carsTruncated++;
     }
     const job = (async () => {
