@@ -104,20 +104,27 @@ export function pickSnapshots(n: number, count: number): number[] {
   return [...out].sort((a, b) => a - b);
 }
 
+/** A tracked box: its index into manifest.tracked and the instance, which has an image and a box. */
+interface TrackedBox {
+  i: number;
+  t: TrackedInstance & { box: [number, number, number, number] };
+}
+
 interface ImageGroup {
   image: string;
   members: number[]; // indices into manifest.tracked
+  boxes: TrackedBox[]; // the same instances, in the same order
 }
 
 function trackedImages(tracked: readonly TrackedInstance[]): ImageGroup[] {
-  const byImage = new Map<string, number[]>();
+  const byImage = new Map<string, TrackedBox[]>();
   tracked.forEach((t, i) => {
     if (t.image === undefined || t.box === undefined) return;
     const list = byImage.get(t.image) ?? [];
-    list.push(i);
+    list.push({ i, t: { ...t, box: t.box } });
     byImage.set(t.image, list);
   });
-  return [...byImage].map(([image, members]) => ({ image, members }));
+  return [...byImage].map(([image, boxes]) => ({ image, members: boxes.map((b) => b.i), boxes }));
 }
 
 async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn: (m: string) => void): Promise<Figure[]> {
@@ -145,7 +152,7 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
 
   const figures: Figure[] = [];
   for (const [k, g] of groups.entries()) {
-    const boxes = g.members.map((i) => ({ box: run.manifest.tracked[i]!.box!, occlusion: run.manifest.tracked[i]!.occlusion }));
+    const boxes = g.boxes.map(({ t }) => ({ box: t.box, occlusion: t.occlusion }));
     const file = await resolveImage(g.image, run.dir);
     let image: StripImage | null = null;
     let problem: string;
@@ -179,11 +186,11 @@ async function renderBoxStrips(run: RunRecords, options: VisualizeOptions, warn:
     await writeFileAtomic(path.join(options.out, name), await svgToPng(svg));
     const first = snaps[0]!;
     const last = snaps[snaps.length - 1]!;
-    const rising = g.members
-      .map((i) => ({ i, d: last.tracked[i]! - first.tracked[i]! }))
+    const rising = g.boxes
+      .map(({ i, t }) => ({ i, t, d: last.tracked[i]! - first.tracked[i]! }))
       .sort((a, b) => b.d - a.d)[0];
     const note = rising && rising.d > 0
-      ? ` Largest rise: box ${run.manifest.tracked[rising.i]!.id} (occlusion ${run.manifest.tracked[rising.i]!.occlusion ?? '?'}) ` +
+      ? ` Largest rise: box ${rising.t.id} (occlusion ${rising.t.occlusion ?? '?'}) ` +
         `σ ${first.tracked[rising.i]!.toFixed(2)} → ${last.tracked[rising.i]!.toFixed(2)}.`
       : '';
     figures.push({
