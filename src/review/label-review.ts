@@ -319,10 +319,10 @@ export function parseCsv(text: string, file = 'csv'): { header: string[]; rows: 
     fields.push(field);
     records.push({ fields, line: startLine });
   }
-  const nonEmpty = records.filter((r) => !(r.fields.length === 1 && r.fields[0] === ''));
-  if (nonEmpty.length === 0) throw new Error(`${file}: empty (no header row)`);
-  const header = nonEmpty[0]!.fields;
-  const rows = nonEmpty.slice(1).map((r) => {
+  const [first, ...body] = records.filter((r) => !(r.fields.length === 1 && r.fields[0] === ''));
+  if (first === undefined) throw new Error(`${file}: empty (no header row)`);
+  const header = first.fields;
+  const rows = body.map((r) => {
     if (r.fields.length !== header.length) throw new Error(`${file}:${r.line}: ${r.fields.length} fields, the header has ${header.length}`);
     return Object.fromEntries(header.map((h, j) => [h, r.fields[j]!]));
   });
