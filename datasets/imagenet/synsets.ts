@@ -31,9 +31,8 @@ export function parseSynsetMapping(text: string, file = 'synsets'): SynsetMap {
     const space = line.search(/\s/);
     const wnid = space < 0 ? line : line.slice(0, space);
     if (!isWnid(wnid)) throw new DatasetFormatError(file, i + 1, `'${wnid}' is not a WordNet id (nXXXXXXXX)`);
-    if (index.has(wnid)) {
-      throw new DatasetFormatError(file, i + 1, `${wnid} listed twice (first on entry ${index.get(wnid)! + 1})`);
-    }
+    const earlier = index.get(wnid);
+    if (earlier !== undefined) throw new DatasetFormatError(file, i + 1, `${wnid} listed twice (first on entry ${earlier + 1})`);
     index.set(wnid, wnids.length);
     wnids.push(wnid);
     descriptions.push(space < 0 ? wnid : line.slice(space).trim());
