@@ -15,33 +15,38 @@ export const BATCH_NORM_GRAD_KERNEL = 'DataParamsWasmBatchNormGrad';
 /** Outputs [dx, dMean, dVariance, dScale, dOffset] for per-channel (rank-1, last-axis) statistics. */
 export function batchNormGrad(args: KernelArgs): TensorInfo[] {
   const { backend } = args;
-  const { x, dy, mean, variance } = args.inputs as Record<string, TensorInfo>;
-  const scale = args.inputs['scale'];
+  const { x, dy, mean, variance, scale } = args.inputs;
+  const c = mean?.shape[0];
+  if (x === undefined || dy === undefined || mean === undefined || variance === undefined || c === undefined) {
+    throw new Error(`${BATCH_NORM_GRAD_KERNEL}: needs x, dy, and rank-1 mean and variance`);
+  }
   const eps = (args.attrs as unknown as { varianceEpsilon: number }).varianceEpsilon;
-  const c = mean!.shape[0]!;
-  const n = tf.util.sizeFromShape(x!.shape);
-  const outs = [backend.makeOutput(x!.shape, 'float32'), ...[0, 1, 2, 3].map(() => backend.makeOutput([c], 'float32'))];
+  const n = tf.util.sizeFromShape(x.shape);
+  const stat = (): TensorInfo => backend.makeOutput([c], 'float32');
+  const dx = backend.makeOutput(x.shape, 'float32');
+  const [dMean, dVariance, dScale, dOffset] = [stat(), stat(), stat(), stat()];
+  const outs = [dx, dMean, dVariance, dScale, dOffset];
   const kernels = c >= 4 && c % 4 === 0 ? simdKernels(backend) : null;
   // Per channel: sum(dy) and sum(dy * (x - mean)) in float64, then dx = dy * k with k = rsqrt(var + eps) * scale.
   const sumDy = new Float64Array(c);
   const sumDyXc = new Float64Array(c);
   const k = new Float32Array(c);
   const finish = (): void => {
-    const V = heapF32(backend, variance!);
+    const V = heapF32(backend, variance);
     const S = scale === undefined ? null : heapF32(backend, scale);
-    const [, DM, DV, DS, DO] = outs.map((o) => heapF32(backend, o));
+    const [DM, DV, DS, DO] = [heapF32(backend, dMean), heapF32(backend, dVariance), heapF32(backend, dScale), heapF32(backend, dOffset)];
     for (let j = 0; j < c; j++) {
       const rs = 1 / Math.sqrt(V[j]! + eps);
       const s = S === null ? 1 : S[j]!;
       k[j] = rs * s;
-      DM![j] = -rs * s * sumDy[j]!;
-      DV![j] = -0.5 * rs * rs * rs * s * sumDyXc[j]!;
-      DS![j] = rs * sumDyXc[j]!;
-      DO![j] = sumDy[j]!;
+      DM[j] = -rs * s * sumDy[j]!;
+      DV[j] = -0.5 * rs * rs * rs * s * sumDyXc[j]!;
+      DS[j] = rs * sumDyXc[j]!;
+      DO[j] = sumDy[j]!;
     }
   };
   if (kernels !== null) {
-    const [xBase, dyBase, meanBase] = [x!, dy!, mean!].map((t) => heapOffset(backend, t)) as [number, number, number];
+    const [xBase, dyBase, meanBase] = [heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, mean)];
     const [blockDy, blockDyXc] = blockedColumnSums(backend, kernels, 'batchNormGradSums', n / c, 8 * c, 2, c, (first, count, [a, b]) => [
       xBase + first * c * 4, dyBase + first * c * 4, count, c, meanBase, a!, b!,
     ]);
@@ -54,14 +59,14 @@ export function batchNormGrad(args: KernelArgs): TensorInfo[] {
     const buffer = heapBuffer(backend);
     new Float32Array(buffer, kAt, c).set(k);
     new Float32Array(buffer, zerosAt, c).fill(0);
-    const args = [dyBase, n / c, c, zerosAt, kAt, zerosAt, heapOffset(backend, outs[0]!)];
+    const args = [dyBase, n / c, c, zerosAt, kAt, zerosAt, heapOffset(backend, dx)];
     runRows(backend, kernels, 'normalize', args, 1, [[0, 4 * c], [6, 4 * c]]);
     release(backend, work.info);
     return outs;
   }
-  const X = heapF32(backend, x!);
-  const DY = heapF32(backend, dy!);
-  const M = heapF32(backend, mean!);
+  const X = heapF32(backend, x);
+  const DY = heapF32(backend, dy);
+  const M = heapF32(backend, mean);
   for (let i = 0; i < n; i += c) {
     for (let j = 0; j < c; j++) {
       const g = DY[i + j]!;
@@ -70,7 +75,7 @@ export function batchNormGrad(args: KernelArgs): TensorInfo[] {
     }
   }
   finish();
-  const DX = heapF32(backend, outs[0]!);
+  const DX = heapF32(backend, dx);
   for (let i = 0; i < n; i += c) for (let j = 0; j < c; j++) DX[i + j] = DY[i + j]! * k[j]!;
   return outs;
 }
