@@ -1,10 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { camera, occlusionLevel, projectBox, renderScene, type SceneObject, type SceneSpec } from '../datasets/synthetic-kitti/scene.js';
-import { ensureSyntheticKitti, generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
+import { ensureSyntheticKitti, generateSyntheticKitti, KITTI_SCALE } from '../datasets/synthetic-kitti/generate.js';
 import { KittiDataset } from '../datasets/kitti/dataset.js';
 
 const W = 480;
@@ -158,6 +160,38 @@ test('generator: same seed gives identical files, another seed differs; labels r
   assert.is(other.generated, true);
   // Regenerating a smaller set in place removes the earlier run's extra images and labels.
   assert.equal(files(a).filter((f) => f.startsWith('training')).length, 10);
+});
+
+test('valImages: an exact split (KITTI-scale sets use 3769 of 7481); out-of-range counts are errors', async () => {
+  const d = tempDir();
+  const s = await generateSyntheticKitti({ out: d, images: 7, seed: 5, width: 64, height: 32, valImages: 2 });
+  assert.is(s.val, 2);
+  assert.is(s.train, 5);
+  const lines = (f: string): string[] => readFileSync(path.join(d, 'ImageSets', f), 'utf8').trim().split('\n');
+  assert.is(lines('val.txt').length, 2);
+  assert.is(lines('train.txt').length, 5);
+  assert.equal([...lines('train.txt'), ...lines('val.txt')].sort(), ['000000', '000001', '000002', '000003', '000004', '000005', '000006']);
+  // The manifest records the exact split: the same request reuses the set, a fractional split regenerates it.
+  assert.is((await ensureSyntheticKitti({ out: d, images: 7, seed: 5, width: 64, height: 32, valImages: 2 })).generated, false);
+  assert.is((await ensureSyntheticKitti({ out: d, images: 7, seed: 5, width: 64, height: 32 })).generated, true);
+  for (const bad of [0, 7, 2.5]) {
+    await generateSyntheticKitti({ out: tempDir(), images: 7, seed: 5, width: 64, height: 32, valImages: bad }).then(
+      () => assert.unreachable(`valImages ${bad} accepted`),
+      (e: Error) => assert.match(e.message, /--val-images must be an integer in \[1, 6\] for 7 images/),
+    );
+  }
+  assert.equal(KITTI_SCALE, { images: 7481, width: 1242, height: 375, valImages: 3769 });
+});
+
+test('make-synthetic-kitti --kitti-scale refuses another size or split before writing anything', () => {
+  const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'datasets', 'cli', 'make-synthetic-kitti.js');
+  const out = path.join(tempDir(), 'never');
+  const r = spawnSync(process.execPath, [cli, '--out', out, '--kitti-scale', '--images', '20', '--val-fraction', '0.3'], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /--kitti-scale fixes the size and split; drop --images, --val-fraction/);
+  assert.not.ok(existsSync(out));
+  const help = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8', timeout: 60_000 });
+  assert.match(help.stdout, /--kitti-scale\s+real KITTI's size: 7481 images of 1242x375, 3712 train \/\s+3769 val/);
 });
 
 test.run();

@@ -7,8 +7,9 @@
  *   const summary = await generateSyntheticKitti({ out, images: 200, seed: 1 });   // default 480x145
  *   const { generated } = await ensureSyntheticKitti({ out, images: 200, seed: 1 }); // only if not there yet
  *
- * Deterministic for (seed, images, width, height, valFraction): image k is rendered from Rng(seed) stream k, so
- * the files are byte-identical across runs.
+ * Deterministic for (seed, images, width, height, valFraction or valImages): image k is rendered from Rng(seed)
+ * stream k, so the files are byte-identical across runs. Images are written as they are rendered, a few in flight, so
+ * memory does not grow with the set (KITTI_SCALE: 7,481 images of 1242x375).
  *
  * With `corruptBoxes: p`, each Car label is corrupted with probability p (corrupt-boxes.ts: shifted, resized, an extra
  * box on background, or left out) and DIR/training/corrupted_boxes.csv records which. The images are the same as
@@ -26,6 +27,9 @@ import { CORRUPTION_KINDS, CORRUPTION_RECORD_COLUMNS, CORRUPTION_RECORD_FILE, co
 /** Default size: KITTI's aspect (1242x375 ≈ 3.31), small. */
 export const SYNTHETIC_KITTI_DEFAULT_SIZE = { width: 480, height: 145 } as const;
 
+/** Real KITTI object training set's size and geometry, and its common car split (3DOP: 3,712 train / 3,769 val). */
+export const KITTI_SCALE = { images: 7481, width: 1242, height: 375, valImages: 3769 } as const;
+
 export interface SyntheticKittiOptions {
   out: string;
   images: number;
@@ -34,6 +38,8 @@ export interface SyntheticKittiOptions {
   height?: number;
   /** Share of images in val (default 0.5: the 3DOP split is 3712 train / 3769 val). */
   valFraction?: number;
+  /** Exact number of images in val (instead of valFraction), in [1, images - 1]. */
+  valImages?: number;
   /** Fraction of Car labels to corrupt, in [0, 1) (default 0: none). */
   corruptBoxes?: number;
   /** Called after each written image. */
@@ -72,6 +78,10 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
     throw new Error(`image size must be integers of at least 64x32, got ${width}x${height}`);
   }
   const valFraction = options.valFraction ?? 0.5;
+  const valImages = options.valImages;
+  if (valImages !== undefined && !(Number.isInteger(valImages) && valImages >= 1 && valImages <= n - 1)) {
+    throw new Error(`--val-images must be an integer in [1, ${n - 1}] for ${n} images, got ${valImages}`);
+  }
   const corruptRate = options.corruptBoxes ?? 0;
   if (!(corruptRate >= 0 && corruptRate < 1)) throw new Error(`--corrupt-boxes must be a fraction in [0, 1), got ${corruptRate}`);
   const imageDir = path.join(options.out, 'training', 'image_2');
@@ -147,7 +157,7 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
   await Promise.all(pending);
 
   const order = new Rng(options.seed ^ 0x3d0f).permutation(n);
-  const nVal = Math.min(n - 1, Math.max(1, Math.round(n * valFraction)));
+  const nVal = valImages ?? Math.min(n - 1, Math.max(1, Math.round(n * valFraction)));
   const val = Array.from(order.subarray(0, nVal)).sort((a, b) => a - b);
   const train = Array.from(order.subarray(nVal)).sort((a, b) => a - b);
   const lines = (ids: number[]): string => ids.map((i) => imageIdOf(i) + '\n').join('');
@@ -161,6 +171,7 @@ export async function generateSyntheticKitti(options: SyntheticKittiOptions): Pr
   summary.imagesPerSecond = n / summary.seconds;
   // Written last (atomically): its presence means the set is complete.
   const manifest: SyntheticKittiManifest = { generator: GENERATOR_VERSION, images: n, seed: options.seed, width, height, valFraction, summary };
+  if (valImages !== undefined) manifest.valImages = valImages;
   if (corruptRate > 0) manifest.corruptBoxes = corruptRate;
   await writeFileAtomic(path.join(options.out, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
   return summary;
@@ -177,6 +188,8 @@ export interface SyntheticKittiManifest {
   width: number;
   height: number;
   valFraction: number;
+  /** Absent when the split came from valFraction. */
+  valImages?: number;
   /** Absent when no labels were corrupted. */
   corruptBoxes?: number;
   summary: SyntheticKittiSummary;
@@ -198,7 +211,8 @@ export async function ensureSyntheticKitti(options: SyntheticKittiOptions & { on
   try {
     const have = JSON.parse(await fs.readFile(path.join(options.out, MANIFEST_FILE), 'utf8')) as SyntheticKittiManifest;
     const sameCorruption = (have.corruptBoxes ?? 0) === (options.corruptBoxes ?? 0);
-    if (sameCorruption && (Object.keys(want) as (keyof typeof want)[]).every((k) => have[k] === want[k])) return { generated: false, summary: have.summary };
+    const sameSplit = have.valImages === options.valImages;
+    if (sameCorruption && sameSplit && (Object.keys(want) as (keyof typeof want)[]).every((k) => have[k] === want[k])) return { generated: false, summary: have.summary };
   } catch {
     // No manifest (or an unreadable one): generate.
   }
