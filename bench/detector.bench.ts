@@ -2,8 +2,10 @@
  * detector-step: time of one SSD training step (light backbone, 384x128, batch 8 by default) with per-box σ and
  * without (plain SSD), measured alternately so that both see the same machine load. Emits ms/step with σ, the time
  * without, and their ratio (the paper's claim: σ is free; goal ≤ 1.03).
- * Options: --steps N (default 6 per variant), --batch N, --width W --height H.
+ * Options: --steps N (default 6 per variant), --batch N, --width W --height H, --config FILE (the model of a detector
+ * config, at its input size and batch size unless given).
  */
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackendName } from '../src/runtime/backend.js';
 import { DataParameters } from '../src/data-parameters/data-parameters.js';
@@ -14,6 +16,7 @@ import { trainStep } from '../detection/train/trainer.js';
 import { DETECTION_INSTANCE_DEFAULTS } from '../detection/config.js';
 import type { Batch } from '../detection/train/data.js';
 import type { BenchContext } from './run.js';
+import { readDetectorConfig } from '../detection/config.js';
 
 export const names = ['detector-step'];
 
@@ -40,14 +43,19 @@ function randomBatch(rng: Rng, B: number, W: number, H: number): Batch {
 export async function run(ctx: BenchContext, _only: string | null): Promise<void> {
   const backend = await initBackend(parseBackendName(ctx.backend), { log: null });
   const steps = Number(ctx.options['steps'] ?? 6);
-  const B = Number(ctx.options['batch'] ?? 8);
-  const W = Number(ctx.options['width'] ?? 384), H = Number(ctx.options['height'] ?? 128);
-  const spec: SSDSpec = {
-    backbone: { type: 'light' },
-    inputSize: { width: W, height: H },
-    classNames: ['car'],
-    anchors: { minScale: 0.12, maxScale: 0.75, aspectRatios: [1, 1.6, 2.4] },
-  };
+  const configFile = ctx.options['config'];
+  const config = configFile === undefined ? null : await readDetectorConfig(configFile);
+  const B = Number(ctx.options['batch'] ?? config?.train.batchSize ?? 8);
+  const W = Number(ctx.options['width'] ?? config?.model.inputSize.width ?? 384);
+  const H = Number(ctx.options['height'] ?? config?.model.inputSize.height ?? 128);
+  const spec: SSDSpec = config
+    ? { ...config.model, inputSize: { width: W, height: H } }
+    : {
+        backbone: { type: 'light' },
+        inputSize: { width: W, height: H },
+        classNames: ['car'],
+        anchors: { minScale: 0.12, maxScale: 0.75, aspectRatios: [1, 1.6, 2.4] },
+      };
   const rng = new Rng(1);
   const batches = Array.from({ length: 3 }, () => randomBatch(rng, B, W, H));
   const numInstances = Math.max(...batches.map((b) => Math.max(...b.instanceIds))) + 1;
@@ -57,14 +65,18 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
     opt: new ModelOptimizer({ name: 'sgd', momentum: 0.9 }),
     dp: withSigma ? new DataParameters({ numClasses: 2, numInstances, mode: 'instance', instance: DETECTION_INSTANCE_DEFAULTS }) : null,
     times: [] as number[],
+    cpuTimes: [] as number[],
   }));
   // One warm-up step each, then alternate.
   for (const v of variants) trainStep(v.model, v.opt, v.dp, batches[0]!, 1e-3);
   for (let s = 0; s < steps; s++) {
     for (const v of s % 2 === 0 ? variants : [...variants].reverse()) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       trainStep(v.model, v.opt, v.dp, batches[s % batches.length]!, 1e-3);
+      const cpu = process.cpuUsage(c0);
       v.times.push(performance.now() - t0);
+      v.cpuTimes.push((cpu.user + cpu.system) / 1000);
     }
   }
   const median = (a: number[]): number => {
@@ -83,6 +95,10 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
     batch: B,
     input: `${W}x${H}`,
     steps,
+    // CPU time of this process per step (with σ): less sensitive to other jobs on a shared machine than wall time.
+    cpuMsMedian: Math.round(median(variants[1]!.cpuTimes)),
+    ...(configFile === undefined ? {} : { config: configFile, backbone: spec.backbone }),
+    loadAverage1m: Number(os.loadavg()[0]!.toFixed(2)),
   });
   for (const v of variants) {
     v.model.dispose();

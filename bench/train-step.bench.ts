@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- --only train-step [--backend NAME] [--steps N] [--include-cpu] [--cpu-full-step] [--profile]
- *   [--pytorch PYTHON]` (wasm threads: one per core by default, at most 8, single-threaded when the load average
+ *   [--pytorch PYTHON] [--pytorch-threads N]` (wasm threads: one per core by default, at most 8, single-threaded when the load average
  * covers every core; DATA_PARAMS_WASM_THREADS=N chooses, 1 selects the single-threaded build)
  *
  * Median milliseconds per training step of a fixed reference network (so that the same work can be timed in other
@@ -14,18 +14,16 @@
  * times only the forward pass and loss and reports that as a lower bound (`--cpu-full-step` times a whole step).
  *
  * `--pytorch PYTHON` also times the same network in PyTorch (bench/reference/train_step_pytorch.py, run by PYTHON,
- * e.g. python3 with Debian's python3-torch) before and after ours, with as many threads as cores, and reports the
- * measured ratio; without it the ratio is to the fixed reference figure.
+ * e.g. python3 with Debian's python3-torch) before and after ours, with as many threads as cores (or N), and reports
+ * the measured ratio; without it the ratio is to the fixed reference figure.
  */
-import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackendName } from '../src/runtime/backend.js';
 import { Rng } from '../src/util/rng.js';
 import { wasmThreadsState } from '../src/runtime/wasm-training/index.js';
 import type { BenchContext } from './run.js';
+import { median, profileKernels, pytorchOption, timePytorch, type PytorchOption, type PytorchTiming } from './step-timing.js';
 
 export const names = ['train-step'];
 
@@ -156,48 +154,15 @@ export function trainStep(net: ReferenceNetwork, optimizer: tf.Optimizer): numbe
   return loss;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** Per-kernel milliseconds of one step, biggest first (nested kernels count inside their caller). */
-async function profileStep(net: ReferenceNetwork, optimizer: tf.Optimizer): Promise<[string, number, number][]> {
-  const info = await tf.profile(() => {
-    trainStep(net, optimizer);
-  });
-  const byName = new Map<string, [number, number]>();
-  for (const k of info.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const prev = byName.get(k.name) ?? [0, 0];
-    byName.set(k.name, [prev[0] + ms, prev[1] + 1]);
-  }
-  return [...byName.entries()].map(([n, [ms, count]]) => [n, ms, count] as [string, number, number]).sort((a, b) => b[1] - a[1]);
-}
-
-interface PytorchTiming {
-  value: number;
-  version: string;
-  threads: number;
-}
-
-/** Median ms per step of the PyTorch reference script (bench/reference/, next to the compiled bench's source). */
-function timePytorch(python: string, steps: number): PytorchTiming {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const script = path.join(here, '..', '..', 'bench', 'reference', 'train_step_pytorch.py');
-  const r = spawnSync(python, [script, '--steps', String(steps), '--threads', String(os.availableParallelism())], {
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`${python} ${script} failed (${r.status ?? r.error?.message}): ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as PytorchTiming;
+/** Median ms per step of bench/reference/train_step_pytorch.py. */
+function timeReference(python: PytorchOption, steps: number): PytorchTiming {
+  return timePytorch(python.python, 'train_step_pytorch.py', ['--steps', String(steps)], python.threads);
 }
 
 async function benchBackend(ctx: BenchContext, requested: string): Promise<void> {
-  const option = ctx.options['pytorch'];
-  const python = option === undefined || requested === 'cpu' ? null : option === 'true' ? 'python3' : option;
+  const python = pytorchOption(ctx.options, requested);
   const steps = Number(ctx.options['steps'] ?? 5);
-  const pytorchBefore = python === null ? null : timePytorch(python, steps);
+  const pytorchBefore = python === null ? null : timeReference(python, steps);
   const choice = await initBackend(parseBackendName(requested), { log: null });
   const net = new ReferenceNetwork();
   const optimizer = tf.train.momentum(0.01, 0.9);
@@ -240,7 +205,7 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
       }
     }
     if (ctx.options['profile'] === 'true') {
-      for (const [name, ms, count] of (await profileStep(net, optimizer)).slice(0, 25)) {
+      for (const [name, ms, count] of (await profileKernels(() => trainStep(net, optimizer))).slice(0, 25)) {
         process.stderr.write(`${name.padEnd(32)} ${ms.toFixed(1).padStart(8)} ms  x${count}\n`);
       }
     }
@@ -248,7 +213,7 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
     const measured: Record<string, unknown> = {};
     if (python !== null && pytorchBefore !== null) {
       // Timed before and after ours, so that both see the machine's load; the mean of the two medians.
-      const after = timePytorch(python, steps);
+      const after = timeReference(python, steps);
       const pytorchMs = (pytorchBefore.value + after.value) / 2;
       Object.assign(measured, {
         pytorchMs: Number(pytorchMs.toFixed(1)),
@@ -256,6 +221,8 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
         pytorchVersion: after.version,
         pytorchThreads: after.threads,
         ratioToPytorch: Number((value / pytorchMs).toFixed(2)),
+        // Per-process CPU time (all threads): less sensitive to other jobs on a shared machine than wall time.
+        pytorchCpuMs: after['cpuMsMedian'],
       });
     }
     ctx.emit({

@@ -1,0 +1,63 @@
+/**
+ * Helpers shared by the step benchmarks that compare with PyTorch (train-step, vgg16-ssd-step): the median, a
+ * per-kernel profile of one step, and a run of a PyTorch reference script from bench/reference/.
+ */
+import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Per-kernel milliseconds of one call of `step`, biggest first: [name, ms, calls] (nested kernels count inside their caller). */
+export async function profileKernels(step: () => void): Promise<[string, number, number][]> {
+  const info = await tf.profile(step);
+  const byName = new Map<string, [number, number]>();
+  for (const k of info.kernels) {
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    const prev = byName.get(k.name) ?? [0, 0];
+    byName.set(k.name, [prev[0] + ms, prev[1] + 1]);
+  }
+  return [...byName.entries()].map(([n, [ms, count]]) => [n, ms, count] as [string, number, number]).sort((a, b) => b[1] - a[1]);
+}
+
+export interface PytorchTiming {
+  value: number;
+  version: string;
+  threads: number;
+  [extra: string]: unknown;
+}
+
+/**
+ * Median ms per step printed (as the last JSON line) by a PyTorch reference script in bench/reference/ (next to the
+ * compiled bench's source), run by `python` with `threads` threads.
+ */
+export function timePytorch(python: string, script: string, args: string[], threads: number): PytorchTiming {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const file = path.join(here, '..', '..', 'bench', 'reference', script);
+  const r = spawnSync(python, [file, ...args, '--threads', String(threads)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${python} ${file} failed (${r.status ?? r.error?.message}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as PytorchTiming;
+}
+
+export interface PytorchOption {
+  python: string;
+  threads: number;
+}
+
+/**
+ * The --pytorch [PYTHON] option (null when absent, or for the pure-JS cpu backend; `python3` for a bare flag) and
+ * --pytorch-threads N (default: one per core).
+ */
+export function pytorchOption(options: Record<string, string>, backend: string): PytorchOption | null {
+  const option = options['pytorch'];
+  if (option === undefined || backend === 'cpu') return null;
+  const threads = Number(options['pytorch-threads'] ?? os.availableParallelism());
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`--pytorch-threads must be a positive integer, got ${options['pytorch-threads']}`);
+  return { python: option === 'true' ? 'python3' : option, threads };
+}
