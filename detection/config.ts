@@ -40,6 +40,8 @@ export interface DetectorConfig {
     /** Training augmentation: 'simple' (flip, brightness, contrast; train/data.ts's loader) or 'ssd' (the input
      * pipeline: photometric + channel swap, expand, min-IoU crop, flip). Default 'simple'. */
     pipeline?: 'simple' | 'ssd';
+    /** Worker threads that decode and augment training images off the main thread ('ssd' pipeline; default 0). */
+    workers?: number;
     /** When `root` has no data: generate a synthetic KITTI set there with these settings (the embedded default). */
     synthetic?: { images: number; seed: number; width?: number; height?: number };
   };
@@ -137,6 +139,7 @@ const detectorCheck: Check = object({
     valLimit: optional(count),
     cacheImages: optional(boolean()),
     pipeline: optional(string(['simple', 'ssd'])),
+    workers: optional(count),
     synthetic: optional(object({ images: positiveInt, seed: number({ integer: true }), width: optional(positiveInt), height: optional(positiveInt) })),
   }),
   train: object({
@@ -172,7 +175,11 @@ const detectorCheck: Check = object({
 
 /** Checks a parsed detector config: every key known, every value of the right type and range. */
 export function validateDetectorConfig(raw: unknown, file = 'config'): DetectorConfig {
-  return checkConfig<DetectorConfig>(raw, detectorCheck, file);
+  const config = checkConfig<DetectorConfig>(raw, detectorCheck, file);
+  if ((config.data.workers ?? 0) > 0 && config.data.cacheImages === true) {
+    throw new Error(`${file}: data.workers decode in worker threads and cannot be combined with data.cacheImages (set one of them off)`);
+  }
+  return config;
 }
 
 export async function readDetectorConfig(file: string): Promise<DetectorConfig> {

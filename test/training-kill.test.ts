@@ -64,7 +64,7 @@ function lines(file: string): number {
 
 /** Metrics without the wall-clock fields (which no two runs share). */
 function comparable(metrics: readonly MetricsEntry[]): Record<string, unknown>[] {
-  return metrics.map((m) => Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'imagesPerSecond')));
+  return metrics.map((m) => Object.fromEntries(Object.entries(m).filter(([k]) => k !== 'imagesPerSecond' && k !== 'dataWait')));
 }
 
 async function sameEnd(a: string, b: string, what: string): Promise<void> {

@@ -18,6 +18,10 @@ export interface SsdPipelineOptions {
   cache?: boolean;
   /** Injected decoder (tests). */
   decode?: (file: string) => Promise<RawImage>;
+  /** Worker threads that decode and augment (default 0: the main thread, decoding in sharp's threads); not with
+   * `cache` or `decode`. The trainer asks for the next batch before each step, so with workers it is prepared while
+   * the step runs. */
+  workers?: number;
 }
 
 export class SsdPipelineSource implements BatchSource {
@@ -54,6 +58,7 @@ export class SsdPipelineSource implements BatchSource {
       prefetch: 0,
       cacheDecoded: o.cache === true && o.decode === undefined ? true : undefined,
       ...(o.decode ? { decode: o.decode } : {}),
+      ...(o.workers ? { workers: o.workers } : {}),
     });
     this.stepsPerEpoch = this.loader.batchesPerEpoch;
   }

@@ -203,7 +203,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
       : null;
   const loader: BatchSource =
     config.data.pipeline === 'ssd'
-      ? new SsdPipelineSource(o.train, { inputSize: spec.inputSize, batchSize: t.batchSize, seed: t.seed, cache: config.data.cacheImages })
+      ? new SsdPipelineSource(o.train, { inputSize: spec.inputSize, batchSize: t.batchSize, seed: t.seed, cache: config.data.cacheImages, workers: config.data.workers })
       : new DetectionLoader({
           records: o.train,
           inputSize: spec.inputSize,
@@ -371,7 +371,8 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
   let stoppedEarly = false;
   let reviewFile: string | null = null;
   let next: Promise<Batch> | null = null;
-  let windowStart = Date.now(), windowImages = 0;
+  // dataWait: the share of the window's wall time the loop waited for its batch (0: the loader keeps up).
+  let windowStart = Date.now(), windowImages = 0, windowWaitMs = 0;
   const watch = new DivergenceWatch(log);
   try {
     if (pendingValidation) {
@@ -384,8 +385,10 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
         break;
       }
       let batch: Batch;
+      const waitStart = Date.now();
       try {
         batch = await (next ?? loader.batch(epoch, batchIndex));
+        windowWaitMs += Date.now() - waitStart;
       } catch (err) {
         next = null;
         await saveState();
@@ -413,11 +416,12 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
       const ips = secs > 0 ? windowImages / secs : 0;
       bar?.update(step, { loss: r.loss, cls: r.cls, loc: r.loc, lr, 'img/s': ips });
       if (step % logEvery === 0) {
-        const entry: Record<string, number> = { loss: r.loss, cls: r.cls, loc: r.loc, lr, imagesPerSecond: ips, positives: r.numPositive };
+        const entry: Record<string, number> = { loss: r.loss, cls: r.cls, loc: r.loc, lr, imagesPerSecond: ips, dataWait: secs > 0 ? windowWaitMs / 1000 / secs : 0, positives: r.numPositive };
         if (dp) entry['sigmaBatchMean'] = mean(dp.instanceSigmaValues(batch.instanceIds));
         await rec.appendMetrics({ kind: 'train', step, epoch: epoch + 1, ...entry });
         windowStart = Date.now();
         windowImages = 0;
+        windowWaitMs = 0;
       }
       if (batchIndex === stepsPerEpoch) {
         epoch++;
