@@ -39,6 +39,7 @@ test('configs parse; overrides replace exactly the fields named; bad values are 
 test('detector configs are validated: unknown keys and wrong values are errors naming the file and the key', async () => {
   const cfg = await readConfig(DEFAULT_CONFIG);
   await readConfig(path.join(path.dirname(DEFAULT_CONFIG), 'kitti-car-ssd.json'));
+  await readConfig(path.join(path.dirname(DEFAULT_CONFIG), 'kitti-car-cpu.json'));
   const dir = mkdtempSync(path.join(tmpdir(), 'cfg-'));
   /** The message for the default config with the value at a dotted path replaced (undefined: deleted). */
   const messageFor = async (key: string, value: unknown): Promise<string> => {
@@ -73,6 +74,8 @@ test('detector configs are validated: unknown keys and wrong values are errors n
     ['curriculum.instance.int', 1, 'DIR/c.json: "curriculum.instance.int" is not a known key (expected one of init, lr, momentum, weightDecay, clamp)'],
     ['curriculum', null, 'DIR/c.json: "curriculum" must be an object, got null'],
     ['curriculum.clamp', null, 'accepted'],
+    ['data.workers', 1.5, 'DIR/c.json: "data.workers" must be an integer >= 0, got 1.5'],
+    ['data.workers', 1, 'DIR/c.json: data.workers decode in worker threads and cannot be combined with data.cacheImages (set one of them off)'],
     ['train.augment', undefined, 'accepted'],
   ];
   for (const [key, value, expected] of cases) assert.is(await messageFor(key, value), expected, key);
