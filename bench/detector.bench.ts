@@ -3,7 +3,7 @@
  * without (plain SSD), measured alternately so that both see the same machine load. Emits ms/step with σ, the time
  * without, and their ratio (the paper's claim: σ is free; goal ≤ 1.03).
  * Options: --steps N (default 6 per variant), --batch N, --width W --height H, --config FILE (the model of a detector
- * config, at its input size and batch size unless given).
+ * config, at its input size and batch size unless given), --profile (kernel times of one step with σ, to stderr).
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -17,6 +17,7 @@ import { DETECTION_INSTANCE_DEFAULTS } from '../detection/config.js';
 import type { Batch } from '../detection/train/data.js';
 import type { BenchContext } from './run.js';
 import { readDetectorConfig } from '../detection/config.js';
+import { median, profileKernels } from './step-timing.js';
 
 export const names = ['detector-step'];
 
@@ -79,10 +80,12 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
       v.cpuTimes.push((cpu.user + cpu.system) / 1000);
     }
   }
-  const median = (a: number[]): number => {
-    const s = [...a].sort((p, q) => p - q);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  };
+  if (ctx.options['profile'] === 'true') {
+    const v = variants[1]!;
+    for (const [name, ms, count] of (await profileKernels(() => trainStep(v.model, v.opt, v.dp, batches[0]!, 1e-3))).slice(0, 25)) {
+      process.stderr.write(`${name.padEnd(32)} ${ms.toFixed(1).padStart(9)} ms  x${count}\n`);
+    }
+  }
   const without = median(variants[0]!.times), withS = median(variants[1]!.times);
   ctx.emit({
     bench: 'detector-step',

@@ -10,7 +10,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export interface BenchResult {
   bench: string;
   backend: string;
-  value: number;
+  /** null when the measurement failed (the line then says why). */
+  value: number | null;
   unit: string;
   [extra: string]: unknown;
 }

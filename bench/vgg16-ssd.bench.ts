@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- --only vgg16-ssd-step [--batch 1] [--steps 2] [--config FILE] [--pytorch PYTHON]
- *   [--pytorch-threads N] [--profile]`
+ * `npm run bench -- --only vgg16-ssd-step [--batch 1] [--steps 2] [--config FILE] [--width W --height H]
+ *   [--pytorch PYTHON] [--pytorch-threads N] [--profile]`
  *
  * Median milliseconds per training step of the SSD in configs/kitti-car-ssd.json (VGG16-reduced at 1248x384, the
  * config's anchors) on the chosen backend, and with `--pytorch PYTHON` the same network in PyTorch
@@ -90,7 +90,12 @@ export async function run(ctx: BenchContext, only: string | null): Promise<void>
   if (only !== null && !names.includes(only)) return;
   const here = path.dirname(fileURLToPath(import.meta.url));
   const configFile = ctx.options['config'] ?? path.join(here, '..', '..', 'configs', 'kitti-car-ssd.json');
-  const spec = (await readDetectorConfig(configFile)).model;
+  const configured = (await readDetectorConfig(configFile)).model;
+  // --width/--height: the same network at another input size (e.g. where the full size does not fit in memory).
+  const spec = {
+    ...configured,
+    inputSize: { width: Number(ctx.options['width'] ?? configured.inputSize.width), height: Number(ctx.options['height'] ?? configured.inputSize.height) },
+  };
   if (spec.backbone.type !== 'vgg16-reduced' || (spec.backbone.widthDivisor ?? 1) !== 1) {
     throw new Error(`${configFile}: vgg16-ssd-step needs a full-width vgg16-reduced backbone`);
   }
@@ -118,17 +123,34 @@ export async function run(ctx: BenchContext, only: string | null): Promise<void>
     const cpuTimes: number[] = [];
     const losses: number[] = [];
     let tensorsBefore = tf.memory().numTensors;
-    for (let i = 0; i < 1 + steps; i++) {
-      // The first step (warm-up) creates the optimiser's momentum accumulators: count tensors after it.
-      if (i === 1) tensorsBefore = tf.memory().numTensors;
-      const t0 = performance.now();
-      const c0 = process.cpuUsage();
-      losses.push(step(model, data, optimizer));
-      const cpu = process.cpuUsage(c0);
-      if (i >= 1) {
-        times.push(performance.now() - t0);
-        cpuTimes.push((cpu.user + cpu.system) / 1000);
+    try {
+      for (let i = 0; i < 1 + steps; i++) {
+        // The first step (warm-up) creates the optimiser's momentum accumulators: count tensors after it.
+        if (i === 1) tensorsBefore = tf.memory().numTensors;
+        const t0 = performance.now();
+        const c0 = process.cpuUsage();
+        losses.push(step(model, data, optimizer));
+        const cpu = process.cpuUsage(c0);
+        if (i >= 1) {
+          times.push(performance.now() - t0);
+          cpuTimes.push((cpu.user + cpu.system) / 1000);
+        }
       }
+    } catch (err) {
+      // E.g. the wasm heap's 4 GB limit ('memory access out of bounds'): the line still reports PyTorch's time.
+      ctx.emit({
+        bench: 'vgg16-ssd-step',
+        backend: choice.name,
+        value: null,
+        unit: 'ms',
+        error: `step ${losses.length + 1} failed: ${err instanceof Error ? err.message : String(err)}`,
+        tensorBytes: tf.memory().numBytes,
+        ...(before === null ? {} : { pytorch: before.value, pytorchCpuMs: before['cpuMsMedian'], pytorchVersion: before.version, pytorchThreads: before.threads }),
+        batch,
+        input: `${spec.inputSize.width}x${spec.inputSize.height}`,
+        loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
+      });
+      throw err;
     }
     const tensorsLeaked = tf.memory().numTensors - tensorsBefore;
     if (ctx.options['profile'] === 'true') {
