@@ -296,7 +296,12 @@ if (isMain) {
     .then(
       () => process.exit(0),
       (err: unknown) => {
-        process.stderr.write(`train-detector: ${err instanceof Error ? err.message : String(err)}\n`);
+        // The wasm heap cannot grow past 4 GB; running out shows as this trap (full-resolution inputs, large batches).
+        const hint =
+          err instanceof Error && err.name === 'RuntimeError' && err.message.includes('memory access out of bounds')
+            ? ' (probably the wasm backend running out of its 4 GB of memory: a smaller --batch-size needs less)'
+            : '';
+        process.stderr.write(`train-detector: ${err instanceof Error ? err.message : String(err)}${hint}\n`);
         process.exit(1);
       },
     );
