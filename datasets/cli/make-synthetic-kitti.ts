@@ -77,7 +77,7 @@ Examples:
   make-synthetic-kitti --out data/synthetic-kitti --images 400 --seed 1
   make-synthetic-kitti --out /tmp/sk --images 20 --seed 7 --width 384 --height 116
   make-synthetic-kitti --out data/sk-noisy --images 400 --seed 1 --corrupt-boxes 0.2
-  make-synthetic-kitti --out data/synthetic-kitti-full --kitti-scale      # 7481 images of 1242x375, ~1.5 GB
+  make-synthetic-kitti --out data/synthetic-kitti-full --kitti-scale      # 7481 images of 1242x375, ~3.2 GB
 
 With --corrupt-boxes, training/corrupted_boxes.csv has one row per corrupted label:
   image,line,kind,x1,y1,x2,y2,true_x1,true_y1,true_x2,true_y2,iou
