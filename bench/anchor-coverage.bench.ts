@@ -1,9 +1,10 @@
 /**
  * `npm run bench -- --only anchor-coverage --config FILE --data DIR [--images N]`: how well a detector config's
  * anchors fit a KITTI-layout set's boxes. For the trained boxes of the first N training images (default 500), the IoU
- * of each box's best anchor after resizing the image to the config's input (as training does, warp), per KITTI
- * difficulty level: the share whose best anchor reaches the matcher's threshold (the others are trained only through
- * the matcher's forced best-anchor match) and the median best IoU. Small cars are where anchors usually fall short.
+ * of each box's best anchor after resizing the image to the config's input (as training does, warp), per box height
+ * in original pixels (KITTI's difficulty levels start at 25 and 40 px): the share whose best anchor reaches the
+ * matcher's threshold (the others are trained only through the matcher's forced best-anchor match) and the median
+ * best IoU. Small cars are where anchors usually fall short.
  */
 import { readDetectorConfig } from '../detection/config.js';
 import { AnchorGenerator, featureMapSizes } from '../detection/anchors/anchor-generator.js';
@@ -17,6 +18,13 @@ import { median } from './step-timing.js';
 import type { BenchContext } from './run.js';
 
 export const names = ['anchor-coverage'];
+
+const HEIGHT_BINS: [string, number, number][] = [
+  ['< 25 px', 0, 25],
+  ['25-40 px', 25, 40],
+  ['40-80 px', 40, 80],
+  ['>= 80 px', 80, Infinity],
+];
 
 export async function run(ctx: BenchContext, _only: string | null): Promise<void> {
   const configFile = ctx.options['config'];
@@ -43,13 +51,14 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
       const box = [o.bbox[0] / w, o.bbox[1] / h, o.bbox[2] / w, o.bbox[3] / h];
       let best = 0;
       for (let a = 0; a < anchors.count; a++) best = Math.max(best, iou(anchors.corner, a, box, 0));
-      const level = o.difficulty ?? 'none';
+      const height = o.bbox[3] - o.bbox[1];
+      const level = HEIGHT_BINS.find(([, lo, hi]) => height >= lo && height < hi)?.[0] ?? 'other';
       const list = byLevel.get(level) ?? [];
       list.push(best);
       byLevel.set(level, list);
     }
   }
-  for (const level of ['easy', 'moderate', 'hard', 'none']) {
+  for (const [level] of HEIGHT_BINS) {
     const v = byLevel.get(level) ?? [];
     if (v.length === 0) continue;
     ctx.emit({
@@ -57,7 +66,7 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
       backend: 'none',
       value: Number((v.filter((x) => x >= threshold).length / v.length).toFixed(3)),
       unit: `share of boxes whose best anchor has IoU >= ${threshold}`,
-      difficulty: `${level} (KITTI level the box first counts in)`,
+      boxHeight: level,
       boxes: v.length,
       medianBestIoU: Number(median(v).toFixed(3)),
       anchors: anchors.count,
