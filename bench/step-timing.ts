@@ -8,10 +8,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 
+/** The median (NaN for no values). */
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  const hi = s[m] ?? NaN;
+  return s.length % 2 === 1 ? hi : ((s[m - 1] ?? NaN) + hi) / 2;
 }
 
 /** Per-kernel milliseconds of one call of `step`, biggest first: [name, ms, calls] (nested kernels count inside their caller). */
@@ -42,7 +44,12 @@ export function timePytorch(python: string, script: string, args: string[], thre
   const file = path.join(here, '..', '..', 'bench', 'reference', script);
   const r = spawnSync(python, [file, ...args, '--threads', String(threads)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${python} ${file} failed (${r.status ?? r.error?.message}): ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as PytorchTiming;
+  const last = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(last) as PytorchTiming;
+  } catch {
+    throw new Error(`${file}: expected a JSON line last, got '${last}'`);
+  }
 }
 
 export interface PytorchOption {

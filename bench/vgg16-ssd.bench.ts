@@ -50,9 +50,10 @@ class SyntheticBatch {
     const box = new Float32Array(n * 4);
     let numPositive = 0;
     for (let i = 0; i < n; i++) {
-      labels[i] = rng.next() < 0.03 ? 1 + rng.int(model.numClasses - 1) : 0;
-      positive[i] = labels[i]! > 0 ? 1 : 0;
-      numPositive += positive[i]!;
+      const label = rng.next() < 0.03 ? 1 + rng.int(model.numClasses - 1) : 0;
+      labels[i] = label;
+      positive[i] = label > 0 ? 1 : 0;
+      if (label > 0) numPositive++;
       for (let k = 0; k < 4; k++) box[i * 4 + k] = rng.normal();
     }
     this.numPositive = numPositive;
@@ -81,7 +82,7 @@ class SyntheticBatch {
 function step(model: SSD, data: SyntheticBatch, optimizer: tf.Optimizer): number {
   const { value, grads } = tf.variableGrads(() => data.loss(model), model.params.trainableList);
   optimizer.applyGradients(grads);
-  const loss = value.dataSync()[0]!;
+  const loss = value.dataSync()[0] ?? NaN;
   tf.dispose([value, grads]);
   return loss;
 }
@@ -190,10 +191,10 @@ export async function run(ctx: BenchContext, only: string | null): Promise<void>
       minMs: Math.round(Math.min(...times)),
       maxMs: Math.round(Math.max(...times)),
       cpuMsMedian: Math.round(median(cpuTimes)),
-      firstLoss: Number(losses[0]!.toFixed(4)),
-      lastLoss: Number(losses[losses.length - 1]!.toFixed(4)),
+      firstLoss: Number(losses[0]?.toFixed(4)),
+      lastLoss: Number(losses.at(-1)?.toFixed(4)),
       tensorsLeaked,
-      loadAverage1m: Number(os.loadavg()[0]!.toFixed(2)),
+      loadAverage1m: Number(os.loadavg()[0]?.toFixed(2)),
       ...(choice.name === 'wasm' ? { threads: wasmThreadsState().threads } : {}),
     });
   } finally {
