@@ -18,10 +18,10 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
   if (shape.length !== 4 || shape.some((v) => !(Number.isInteger(v) && v > 0))) throw new Error(`--shape must be N,H,W,C, got '${ctx.options['shape']}'`);
   const [n, h, w, c] = shape as [number, number, number, number];
   const steps = Number(ctx.options['steps'] ?? 3);
-  const x = tf.randomNormal([n, h, w, c], 0, 1, 'float32', 1) as tf.Tensor4D;
-  const full = tf.variable(tf.randomNormal([3, 3, c, c], 0, 0.1, 'float32', 2)) as tf.Variable<tf.Rank.R4>;
-  const dw = tf.variable(tf.randomNormal([3, 3, c, 1], 0, 0.1, 'float32', 3)) as tf.Variable<tf.Rank.R4>;
-  const pw = tf.variable(tf.randomNormal([1, 1, c, c], 0, 0.1, 'float32', 4)) as tf.Variable<tf.Rank.R4>;
+  const x = tf.randomNormal<tf.Rank.R4>([n, h, w, c], 0, 1, 'float32', 1);
+  const full = tf.variable<tf.Rank.R4>(tf.randomNormal<tf.Rank.R4>([3, 3, c, c], 0, 0.1, 'float32', 2));
+  const dw = tf.variable<tf.Rank.R4>(tf.randomNormal<tf.Rank.R4>([3, 3, c, 1], 0, 0.1, 'float32', 3));
+  const pw = tf.variable<tf.Rank.R4>(tf.randomNormal<tf.Rank.R4>([1, 1, c, c], 0, 0.1, 'float32', 4));
   const variants: [string, () => void][] = [
     ['conv 3x3', () => tf.dispose(tf.variableGrads(() => tf.conv2d(x, full, 1, 'same').square().mean(), [full]))],
     ['depthwise 3x3 + conv 1x1', () => tf.dispose(tf.variableGrads(() => tf.conv2d(tf.depthwiseConv2d(x, dw, 1, 'same'), pw, 1, 'same').square().mean(), [dw, pw]))],

@@ -71,7 +71,7 @@ class SyntheticBatch {
     // Huber with delta 1 without a comparison (tfjs-core has no gradient for Less): m = min(d, 1).
     const m = tf.minimum(diff, 1);
     const smoothL1 = tf.add(tf.mul(0.5, tf.square(m)), tf.sub(diff, m));
-    return tf.add(ce, tf.div(tf.sum(tf.mul(smoothL1, this.positive)), this.numPositive + 1)) as tf.Scalar;
+    return tf.add<tf.Scalar>(ce, tf.div(tf.sum(tf.mul(smoothL1, this.positive)), this.numPositive + 1));
   }
 
   dispose(): void {
