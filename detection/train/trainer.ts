@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { DataParameters } from '../../src/data-parameters/data-parameters.js';
-import { DETECTION_INSTANCE_DEFAULTS, DETECTOR_TRAIN_DEFAULTS, type DetectorConfig } from '../config.js';
+import { DETECTION_INSTANCE_DEFAULTS, DETECTOR_DATA_DEFAULTS, DETECTOR_TRAIN_DEFAULTS, trainingAugmentation, type DetectorConfig } from '../config.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointArray } from '../../src/util/checkpoint.js';
 import { ProgressBar } from '../../src/util/progress.js';
 import { RunRecorder, sigmaGroups, summariseSigma, type TrackedInstance } from '../../src/records/run-records.js';
@@ -23,12 +23,13 @@ import { saveSSD } from '../model/io.js';
 import type { SSD } from '../model/ssd.js';
 import type { Detection } from '../postprocess.js';
 import { toImageDetection } from '../inference.js';
-import { DetectionLoader, type Batch, type BatchSource, type DetectionRecord, type ImageReader } from './data.js';
-import { SsdPipelineSource } from './ssd-pipeline-source.js';
+import type { DetectionBatch, DetectionLoader } from '../../datasets/pipeline/loader.js';
+import type { ImageDecoder } from '../../datasets/pipeline/types.js';
+import { detectorLoader, trainingBatch, type Batch, type DetectionRecord } from './batches.js';
 import { ModelOptimizer } from '../../src/nn/optimizer.js';
 import { learningRate } from '../../src/nn/lr-schedule.js';
 import { DivergenceWatch, NonFiniteLossError, TrainingInputError, checkResumeConfig, prepareRunDir } from '../../src/training/harness.js';
-import { writeDetectionReview } from './box-scores.js';
+import { trainedBoxesOf, writeDetectionReview } from './box-scores.js';
 
 export { NonFiniteLossError } from '../../src/training/harness.js';
 
@@ -50,7 +51,8 @@ export interface TrainRunOptions {
   /** Size of the instance table (dataset-wide ids). */
   numInstances: number;
   resume?: boolean;
-  read?: ImageReader;
+  /** Injected image decoder (tests); default sharp. */
+  decode?: ImageDecoder;
   evaluate?: KittiEvaluator;
   log?: (line: string) => void;
   /** Stop (with a checkpoint) after this many steps in total: for tests and benchmarks. */
@@ -115,18 +117,19 @@ export function trainStep(model: SSD, opt: ModelOptimizer, dp: DataParameters | 
   return { loss, cls, loc, numPositive, finite: true };
 }
 
-/** Detections of a set of images, as KITTI result objects in original pixels. */
+/** Detections of a set of images (an evaluation loader: every image once, unaugmented), as KITTI result objects in
+ * original pixels. */
 export async function detectAll(model: SSD, loader: DetectionLoader, classNames: string[]): Promise<Map<string, KittiObject[]>> {
   const out = new Map<string, KittiObject[]>();
   const { width: W, height: H } = model.inputSize;
-  for (let i = 0; i < loader.stepsPerEpoch; i++) {
-    const batch = await loader.batch(0, i);
-    const x = tf.tensor4d(batch.x, [batch.images.length, H, W, 3]);
+  for (let i = 0; i < loader.batchesPerEpoch; i++) {
+    const batch = await loader.prepareBatch(0, i);
+    const x = tf.tensor4d(batch.images, [batch.batchSize, H, W, 3]);
     const dets = model.detect(x);
     x.dispose();
-    batch.records.forEach((rec, b) => {
-      const size = batch.originalSizes[b]!;
-      out.set(rec.imageId, dets[b]!.map((d) => toKittiObject(d, size, classNames)));
+    batch.imageIds.forEach((id, b) => {
+      const size = batch.sourceSizes[b]!;
+      out.set(id, dets[b]!.map((d) => toKittiObject(d, size, classNames)));
     });
   }
   return out;
@@ -174,12 +177,6 @@ export const RESUME_SAFE_OPTIONS = ['train.epochs', 'out'] as const;
 
 export const CHECKPOINT_FILE = 'checkpoint.dpckpt';
 
-function trainedBoxes(records: DetectionRecord[]): { id: number; rec: DetectionRecord; box: DetectionRecord['objects'][number] }[] {
-  const out: { id: number; rec: DetectionRecord; box: DetectionRecord['objects'][number] }[] = [];
-  for (const rec of records) for (const box of rec.objects) if (!box.ignore && box.classIndex >= 0 && box.instanceId >= 0) out.push({ id: box.instanceId, rec, box });
-  return out;
-}
-
 /** Trains (or resumes) a detector. */
 export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult> {
   const { config } = o;
@@ -201,24 +198,11 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
           clamp: config.curriculum.clamp,
         })
       : null;
-  const loader: BatchSource =
-    config.data.pipeline === 'ssd'
-      ? new SsdPipelineSource(o.train, { inputSize: spec.inputSize, batchSize: t.batchSize, seed: t.seed, cache: config.data.cacheImages })
-      : new DetectionLoader({
-          records: o.train,
-          inputSize: spec.inputSize,
-          batchSize: t.batchSize,
-          seed: t.seed,
-          augment: t.augment ?? DETECTOR_TRAIN_DEFAULTS.augment,
-          read: o.read,
-          cache: config.data.cacheImages,
-        });
+  const io = { inputSize: spec.inputSize, batchSize: t.batchSize, cache: config.data.cacheImages ?? DETECTOR_DATA_DEFAULTS.cacheImages, ...(o.decode ? { decode: o.decode } : {}) };
+  const loader = detectorLoader(o.train, { ...io, seed: t.seed, augment: trainingAugmentation(config) });
   const valRecords = config.data.valLimit ? o.val.slice(0, config.data.valLimit) : o.val;
-  const valLoader =
-    valRecords.length > 0
-      ? new DetectionLoader({ records: valRecords, inputSize: spec.inputSize, batchSize: t.batchSize, seed: 0, shuffle: false, keepLast: true, read: o.read, cache: config.data.cacheImages })
-      : null;
-  const stepsPerEpoch = loader.stepsPerEpoch;
+  const valLoader = valRecords.length > 0 ? detectorLoader(valRecords, { ...io, seed: 0, augment: null }) : null;
+  const stepsPerEpoch = loader.batchesPerEpoch;
   const checkpointEvery = t.checkpointEvery ?? DETECTOR_TRAIN_DEFAULTS.checkpointEvery;
   const totalSteps = t.epochs * stepsPerEpoch;
   const schedule = {
@@ -230,13 +214,13 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
   };
 
   // Instances of the training set (for σ statistics) and the tracked boxes (all boxes of the first 6 images).
-  const boxes = trainedBoxes(o.train);
-  const instanceIds = Int32Array.from(boxes.map((b) => b.id));
+  const boxes = trainedBoxesOf(o.train);
+  const instanceIds = Int32Array.from(boxes.map((b) => b.box.instanceId));
   const groups = sigmaGroups(boxes.map((b) => ({ occlusion: b.box.occlusion, difficulty: b.box.difficulty })));
   const trackedImages = [...o.train].sort((a, b) => (a.imageId < b.imageId ? -1 : 1)).slice(0, 6);
-  const tracked: TrackedInstance[] = trainedBoxes(trackedImages).map(({ id, rec, box }) => ({
-    id,
-    image: path.resolve(rec.imagePath),
+  const tracked: TrackedInstance[] = trainedBoxesOf(trackedImages).map(({ record, box }) => ({
+    id: box.instanceId,
+    image: path.resolve(record.imagePath),
     box: box.bbox,
     occlusion: box.occlusion,
     truncation: box.truncation,
@@ -370,7 +354,8 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
 
   let stoppedEarly = false;
   let reviewFile: string | null = null;
-  let next: Promise<Batch> | null = null;
+  let next: Promise<DetectionBatch> | null = null;
+  let droppedBoxes = 0;
   let windowStart = Date.now(), windowImages = 0;
   const watch = new DivergenceWatch(log);
   try {
@@ -385,7 +370,9 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
       }
       let batch: Batch;
       try {
-        batch = await (next ?? loader.batch(epoch, batchIndex));
+        const b = await (next ?? loader.prepareBatch(epoch, batchIndex));
+        droppedBoxes += b.droppedBoxes;
+        batch = trainingBatch(b);
       } catch (err) {
         next = null;
         await saveState();
@@ -394,7 +381,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
       // Prefetch the following batch (image decoding runs on libuv threads while this step computes). Its failure is
       // handled when it is awaited, not as an unhandled rejection in between.
       const nb = batchIndex + 1 < stepsPerEpoch ? [epoch, batchIndex + 1] : [epoch + 1, 0];
-      next = nb[0]! < t.epochs ? loader.batch(nb[0]!, nb[1]!) : null;
+      next = nb[0]! < t.epochs ? loader.prepareBatch(nb[0]!, nb[1]!) : null;
       next?.catch(() => undefined);
       const lr = learningRate(step, schedule);
       const r = trainStep(model, opt, dp, batch, lr);
@@ -428,6 +415,8 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
         for (const [g, s] of Object.entries(sig)) if (s.count > 0) ep[`sigma_${g.replace(':', '_')}`] = s.mean;
         await rec.appendMetrics({ kind: 'epoch', step, epoch, ...ep });
         watch.epochEnd(epoch, ep['loss']!, dp, instanceIds);
+        if (droppedBoxes > 0) log(`epoch ${epoch}: ${droppedBoxes} target boxes without area in the input were dropped`);
+        droppedBoxes = 0;
         epochLoss = 0;
         epochSteps = 0;
         const valEvery = t.valEvery ?? DETECTOR_TRAIN_DEFAULTS.valEvery;
@@ -444,7 +433,7 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
       await saveSSD(model, spec, path.join(o.out, 'model'), { steps: step, curriculum: config.curriculum.mode });
       // The model is saved: an image that cannot be read now costs the review, not the run.
       try {
-        const review = await writeDetectionReview(o.out, { model, dp, records: o.train, classNames: spec.classNames, batchSize: t.batchSize, ...(o.read ? { read: o.read } : {}) });
+        const review = await writeDetectionReview(o.out, { model, dp, records: o.train, classNames: spec.classNames, batchSize: t.batchSize, ...(o.decode ? { decode: o.decode } : {}) });
         reviewFile = review.file;
         log(`label review (${review.scores.boxes.length} training boxes, ${dp ? 'by σ' : 'by loss: no σ in this run'}): ${reviewFile}`);
       } catch (err) {
@@ -453,7 +442,8 @@ export async function trainDetector(o: TrainRunOptions): Promise<TrainRunResult>
     }
   } finally {
     opt.dispose();
-    await loader.close?.();
+    await loader.close();
+    await valLoader?.close();
   }
   return { steps: step, epochs: epoch, finalAp, initialAp, model, dp, stoppedEarly, reviewFile };
 }
