@@ -12,7 +12,7 @@ import type { KittiObject } from '../datasets/kitti/label-file.js';
 import { detectorLoader, trainingBatch, type DetectionRecord } from '../detection/train/batches.js';
 import type { ImageDecoder } from '../datasets/pipeline/types.js';
 import { simpleAugmentation, type DetectionLoader } from '../datasets/pipeline/loader.js';
-import { CHECKPOINT_FILE, NonFiniteLossError, trainDetector, type ApTable, type DetectorConfig, type KittiEvaluator } from '../detection/train/trainer.js';
+import { CHECKPOINT_FILE, detectorLoaders, NonFiniteLossError, trainDetector, type ApTable, type DetectorConfig, type KittiEvaluator } from '../detection/train/trainer.js';
 import { ResumeMismatchError, TrainingInputError } from '../src/training/harness.js';
 import type { MetricsEntry } from '../src/records/run-records.js';
 import { loadSSD } from '../detection/model/io.js';
@@ -87,6 +87,28 @@ test('loader: batches are a function of (seed, epoch, index); flips mirror boxes
   assert.equal(Array.from(all.images[0]!.boxes), Array.from(new Float32Array([r0[0] / W, r0[1] / H, r0[2] / W, r0[3] / H])));
   assert.equal(Array.from(all.images[2]!.ignore!), Array.from(new Float32Array([0, 0, 10 / W, 10 / H])));
   assert.is(all.instanceIds.length, 9);
+});
+
+test('the trainer validates through the pipeline without augmentation (training batches are augmented)', async () => {
+  const { records, read } = scenes(6);
+  const cfg = config();
+  cfg.data.valLimit = 4;
+  const { train, val, valRecords } = detectorLoaders(cfg, { train: records, val: records, decode: read });
+  assert.is(valRecords.length, 4);
+  assert.ok(val);
+  const flips = (await Promise.all([0, 1, 2, 3].map((e) => train.prepareBatch(e, 0)))).flatMap((b) => b.transforms.filter((a) => a.sx < 0));
+  assert.ok(flips.length > 0, 'some training image is flipped');
+  for (const epoch of [0, 3]) {
+    const b = await val.prepareBatch(epoch, 0);
+    assert.equal(b.imageIds, ['000000', '000001']);
+    assert.equal(b.transforms, [{ sx: 1, tx: 0, sy: 1, ty: 0 }, { sx: 1, tx: 0, sy: 1, ty: 0 }]);
+    const px = (await read(records[0]!.imagePath)).data;
+    for (let k = 0; k < px.length; k++) assert.is(b.images[k], Math.fround((px[k]! - 127.5) * (1 / 127.5)));
+    const r0 = records[1]!.objects[0]!.bbox;
+    assert.equal(Array.from(b.targets[1]!.boxes.subarray(0, 4)), Array.from(Float32Array.from([r0[0] / W, r0[1] / H, r0[2] / W, r0[3] / H])));
+  }
+  await train.close();
+  await val.close();
 });
 
 test('resume is exact: N steps straight == N/2, then --resume for the rest (model, optimiser, σ)', async () => {
