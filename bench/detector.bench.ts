@@ -14,7 +14,7 @@ import { buildSSD, type SSDSpec } from '../detection/model/build.js';
 import { ModelOptimizer } from '../src/nn/optimizer.js';
 import { trainStep } from '../detection/train/trainer.js';
 import { DETECTION_INSTANCE_DEFAULTS } from '../detection/config.js';
-import type { Batch } from '../detection/train/data.js';
+import type { Batch } from '../detection/train/batches.js';
 import type { BenchContext } from './run.js';
 import { readDetectorConfig } from '../detection/config.js';
 import { median, profileKernels } from './step-timing.js';
@@ -38,7 +38,7 @@ function randomBatch(rng: Rng, B: number, W: number, H: number): Batch {
     }
     images.push({ boxes: Float32Array.from(boxes), labels: new Int32Array(n).fill(1), ignore: new Float32Array(0) });
   }
-  return { x, images, instanceIds: Int32Array.from(ids), records: [], originalSizes: [] };
+  return { x, images, instanceIds: Int32Array.from(ids) };
 }
 
 export async function run(ctx: BenchContext, _only: string | null): Promise<void> {

@@ -27,7 +27,6 @@ import { parseCsv } from '../src/review/label-review.js';
 import { readDetectorConfig } from '../detection/config.js';
 import { trainDetector, type KittiEvaluator } from '../detection/train/trainer.js';
 import { detectionBoxScores } from '../detection/train/box-scores.js';
-import { sharpImageReader } from '../detection/train/data.js';
 import { evaluateKitti } from '../detection/kitti-eval/index.js';
 
 interface Row {
@@ -166,14 +165,13 @@ async function detection(o: Record<string, unknown>): Promise<Row[]> {
         val: valSet.records,
         numInstances: Math.max(1, trainSet.numInstances),
         resume: steps > 0,
-        read: sharpImageReader,
         evaluate,
         progress: null,
         log: (l) => process.stderr.write(`[${name}] ${l}\n`),
         ...(e < epochs ? { stopAtStep: e * spe } : {}),
       });
       steps = result.steps;
-      const scores = await detectionBoxScores(result.model, trainSet.records, { batchSize: config.train.batchSize, read: sharpImageReader });
+      const scores = await detectionBoxScores(result.model, trainSet.records, { batchSize: config.train.batchSize });
       const positives = Uint8Array.from(scores.boxes, (b) => (bad.has(`${b.record.imageId}:${(b.box as { line?: number }).line}`) ? 1 : 0));
       const sigma = result.dp ? result.dp.instanceSigmaValues(scores.ids) : null;
       const extra: Record<string, number> = { boxes: scores.boxes.length, missingCarsInTrain: missingInTrain };

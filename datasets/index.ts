@@ -35,9 +35,17 @@ export { generateSyntheticKitti, ensureSyntheticKitti, SYNTHETIC_KITTI_DEFAULT_S
 export type { SyntheticKittiOptions, SyntheticKittiSummary, SyntheticKittiManifest } from './synthetic-kitti/generate.js';
 export { CORRUPTION_KINDS, CORRUPTION_RECORD_FILE, CORRUPTION_RECORD_COLUMNS } from './synthetic-kitti/corrupt-boxes.js';
 export type { CorruptionKind, Corruption } from './synthetic-kitti/corrupt-boxes.js';
-export { DetectionLoader, kittiDetectionItems, prepareSample, SSD_AUGMENTATION } from './pipeline/loader.js';
-export type { DetectionBatch, DetectionItem, DetectionLoaderOptions, LoaderState, AugmentOptions } from './pipeline/loader.js';
-export type { DetectionTarget, RawImage, Affine } from './pipeline/types.js';
+export { DetectionLoader, kittiDetectionItems, isTrainedBox, prepareSample, simpleAugmentation, SSD_AUGMENTATION } from './pipeline/loader.js';
+export type {
+  DetectionBatch,
+  DetectionItem,
+  DetectionLoaderOptions,
+  LabelledBox,
+  LoaderState,
+  AugmentOptions,
+  SimpleAugmentOptions,
+} from './pipeline/loader.js';
+export type { DetectionTarget, ImageDecoder, RawImage, Affine } from './pipeline/types.js';
 export { boxesToSource, planGeometry, cropTarget, flipBoxes } from './pipeline/geometry.js';
 export type { GeometricAugmentOptions } from './pipeline/geometry.js';
 export type { PhotometricOptions, NormaliseOptions } from './pipeline/render.js';

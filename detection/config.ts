@@ -22,7 +22,7 @@ import {
 } from '../src/util/config-schema.js';
 import type { KittiSplit } from '../datasets/kitti/dataset.js';
 import type { SSDSpec } from './model/build.js';
-import type { AugmentOptions } from './train/data.js';
+import { SSD_AUGMENTATION, simpleAugmentation, type AugmentOptions, type SimpleAugmentOptions } from '../datasets/pipeline/loader.js';
 
 export type DetectorCurriculum = 'none' | 'instance';
 
@@ -36,9 +36,10 @@ export interface DetectorConfig {
     valSplit: KittiSplit;
     /** Validate on at most this many images (0 = all). */
     valLimit?: number;
+    /** Keep decoded images in memory (small sets; default false). */
     cacheImages?: boolean;
-    /** Training augmentation: 'simple' (flip, brightness, contrast; train/data.ts's loader) or 'ssd' (the input
-     * pipeline: photometric + channel swap, expand, min-IoU crop, flip). Default 'simple'. */
+    /** Training augmentation preset of the input pipeline: 'simple' (flip, brightness, contrast: `train.augment`) or
+     * 'ssd' (photometric + channel swap, expand, min-IoU crop, flip). Default 'simple'. */
     pipeline?: 'simple' | 'ssd';
     /** Worker threads that decode and augment training images off the main thread ('ssd' pipeline; default 0). */
     workers?: number;
@@ -56,8 +57,8 @@ export interface DetectorConfig {
     /** Epochs at which the lr is multiplied by gamma. */
     milestones?: number[];
     gamma?: number;
-    /** The 'simple' pipeline's augmentation. */
-    augment?: AugmentOptions;
+    /** The 'simple' preset's settings, merged over DETECTOR_TRAIN_DEFAULTS.augment. */
+    augment?: Partial<SimpleAugmentOptions>;
     logEvery?: number;
     /** Validate every this many epochs (0: only at the end). */
     valEvery?: number;
@@ -89,6 +90,19 @@ export const DETECTOR_TRAIN_DEFAULTS = {
   checkpointEvery: 0,
   valAtStart: false,
 } as const satisfies Partial<DetectorConfig['train']>;
+
+/** What the trainer uses for an optional data setting a config leaves out. */
+export const DETECTOR_DATA_DEFAULTS = {
+  pipeline: 'simple',
+  cacheImages: false,
+} as const satisfies Partial<DetectorConfig['data']>;
+
+/** The training augmentation a config asks for, as the input pipeline's options (validation has none). */
+export function trainingAugmentation(config: DetectorConfig): AugmentOptions {
+  const pipeline = config.data.pipeline ?? DETECTOR_DATA_DEFAULTS.pipeline;
+  if (pipeline === 'ssd') return SSD_AUGMENTATION;
+  return simpleAugmentation({ ...DETECTOR_TRAIN_DEFAULTS.augment, ...config.train.augment });
+}
 
 const positive = number({ above: 0 });
 const positiveInt = number({ integer: true, min: 1 });

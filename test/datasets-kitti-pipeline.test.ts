@@ -229,7 +229,7 @@ test('loader on the KITTI fixture with sharp decoding; a bad image fails naming 
   close(Array.from(b.targets[3]!.boxes.subarray(0, 4)), [56.12 / 124, 17.3 / 38, 74.03 / 124, 32.18 / 38]);
   await loader.close();
   const bad = new DetectionLoader([{ ...items[0]!, imagePath: '/nonexistent/000000.png' }], { batchSize: 1, width: 8, height: 8, seed: 0, prefetch: 3 });
-  await rejects(() => bad.next(), /\/nonexistent\/000000\.png: cannot decode image/);
+  await rejects(() => bad.next(), /\/nonexistent\/000000\.png: cannot read the image/);
   await bad.close();
   // A truncated PNG (header intact, data cut) fails at decode rather than giving a partly grey image.
   const dir = mkdtempSync(path.join(tmpdir(), 'kitti-truncated-'));
@@ -237,7 +237,7 @@ test('loader on the KITTI fixture with sharp decoding; a bad image fails naming 
   const full = readFileSync(items[0]!.imagePath);
   writeFileSync(truncated, full.subarray(0, Math.floor(full.length * 0.6)));
   try {
-    await rejects(() => decodeImage(truncated), (e: Error) => e instanceof ImageDecodeError && e.message.startsWith(`${truncated}: cannot decode image`));
+    await rejects(() => decodeImage(truncated), (e: Error) => e instanceof ImageDecodeError && e.message.startsWith(`${truncated}: cannot read the image`));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -260,7 +260,7 @@ test('worker threads give bit-identical batches and report bad files by name', a
   await inThread.close();
   await threaded.close();
   const bad = new DetectionLoader([{ ...items[0]!, imagePath: '/nonexistent/000001.png' }], { batchSize: 1, width: 8, height: 8, seed: 0, workers: 1 });
-  await rejects(() => bad.next(), /\/nonexistent\/000001\.png: cannot decode image/);
+  await rejects(() => bad.next(), /\/nonexistent\/000001\.png: cannot read the image/);
   await bad.close();
 });
 

@@ -12,8 +12,8 @@ import { applyOverrides, buildProgram, readConfig, DEFAULT_CONFIG } from '../det
 import { buildSSD } from '../detection/model/build.js';
 import { tinyDetectorRun } from './support/detection-fixture.js';
 import { KittiDataset } from '../datasets/kitti/dataset.js';
-import { SsdPipelineSource } from '../detection/train/ssd-pipeline-source.js';
-import type { DetectionRecord } from '../detection/train/data.js';
+import { detectorLoader, trainingBatch, type DetectionRecord } from '../detection/train/batches.js';
+import { SSD_AUGMENTATION } from '../datasets/pipeline/loader.js';
 import { trainDetector } from '../detection/train/trainer.js';
 
 test.before(async () => {
@@ -139,9 +139,9 @@ test('SSD-augmentation source (input pipeline): deterministic batches, normalise
   await generateSyntheticKitti({ out: dir, images: 8, seed: 5, width: 128, height: 48 });
   const ds = await KittiDataset.open(dir, { split: 'all', classes: ['car'], log: null });
   const records = ds.records as DetectionRecord[];
-  const mk = (): SsdPipelineSource => new SsdPipelineSource(records, { inputSize: { width: 96, height: 32 }, batchSize: 4, seed: 2 });
-  const a = await mk().batch(1, 1);
-  const b = await mk().batch(1, 1);
+  const mk = (): ReturnType<typeof detectorLoader> => detectorLoader(records, { inputSize: { width: 96, height: 32 }, batchSize: 4, seed: 2, augment: SSD_AUGMENTATION });
+  const a = trainingBatch(await mk().prepareBatch(1, 1));
+  const b = trainingBatch(await mk().prepareBatch(1, 1));
   assert.equal(Array.from(a.x), Array.from(b.x));
   assert.equal(Array.from(a.instanceIds), Array.from(b.instanceIds));
   assert.is(a.x.length, 4 * 32 * 96 * 3);

@@ -9,8 +9,10 @@ import { readRun } from '../src/records/run-records.js';
 import { loadCheckpoint } from '../src/util/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
 import type { KittiObject } from '../datasets/kitti/label-file.js';
-import { DetectionLoader, type DetectionRecord, type ImageReader } from '../detection/train/data.js';
-import { CHECKPOINT_FILE, NonFiniteLossError, trainDetector, type ApTable, type DetectorConfig, type KittiEvaluator } from '../detection/train/trainer.js';
+import { detectorLoader, trainingBatch, type DetectionRecord } from '../detection/train/batches.js';
+import type { ImageDecoder } from '../datasets/pipeline/types.js';
+import { simpleAugmentation, type DetectionLoader } from '../datasets/pipeline/loader.js';
+import { CHECKPOINT_FILE, detectorLoaders, NonFiniteLossError, trainDetector, type ApTable, type DetectorConfig, type KittiEvaluator } from '../detection/train/trainer.js';
 import { ResumeMismatchError, TrainingInputError } from '../src/training/harness.js';
 import type { MetricsEntry } from '../src/records/run-records.js';
 import { loadSSD } from '../detection/model/io.js';
@@ -26,7 +28,7 @@ function object(bbox: [number, number, number, number], type = 'Car', occluded =
 }
 
 /** Tiny in-memory scenes: dark road, bright car rectangles; one DontCare region in image 2. */
-function scenes(n: number): { records: DetectionRecord[]; read: ImageReader } {
+function scenes(n: number): { records: DetectionRecord[]; read: ImageDecoder } {
   const rng = new Rng(11);
   const records: DetectionRecord[] = [];
   const pixels = new Map<string, Uint8Array>();
@@ -47,7 +49,10 @@ function scenes(n: number): { records: DetectionRecord[]; read: ImageReader } {
     pixels.set(id, px);
     records.push({ imageId: id, imagePath: `/nonexistent/${id}.png`, width: W, height: H, objects });
   }
-  const read: ImageReader = async (rec) => ({ pixels: pixels.get(rec.imageId)!, width: W, height: H });
+  const read: ImageDecoder = (file) => {
+    const data = pixels.get(path.basename(file, '.png'));
+    return data ? Promise.resolve({ data, width: W, height: H }) : Promise.reject(new Error(`${file}: no such image`));
+  };
   return { records, read };
 }
 
@@ -67,27 +72,50 @@ function config(over: Partial<DetectorConfig['train']> = {}, mode: 'none' | 'ins
 
 test('loader: batches are a function of (seed, epoch, index); flips mirror boxes; ignore regions kept apart', async () => {
   const { records, read } = scenes(6);
-  const mk = (): DetectionLoader => new DetectionLoader({ records, inputSize: { width: W, height: H }, batchSize: 2, seed: 5, augment: { flip: true }, read });
-  const a = await mk().batch(1, 2);
+  const flipOnly = simpleAugmentation({ flip: true, brightness: 0, contrast: 0 });
+  const mk = (): DetectionLoader => detectorLoader(records, { inputSize: { width: W, height: H }, batchSize: 2, seed: 5, augment: flipOnly, decode: read });
+  const a = trainingBatch(await mk().prepareBatch(1, 2));
   const b = mk();
-  await b.batch(0, 0);
-  const c = await b.batch(1, 2);
+  await b.prepareBatch(0, 0);
+  const c = trainingBatch(await b.prepareBatch(1, 2));
   assert.equal(Array.from(a.x), Array.from(c.x));
   assert.equal(Array.from(a.instanceIds), Array.from(c.instanceIds));
   assert.equal(a.images.map((i) => Array.from(i.boxes)), c.images.map((i) => Array.from(i.boxes)));
   // Unflipped boxes are the originals / size; flipped ones are mirrored.
-  const all = await new DetectionLoader({ records, inputSize: { width: W, height: H }, batchSize: 6, seed: 5, shuffle: false, augment: null, read }).batch(0, 0);
+  const all = trainingBatch(await detectorLoader(records, { inputSize: { width: W, height: H }, batchSize: 6, seed: 5, augment: null, decode: read }).prepareBatch(0, 0));
   const r0 = records[0]!.objects[0]!.bbox;
   assert.equal(Array.from(all.images[0]!.boxes), Array.from(new Float32Array([r0[0] / W, r0[1] / H, r0[2] / W, r0[3] / H])));
   assert.equal(Array.from(all.images[2]!.ignore!), Array.from(new Float32Array([0, 0, 10 / W, 10 / H])));
   assert.is(all.instanceIds.length, 9);
 });
 
+test('the trainer validates through the pipeline without augmentation (training batches are augmented)', async () => {
+  const { records, read } = scenes(6);
+  const cfg = config();
+  cfg.data.valLimit = 4;
+  const { train, val, valRecords } = detectorLoaders(cfg, { train: records, val: records, decode: read });
+  assert.is(valRecords.length, 4);
+  assert.ok(val);
+  const flips = (await Promise.all([0, 1, 2, 3].map((e) => train.prepareBatch(e, 0)))).flatMap((b) => b.transforms.filter((a) => a.sx < 0));
+  assert.ok(flips.length > 0, 'some training image is flipped');
+  for (const epoch of [0, 3]) {
+    const b = await val.prepareBatch(epoch, 0);
+    assert.equal(b.imageIds, ['000000', '000001']);
+    assert.equal(b.transforms, [{ sx: 1, tx: 0, sy: 1, ty: 0 }, { sx: 1, tx: 0, sy: 1, ty: 0 }]);
+    const px = (await read(records[0]!.imagePath)).data;
+    for (let k = 0; k < px.length; k++) assert.is(b.images[k], Math.fround((px[k]! - 127.5) * (1 / 127.5)));
+    const r0 = records[1]!.objects[0]!.bbox;
+    assert.equal(Array.from(b.targets[1]!.boxes.subarray(0, 4)), Array.from(Float32Array.from([r0[0] / W, r0[1] / H, r0[2] / W, r0[3] / H])));
+  }
+  await train.close();
+  await val.close();
+});
+
 test('resume is exact: N steps straight == N/2, then --resume for the rest (model, optimiser, σ)', async () => {
   const { records, read } = scenes(6);
   const straight = mkdtempSync(path.join(tmpdir(), 'det-a-'));
   const split = mkdtempSync(path.join(tmpdir(), 'det-b-'));
-  const common = { train: records, val: [], numInstances: 9, read, progress: null, log: () => {} };
+  const common = { train: records, val: [], numInstances: 9, decode: read, progress: null, log: () => {} };
   const a = await trainDetector({ ...common, config: config(), out: straight });
   const wa = a.model.params.snapshot();
   const sa = a.dp!.instanceSigmaValues();
@@ -122,7 +150,7 @@ test('a training run leaves no tensors behind (tensor count flat over steps)', a
   const { records, read } = scenes(6);
   const out = mkdtempSync(path.join(tmpdir(), 'det-mem-'));
   const before = tf.memory().numTensors;
-  const r = await trainDetector({ config: config({ epochs: 1 }, 'none'), out, train: records, val: [], numInstances: 9, read, progress: null, log: () => {} });
+  const r = await trainDetector({ config: config({ epochs: 1 }, 'none'), out, train: records, val: [], numInstances: 9, decode: read, progress: null, log: () => {} });
   r.model.dispose();
   assert.is(tf.memory().numTensors, before);
 });
@@ -132,7 +160,7 @@ test('non-finite loss: stops with a clear error and a checkpoint of the last fin
   const out = mkdtempSync(path.join(tmpdir(), 'det-nan-'));
   let err: unknown = null;
   try {
-    await trainDetector({ config: config({ lr: 1e12, warmupSteps: 0 }, 'none'), out, train: records, val: [], numInstances: 9, read, progress: null, log: () => {} });
+    await trainDetector({ config: config({ lr: 1e12, warmupSteps: 0 }, 'none'), out, train: records, val: [], numInstances: 9, decode: read, progress: null, log: () => {} });
   } catch (e) {
     err = e;
   }
@@ -152,7 +180,7 @@ function comparable(metrics: readonly MetricsEntry[]): Record<string, unknown>[]
 
 test('a mid-epoch resume records the same epoch loss as an uninterrupted run (running sums in the checkpoint)', async () => {
   const { records, read } = scenes(6);
-  const common = { train: records, val: [], numInstances: 9, read, progress: null, log: () => {} };
+  const common = { train: records, val: [], numInstances: 9, decode: read, progress: null, log: () => {} };
   const straight = mkdtempSync(path.join(tmpdir(), 'det-sum-a-'));
   const split = mkdtempSync(path.join(tmpdir(), 'det-sum-b-'));
   const a = await trainDetector({ ...common, config: config(), out: straight });
@@ -175,7 +203,7 @@ test('a mid-epoch resume records the same epoch loss as an uninterrupted run (ru
 
 test('--resume refuses changed options, listing them; a longer --epochs is accepted and noted in run.json', async () => {
   const { records, read } = scenes(6);
-  const common = { train: records, val: [], numInstances: 9, read, progress: null, log: () => {} };
+  const common = { train: records, val: [], numInstances: 9, decode: read, progress: null, log: () => {} };
   const out = mkdtempSync(path.join(tmpdir(), 'det-opts-'));
   const first = await trainDetector({ ...common, config: config(), out, stopAtStep: 2 });
   first.model.dispose();
@@ -204,7 +232,7 @@ test('resuming a finished run trains nothing and reports the final AP from the c
   let calls = 0;
   const evaluate: KittiEvaluator = () => table(++calls * 10);
   const out = mkdtempSync(path.join(tmpdir(), 'det-done-'));
-  const common = { train: records.slice(0, 4), val: records.slice(4), numInstances: 9, read, progress: null, log: () => {}, evaluate };
+  const common = { train: records.slice(0, 4), val: records.slice(4), numInstances: 9, decode: read, progress: null, log: () => {}, evaluate };
   const a = await trainDetector({ ...common, config: config({ valEvery: 1 }), out });
   assert.equal(a.finalAp, table(20));
   a.model.dispose();
@@ -223,24 +251,24 @@ test('an image that fails mid-run stops training with a checkpoint; after fixing
   const { records, read } = scenes(6);
   const common = { train: records, val: [], numInstances: 9, progress: null, log: () => {} };
   const straight = mkdtempSync(path.join(tmpdir(), 'det-img-a-'));
-  const a = await trainDetector({ ...common, read, config: config(), out: straight });
+  const a = await trainDetector({ ...common, decode: read, config: config(), out: straight });
   const wa = a.model.params.snapshot();
   a.model.dispose();
   a.dp!.dispose();
   const out = mkdtempSync(path.join(tmpdir(), 'det-img-b-'));
   let reads = 0;
-  // The 5th image read (the batch of step 2 of 6: batches of 2, images cached after their first read) fails as a
+  // The 5th image read (the batch of step 2 of 6: batches of 2, each image read once in the first epoch) fails as a
   // truncated file would.
-  const broken: ImageReader = async (rec, size) => {
-    if (++reads === 5) throw new Error(`${rec.imagePath}: cannot read the image (VipsPngload: premature end of file)`);
-    return read(rec, size);
+  const broken: ImageDecoder = async (file) => {
+    if (++reads === 5) throw new Error(`${file}: cannot read the image (VipsPngload: premature end of file)`);
+    return read(file);
   };
-  const err = await trainDetector({ ...common, read: broken, config: config(), out }).then(() => null, (e: unknown) => e);
+  const err = await trainDetector({ ...common, decode: broken, config: config(), out }).then(() => null, (e: unknown) => e);
   assert.ok(err instanceof TrainingInputError, String(err));
   assert.match((err as Error).message, /^\/nonexistent\/\d{6}\.png: cannot read the image \(VipsPngload: premature end of file\)\ntraining stopped at step 2; the state before that step is in .*checkpoint\.dpckpt: replace the file, then rerun with --resume\.$/);
   const ck = await loadCheckpoint<{ step: number }>(path.join(out, CHECKPOINT_FILE));
   assert.is(ck.meta.step, 2);
-  const b = await trainDetector({ ...common, read, config: config(), out, resume: true });
+  const b = await trainDetector({ ...common, decode: read, config: config(), out, resume: true });
   const wb = b.model.params.snapshot();
   for (const k of Object.keys(wa)) assert.equal(Array.from(wb[k]!), Array.from(wa[k]!), k);
   b.model.dispose();
@@ -253,20 +281,20 @@ test('a validation image that fails at an epoch end keeps the epoch in a checkpo
   const evaluate: KittiEvaluator = (input) => ({ car: { easy: { ap11: input.detections.size, ap40: 1, gt: 1 }, moderate: { ap11: 1, ap40: 1, gt: 1 }, hard: { ap11: 1, ap40: 1, gt: 1 } } });
   const common = { train: records.slice(0, 4), val: records.slice(4), numInstances: 9, progress: null, log: () => {}, evaluate };
   const straight = mkdtempSync(path.join(tmpdir(), 'det-val-a-'));
-  const a = await trainDetector({ ...common, read, config: config({ valEvery: 1 }), out: straight });
+  const a = await trainDetector({ ...common, decode: read, config: config({ valEvery: 1 }), out: straight });
   a.model.dispose();
   a.dp!.dispose();
   const out = mkdtempSync(path.join(tmpdir(), 'det-val-b-'));
-  const broken: ImageReader = async (rec, size) => {
-    if (rec.imageId === '000005') throw new Error(`${rec.imagePath}: cannot read the image (premature end of file)`);
-    return read(rec, size);
+  const broken: ImageDecoder = async (file) => {
+    if (path.basename(file, '.png') === '000005') throw new Error(`${file}: cannot read the image (premature end of file)`);
+    return read(file);
   };
-  const err = await trainDetector({ ...common, read: broken, config: config({ valEvery: 1 }), out }).then(() => null, (e: unknown) => e);
+  const err = await trainDetector({ ...common, decode: broken, config: config({ valEvery: 1 }), out }).then(() => null, (e: unknown) => e);
   assert.ok(err instanceof TrainingInputError, String(err));
   assert.match((err as Error).message, /^\/nonexistent\/000005\.png: cannot read the image \(premature end of file\)\ntraining stopped at step 2;/);
   const ck = await loadCheckpoint<{ step: number; pendingValidation?: boolean }>(path.join(out, CHECKPOINT_FILE));
   assert.equal([ck.meta.step, ck.meta.pendingValidation], [2, true]);
-  const b = await trainDetector({ ...common, read, config: config({ valEvery: 1 }), out, resume: true });
+  const b = await trainDetector({ ...common, decode: read, config: config({ valEvery: 1 }), out, resume: true });
   b.model.dispose();
   b.dp!.dispose();
   assert.equal(comparable((await readRun(out)).metrics), comparable((await readRun(straight)).metrics));

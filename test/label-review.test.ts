@@ -29,7 +29,8 @@ import { ClassifierTrainer, DEFAULT_TRAINER_CONFIG } from '../classification/tra
 import { corruptLabels as corruptClassLabels } from '../datasets/noisy-labels/noisy-labels.js';
 import type { KittiObject } from '../datasets/kitti/label-file.js';
 import { parseKittiObjects } from '../datasets/kitti/label-file.js';
-import type { DetectionRecord, ImageReader } from '../detection/train/data.js';
+import type { DetectionRecord } from '../detection/train/batches.js';
+import type { ImageDecoder } from '../datasets/pipeline/types.js';
 import { trainDetector, type DetectorConfig } from '../detection/train/trainer.js';
 import { DETECTION_REVIEW_COLUMNS } from '../detection/train/box-scores.js';
 import { ensureSyntheticKitti, generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
@@ -236,7 +237,7 @@ function object(bbox: [number, number, number, number], occluded: number): Kitti
   return { type: 'Car', truncated: 0, occluded, alpha: 0, bbox, dimensions: [1.5, 1.6, 3.9], location: [0, 1.6, 20], rotationY: 0 };
 }
 
-function scenes(n: number): { records: DetectionRecord[]; read: ImageReader; boxes: number } {
+function scenes(n: number): { records: DetectionRecord[]; read: ImageDecoder; boxes: number } {
   const rng = new Rng(11);
   const records: DetectionRecord[] = [];
   const pixels = new Map<string, Uint8Array>();
@@ -257,7 +258,11 @@ function scenes(n: number): { records: DetectionRecord[]; read: ImageReader; box
     pixels.set(id, px);
     records.push({ imageId: id, imagePath: `/nonexistent/${id}.png`, width: DW, height: DH, objects });
   }
-  return { records, read: async (rec) => ({ pixels: pixels.get(rec.imageId)!, width: DW, height: DH }), boxes: nextId };
+  const read: ImageDecoder = (file) => {
+    const data = pixels.get(path.basename(file, '.png'));
+    return data ? Promise.resolve({ data, width: DW, height: DH }) : Promise.reject(new Error(`${file}: no such image`));
+  };
+  return { records, read, boxes: nextId };
 }
 
 function detectorConfig(mode: 'none' | 'instance'): DetectorConfig {
@@ -278,7 +283,7 @@ test('detector: label-review.csv has every training box once, sorted by σ, σ a
   const { records, read, boxes } = scenes(6);
   const out = mkdtempSync(path.join(tmpdir(), 'dp-review-det-'));
   const lines: string[] = [];
-  const res = await trainDetector({ config: detectorConfig('instance'), out, train: records, val: [], numInstances: boxes, read, progress: null, log: (l) => lines.push(l) });
+  const res = await trainDetector({ config: detectorConfig('instance'), out, train: records, val: [], numInstances: boxes, decode: read, progress: null, log: (l) => lines.push(l) });
   assert.is(res.reviewFile, path.join(out, LABEL_REVIEW_FILE));
   assert.ok(lines.some((l) => l.includes(res.reviewFile!)), 'the log says where the file is');
   const { header, rows } = parseCsv(readFileSync(res.reviewFile!, 'utf8'));
@@ -306,7 +311,7 @@ test('detector: label-review.csv has every training box once, sorted by σ, σ a
   res.dp!.dispose();
 
   const before = tf.memory().numTensors;
-  const base = await trainDetector({ config: detectorConfig('none'), out: mkdtempSync(path.join(tmpdir(), 'dp-review-det0-')), train: records, val: [], numInstances: boxes, read, progress: null, log: () => {} });
+  const base = await trainDetector({ config: detectorConfig('none'), out: mkdtempSync(path.join(tmpdir(), 'dp-review-det0-')), train: records, val: [], numInstances: boxes, decode: read, progress: null, log: () => {} });
   base.model.dispose();
   assert.is(tf.memory().numTensors, before);
   const b = parseCsv(readFileSync(base.reviewFile!, 'utf8')).rows;

@@ -12,7 +12,7 @@ export class ImageDecodeError extends Error {
     readonly file: string,
     reason: string,
   ) {
-    super(`${file}: cannot decode image (${reason})`);
+    super(`${file}: cannot read the image (${reason})`);
     this.name = 'ImageDecodeError';
   }
 }

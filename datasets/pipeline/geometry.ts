@@ -42,6 +42,8 @@ export interface GeometryPlan {
   flipped: boolean;
   /** Target in output pixels. */
   target: DetectionTarget;
+  /** Boxes left without area in the output (degenerate in the label file, or outside the image), dropped. */
+  dropped: number;
 }
 
 const SSD_CROP_MODES: readonly (number | null)[] = [null, 0.1, 0.3, 0.5, 0.7, 0.9, -Infinity];
@@ -184,7 +186,8 @@ export function planGeometry(srcWidth: number, srcHeight: number, target: Detect
     resize = { sx: s, tx: (options.width - cw * s) / 2, sy: s, ty: (options.height - ch * s) / 2 };
   }
   affine = compose(affine, resize);
-  return { affine, flipped, target: clampTarget(mapTarget(cur, resize), options.width, options.height) };
+  const out = clampTarget(mapTarget(cur, resize), options.width, options.height);
+  return { affine, flipped, target: out, dropped: cur.labels.length - out.labels.length };
 }
 
 /** Clamps boxes to the output (float rounding after flips and crops) and drops any left without area, ids included. */

@@ -22,12 +22,11 @@
  * with `workers > 0` the augmentation too, in worker threads (the same results bit for bit).
  */
 import { Rng } from '../../src/util/rng.js';
-import type { KittiRecord } from '../kitti/dataset.js';
 import { decodeImage } from './decode.js';
 import type { GeometricAugmentOptions } from './geometry.js';
 import type { NormaliseOptions, PhotometricOptions } from './render.js';
-import { prepareSample } from './sample.js';
-import type { Affine, DetectionTarget, RawImage } from './types.js';
+import { prepareSample, type PreparedSample } from './sample.js';
+import type { Affine, DetectionTarget, ImageDecoder, RawImage } from './types.js';
 import { SampleWorkerPool } from './worker-pool.js';
 
 export { prepareSample } from './sample.js';
@@ -50,6 +49,32 @@ export interface AugmentOptions {
 /** SSD's augmentation with its default parameters (see ../../shared notes ssd-defaults). */
 export const SSD_AUGMENTATION: AugmentOptions = { geometric: {}, photometric: {} };
 
+/** The settings of the simple preset (the detector's defaults are in detection/config.ts). */
+export interface SimpleAugmentOptions {
+  /** Horizontal flip with probability 0.5. */
+  flip: boolean;
+  /** Brightness delta range (±, in 0..255 units), applied with probability 0.5; 0: off. */
+  brightness: number;
+  /** Contrast factor range [1 − c, 1 + c] about mid-grey (127.5), applied with probability 0.5; 0: off. */
+  contrast: number;
+}
+
+/** The simple preset: horizontal flip, brightness and contrast jitter; no expand, crop, saturation, hue or channel
+ * swap, so every box stays in the image at its place (mirrored when flipped). */
+export function simpleAugmentation(o: SimpleAugmentOptions): AugmentOptions {
+  return {
+    geometric: { expandProb: 0, cropModes: [], flipProb: o.flip ? 0.5 : 0 },
+    photometric: {
+      brightness: o.brightness > 0 ? o.brightness : null,
+      contrast: o.contrast > 0 ? [1 - o.contrast, 1 + o.contrast] : null,
+      contrastCentre: 127.5,
+      saturation: null,
+      hue: null,
+      channelSwapProb: 0,
+    },
+  };
+}
+
 export interface DetectionLoaderOptions {
   batchSize: number;
   width: number;
@@ -66,7 +91,7 @@ export interface DetectionLoaderOptions {
   /** Batches prepared ahead of the one being consumed (default 2; 0 prepares on demand). */
   prefetch?: number;
   /** Injected decoder (default sharp, `decodeImage`). */
-  decode?: (file: string) => Promise<RawImage>;
+  decode?: ImageDecoder;
   /** Keep decoded images in memory (small sets such as synthetic KITTI; default false; in-thread path only). */
   cacheDecoded?: boolean;
   /** Worker threads that decode and augment off the main thread (default 0: in the main thread, decoding still in
@@ -89,6 +114,11 @@ export interface DetectionBatch {
   itemIndices: Int32Array;
   /** Original image pixels -> output pixels, per image. */
   transforms: Affine[];
+  /** Size of each original image. */
+  sourceSizes: { width: number; height: number }[];
+  /** Boxes of this batch dropped for having no area in the output (degenerate in the label file, or outside the
+   * image); boxes an augmentation crop leaves out are not counted. */
+  droppedBoxes: number;
   epoch: number;
   /** Index of this batch within its epoch. */
   batchIndex: number;
@@ -101,10 +131,32 @@ export interface LoaderState {
   batch: number;
 }
 
-/** KITTI records -> loader items: trained boxes (classIndex >= 0) and ignore regions (DontCare, neighbour classes). */
-export function kittiDetectionItems(records: readonly KittiRecord[]): DetectionItem[] {
+/** What the loader needs of a labelled box (a structural subset of the KITTI reader's KittiBox). */
+export interface LabelledBox {
+  /** Left, top, right, bottom in original image pixels. */
+  bbox: readonly [number, number, number, number];
+  /** Index of a trained class, or -1. */
+  classIndex: number;
+  /** DontCare regions and neighbour classes: neither positive nor negative. */
+  ignore: boolean;
+  /** Dataset-wide index of the box's data parameter. */
+  instanceId: number;
+}
+
+/**
+ * A training target: a box of a trained class that is not an ignore region. An `ignore` box is only ever an ignore
+ * region: were it a target too, the anchors it matches would be trained as positives and it would get a σ, the very
+ * thing the flag is there to prevent.
+ */
+export function isTrainedBox(box: LabelledBox): boolean {
+  return box.classIndex >= 0 && !box.ignore;
+}
+
+/** Records (KITTI's, or any with the same fields) -> loader items: targets (`isTrainedBox`) with their labels and
+ * instance ids, and ignore regions (DontCare, neighbour classes); other boxes are background. */
+export function kittiDetectionItems(records: readonly { imageId: string; imagePath: string; objects: readonly LabelledBox[] }[]): DetectionItem[] {
   return records.map((r) => {
-    const trained = r.objects.filter((o) => o.classIndex >= 0);
+    const trained = r.objects.filter(isTrainedBox);
     const ignored = r.objects.filter((o) => o.ignore);
     return {
       imageId: r.imageId,
@@ -281,6 +333,8 @@ export class DetectionLoader {
     const images = new Float32Array(count * height * width * 3);
     const targets: DetectionTarget[] = new Array<DetectionTarget>(count);
     const transforms: Affine[] = new Array<Affine>(count);
+    const sourceSizes: { width: number; height: number }[] = new Array<{ width: number; height: number }>(count);
+    let droppedBoxes = 0;
     const itemIndices = new Int32Array(count);
     const imageIds: string[] = new Array<string>(count);
     await Promise.all(
@@ -289,22 +343,25 @@ export class DetectionLoader {
         const item = this.items[index]!;
         const seed = this.options.augment ? hashSeed(this.opts.seed, epoch, start + i) : null;
         const offset = i * height * width * 3;
-        let s: { target: DetectionTarget; affine: Affine };
+        let s: PreparedSample;
         if (this.pool) {
           const { resize, augment, normalise } = this.options;
           const r = await this.pool.run({ imagePath: item.imagePath, target: item.target, options: { width, height, resize, augment, normalise }, seed });
           images.set(r.pixels, offset);
           s = r;
+          sourceSizes[i] = { width: r.width, height: r.height };
         } else {
           const img = await this.decode(item.imagePath);
           s = prepareSample(img, item.target, this.options, seed === null ? null : new Rng(seed), images, offset);
+          sourceSizes[i] = { width: img.width, height: img.height };
         }
         targets[i] = s.target;
         transforms[i] = s.affine;
+        droppedBoxes += s.dropped;
         itemIndices[i] = index;
         imageIds[i] = item.imageId;
       }),
     );
-    return { images, batchSize: count, height, width, channels: 3, targets, imageIds, itemIndices, transforms, epoch, batchIndex: batch };
+    return { images, batchSize: count, height, width, channels: 3, targets, imageIds, itemIndices, transforms, sourceSizes, droppedBoxes, epoch, batchIndex: batch };
   }
 }

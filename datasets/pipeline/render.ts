@@ -9,17 +9,23 @@
  * multiplicative as in ssd.pytorch), saturation s ∈ [0.5, 1.5] (mix with Rec. 601 luma), hue ±18° (exact rotation
  * about the grey axis), then a random channel permutation with probability channelSwapProb. All five are affine in
  * RGB, so they are composed into one 3x4 matrix and commute with the bilinear sampling; only the clamp is deferred
- * to the end (ssd.pytorch does not clamp in between either).
+ * to the end (ssd.pytorch does not clamp in between either). A jitter set to null is off (and draws nothing), which is
+ * how the detector's 'simple' preset keeps only brightness and contrast.
  */
 import type { Rng } from '../../src/util/rng.js';
 import type { Affine, RawImage } from './types.js';
 
 export interface PhotometricOptions {
-  brightness?: number;
-  contrast?: readonly [number, number];
-  saturation?: readonly [number, number];
-  /** Degrees. */
-  hue?: number;
+  /** Largest brightness delta (±, in 0..255 units); null: off. */
+  brightness?: number | null;
+  /** Contrast factor range; null: off. */
+  contrast?: readonly [number, number] | null;
+  /** Grey level the contrast factor scales about (default 0: multiplicative, as in ssd.pytorch). */
+  contrastCentre?: number;
+  /** Saturation factor range; null: off. */
+  saturation?: readonly [number, number] | null;
+  /** Largest hue rotation, in degrees; null: off. */
+  hue?: number | null;
   /** Probability of each of the four jitters (default 0.5). */
   prob?: number;
   /** Probability of a random channel permutation (default 0.5, SSD's "random lighting noise"). */
@@ -59,8 +65,10 @@ export function brightnessMap(delta: number): ColourMap {
   return Float64Array.from([1, 0, 0, delta, 0, 1, 0, delta, 0, 0, 1, delta]);
 }
 
-export function contrastMap(alpha: number): ColourMap {
-  return Float64Array.from([alpha, 0, 0, 0, 0, alpha, 0, 0, 0, 0, alpha, 0]);
+/** v -> centre + alpha · (v - centre) per channel. */
+export function contrastMap(alpha: number, centre = 0): ColourMap {
+  const t = centre * (1 - alpha);
+  return Float64Array.from([alpha, 0, 0, t, 0, alpha, 0, t, 0, 0, alpha, t]);
 }
 
 const LUMA = [0.299, 0.587, 0.114];
@@ -93,10 +101,14 @@ const PERMUTATIONS = [
 export function samplePhotometric(options: PhotometricOptions, rng: Rng): ColourMap {
   const p = options.prob ?? 0.5;
   let m = identityColourMap();
-  if (rng.bernoulli(p)) m = composeColour(m, brightnessMap(rng.uniform(-(options.brightness ?? 32), options.brightness ?? 32)));
-  if (rng.bernoulli(p)) m = composeColour(m, contrastMap(rng.uniform(...(options.contrast ?? [0.5, 1.5]))));
-  if (rng.bernoulli(p)) m = composeColour(m, saturationMap(rng.uniform(...(options.saturation ?? [0.5, 1.5]))));
-  if (rng.bernoulli(p)) m = composeColour(m, hueMap(rng.uniform(-(options.hue ?? 18), options.hue ?? 18)));
+  const brightness = options.brightness === undefined ? 32 : options.brightness;
+  const contrast = options.contrast === undefined ? ([0.5, 1.5] as const) : options.contrast;
+  const saturation = options.saturation === undefined ? ([0.5, 1.5] as const) : options.saturation;
+  const hue = options.hue === undefined ? 18 : options.hue;
+  if (brightness !== null && rng.bernoulli(p)) m = composeColour(m, brightnessMap(rng.uniform(-brightness, brightness)));
+  if (contrast !== null && rng.bernoulli(p)) m = composeColour(m, contrastMap(rng.uniform(...contrast), options.contrastCentre ?? 0));
+  if (saturation !== null && rng.bernoulli(p)) m = composeColour(m, saturationMap(rng.uniform(...saturation)));
+  if (hue !== null && rng.bernoulli(p)) m = composeColour(m, hueMap(rng.uniform(-hue, hue)));
   if (rng.bernoulli(options.channelSwapProb ?? 0.5)) {
     const perm = PERMUTATIONS[rng.int(PERMUTATIONS.length)]!;
     const swap = new Float64Array(12);

@@ -19,7 +19,7 @@ port.on('message', (msg: { id: number; job: SampleJob }) => {
       const pixels = new Float32Array(job.options.width * job.options.height * 3);
       const rng = job.seed === null ? null : new Rng(job.seed);
       const s = prepareSample(img, job.target, job.options, rng, pixels, 0);
-      const reply: SampleReply = { id, pixels, target: s.target, affine: s.affine };
+      const reply: SampleReply = { id, pixels, target: s.target, affine: s.affine, dropped: s.dropped, width: img.width, height: img.height };
       port.postMessage(reply, [pixels.buffer]);
     } catch (err) {
       const reply: SampleReply = { id, error: err instanceof Error ? err.message : String(err) };

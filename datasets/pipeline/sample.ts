@@ -9,6 +9,14 @@ import type { DetectionLoaderOptions } from './loader.js';
 import { renderSample, samplePhotometric } from './render.js';
 import type { Affine, DetectionTarget, RawImage } from './types.js';
 
+/** A prepared sample: its target in normalised output coordinates, the map from original to output pixels, and the
+ * count of boxes dropped for having no area in the output. */
+export interface PreparedSample {
+  target: DetectionTarget;
+  affine: Affine;
+  dropped: number;
+}
+
 /**
  * One sample: geometry planned on the boxes, pixels rendered into `out` at `offset`, target returned in normalised
  * output coordinates. rng null means no augmentation.
@@ -20,7 +28,7 @@ export function prepareSample(
   rng: Rng | null,
   out: Float32Array,
   offset: number,
-): { target: DetectionTarget; affine: Affine } {
+): PreparedSample {
   const { width, height } = options;
   const aug = rng ? (options.augment ?? null) : null;
   const plan = planGeometry(img.width, img.height, target, { width, height, resize: options.resize ?? 'warp', augment: aug?.geometric ?? null }, aug ? rng : null);
@@ -35,5 +43,5 @@ export function prepareSample(
     return o;
   };
   const t = plan.target;
-  return { target: { boxes: norm(t.boxes), labels: t.labels, instanceIds: t.instanceIds, ignore: norm(t.ignore) }, affine: plan.affine };
+  return { target: { boxes: norm(t.boxes), labels: t.labels, instanceIds: t.instanceIds, ignore: norm(t.ignore) }, affine: plan.affine, dropped: plan.dropped };
 }

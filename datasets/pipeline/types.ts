@@ -12,6 +12,9 @@ export interface RawImage {
   height: number;
 }
 
+/** Reads an image file into RGB bytes (default: sharp, `decodeImage`; tests inject in-memory images). */
+export type ImageDecoder = (file: string) => Promise<RawImage>;
+
 /** The boxes of one image: trained boxes with labels and data-parameter ids, plus ignore regions. */
 export interface DetectionTarget {
   /** n × [x1, y1, x2, y2]. */

@@ -6,7 +6,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { DetectionLoaderOptions } from './loader.js';
-import type { Affine, DetectionTarget } from './types.js';
+import type { PreparedSample } from './sample.js';
+import type { DetectionTarget } from './types.js';
 
 export interface SampleJob {
   imagePath: string;
@@ -16,15 +17,14 @@ export interface SampleJob {
   seed: number | null;
 }
 
-export type SampleReply =
-  | { id: number; pixels: Float32Array; target: DetectionTarget; affine: Affine; error?: undefined }
-  | { id: number; error: string };
-
-export interface SampleResult {
+export interface SampleResult extends PreparedSample {
   pixels: Float32Array;
-  target: DetectionTarget;
-  affine: Affine;
+  /** Size of the decoded source image. */
+  width: number;
+  height: number;
 }
+
+export type SampleReply = ({ id: number; error?: undefined } & SampleResult) | { id: number; error: string };
 
 interface Slot {
   worker: Worker;
@@ -101,7 +101,7 @@ export class SampleWorkerPool {
     this.inFlight.delete(reply.id);
     if (--slot.pending === 0) slot.worker.unref();
     if (reply.error !== undefined) w.reject(new Error(reply.error));
-    else w.resolve({ pixels: reply.pixels, target: reply.target, affine: reply.affine });
+    else w.resolve({ pixels: reply.pixels, target: reply.target, affine: reply.affine, dropped: reply.dropped, width: reply.width, height: reply.height });
   }
 
   private failAll(err: Error): void {

@@ -17,7 +17,6 @@ import { watchForStop } from '../../src/util/interrupt.js';
 import { exitOnEscapedErrors, prepareRunDir } from '../../src/training/harness.js';
 import { evaluateKitti, formatKittiTable } from '../kitti-eval/index.js';
 import { loadSSD } from '../model/io.js';
-import { sharpImageReader } from '../train/data.js';
 import { decodeImage } from '../../datasets/pipeline/decode.js';
 import { detectImages } from '../inference.js';
 import { serveModel } from '../web/serve.js';
@@ -121,7 +120,6 @@ async function train(f: TrainFlags): Promise<void> {
       val: valSet.records,
       numInstances: Math.max(1, trainSet.numInstances),
       resume: f.resume === true,
-      read: sharpImageReader,
       evaluate: evaluator,
       shouldStop: () => stop.poll(),
     });

@@ -16,7 +16,9 @@ import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { emptySampleScores, formatCsv, rankSuspects, ranksOf, type CsvValue, LABEL_REVIEW_FILE, type SampleScores, type SuspectRanking } from '../../src/review/label-review.js';
 import { iou } from '../boxes.js';
 import type { SSD } from '../model/ssd.js';
-import { DetectionLoader, type DetectionBox, type DetectionRecord, type ImageReader } from './data.js';
+import { isTrainedBox } from '../../datasets/pipeline/loader.js';
+import type { ImageDecoder } from '../../datasets/pipeline/types.js';
+import { detectorLoader, trainingBatch, type DetectionBox, type DetectionRecord } from './batches.js';
 
 export interface ReviewedBox {
   record: DetectionRecord;
@@ -38,17 +40,17 @@ export interface BoxScores extends SampleScores {
   anchors: Int32Array;
 }
 
-/** Ground-truth boxes that get a data parameter (trained class, not ignored). */
+/** Ground-truth boxes that get a data parameter: the loader's targets (`isTrainedBox`) that have an instance id. */
 export function trainedBoxesOf(records: readonly DetectionRecord[]): ReviewedBox[] {
   const out: ReviewedBox[] = [];
-  for (const record of records) for (const box of record.objects) if (!box.ignore && box.classIndex >= 0 && box.instanceId >= 0) out.push({ record, box });
+  for (const record of records) for (const box of record.objects) if (isTrainedBox(box) && box.instanceId >= 0) out.push({ record, box });
   return out;
 }
 
 export async function detectionBoxScores(
   model: SSD,
   records: readonly DetectionRecord[],
-  o: { batchSize?: number; read?: ImageReader } = {},
+  o: { batchSize?: number; decode?: ImageDecoder } = {},
 ): Promise<BoxScores> {
   const boxes = trainedBoxesOf(records);
   const n = boxes.length;
@@ -61,21 +63,17 @@ export async function detectionBoxScores(
   const bestIou = new Float32Array(n);
   const detectionScore = new Float32Array(n);
   if (n > 0) {
-    const loader = new DetectionLoader({
-      records: [...records],
+    const loader = detectorLoader(records, {
       inputSize: model.inputSize,
       batchSize: Math.max(1, Math.min(o.batchSize ?? 8, records.length)),
       seed: 0,
-      shuffle: false,
-      keepLast: true,
       augment: null,
-      ...(o.read ? { read: o.read } : {}),
-      cache: false,
+      ...(o.decode ? { decode: o.decode } : {}),
     });
     const { width: W, height: H } = model.inputSize;
     const C = model.numClasses;
-    for (let s = 0; s < loader.stepsPerEpoch; s++) {
-      const batch = await loader.batch(0, s);
+    for (let s = 0; s < loader.batchesPerEpoch; s++) {
+      const batch = trainingBatch(await loader.prepareBatch(0, s));
       const B = batch.images.length;
       const x = tf.tensor4d(batch.x, [B, H, W, 3]);
       const p = model.forward(x, false);
@@ -115,6 +113,7 @@ export async function detectionBoxScores(
         offset += G;
       }
     }
+    await loader.close();
   }
   const scores = emptySampleScores(n);
   for (let i = 0; i < n; i++) {
@@ -233,9 +232,9 @@ function ranksOfLowIou(bestIou: Float32Array): Int32Array {
 /** Writes `<dir>/label-review.csv` for a trained detector's training boxes; returns the file. */
 export async function writeDetectionReview(
   dir: string,
-  parts: { model: SSD; dp: DataParameters | null; records: readonly DetectionRecord[]; classNames: readonly string[]; read?: ImageReader; batchSize?: number },
+  parts: { model: SSD; dp: DataParameters | null; records: readonly DetectionRecord[]; classNames: readonly string[]; decode?: ImageDecoder; batchSize?: number },
 ): Promise<{ file: string; scores: BoxScores; ranking: SuspectRanking }> {
-  const scores = await detectionBoxScores(parts.model, parts.records, { ...(parts.read ? { read: parts.read } : {}), ...(parts.batchSize ? { batchSize: parts.batchSize } : {}) });
+  const scores = await detectionBoxScores(parts.model, parts.records, { ...(parts.decode ? { decode: parts.decode } : {}), ...(parts.batchSize ? { batchSize: parts.batchSize } : {}) });
   const ranking = rankBoxes(scores, parts.dp);
   const file = path.join(dir, LABEL_REVIEW_FILE);
   await fs.mkdir(dir, { recursive: true });
