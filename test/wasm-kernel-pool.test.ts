@@ -94,6 +94,66 @@ test('kernel pool: parts run on the threads, a worker error reaches the caller, 
   assert.equal(out.after, [0, 1, 2, 3], 'the pool still works after the error');
 });
 
+test('kernel pool worker: a job runs once, even when a notify arrives after it has run (no job without a new sequence number)', async () => {
+  // The main thread publishes a job (SEQ) and then notifies; descheduled in between, its notify can reach a worker
+  // that has already run the job and gone back to sleep. Here the worker is driven directly and woken by stray
+  // notifies with SEQ unchanged: each would have rerun the job (its part computed twice, racing the main thread's
+  // next kernels, and an extra DONE releasing a later job early).
+  const script = `
+    import { MessageChannel, Worker } from 'node:worker_threads';
+    const protocol = await import(${url('../src/runtime/wasm-training/kernel-pool-protocol.js')});
+    const { assemble, i32c, get, I32_ADD, I32_LOAD } = await import(${url('../src/runtime/wasm-training/simd-kernels.js')});
+    const { SEQ, DONE, FAILED, STARTED, SLOTS, SLOT_INTS, controlInts } = protocol;
+    // inc(p): memory[p] += 1 (i32)
+    const I32_STORE = [0x36, 2, 0];
+    const bytes = assemble([{ name: 'inc', params: 1, locals: [], body: [...get(0), ...get(0), ...I32_LOAD(0), ...i32c(1), ...I32_ADD, ...I32_STORE] }], true);
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const control = new SharedArrayBuffer(controlInts(1) * 4);
+    const ctrl = new Int32Array(control);
+    const { port1, port2 } = new MessageChannel();
+    const worker = new Worker(new URL(${url('../src/runtime/wasm-training/kernel-pool-worker.js')}), { workerData: { memory, control, port: port2, index: 1 }, transferList: [port2], execArgv: [] });
+    port1.postMessage({ id: 1, module: new WebAssembly.Module(bytes) });
+    const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    const waitDone = (n) => {
+      for (const t0 = Date.now(); Atomics.load(ctrl, DONE) < n; ) {
+        if (Date.now() - t0 > 20000) throw new Error('the worker did not answer');
+        Atomics.wait(ctrl, DONE, Atomics.load(ctrl, DONE), 50);
+      }
+    };
+    const slot = SLOTS + SLOT_INTS;
+    const post = (seq) => {
+      ctrl.set([1, 0, 1, 64], slot + 1); // module 1, function 0, one argument: byte 64
+      Atomics.store(ctrl, slot, seq);
+      Atomics.store(ctrl, DONE, 0);
+      Atomics.store(ctrl, SEQ, seq);
+      Atomics.notify(ctrl, SEQ);
+    };
+    const counter = () => new Int32Array(memory.buffer)[16];
+    post(1);
+    waitDone(1);
+    const afterFirst = counter();
+    // Late notifies, with the worker asleep between them (its spin lasts well under 100 ms).
+    for (let i = 0; i < 5; i++) {
+      sleep(100);
+      Atomics.notify(ctrl, SEQ);
+    }
+    sleep(200);
+    const afterStray = counter();
+    const doneAfterStray = Atomics.load(ctrl, DONE);
+    post(2);
+    waitDone(1);
+    const afterSecond = counter();
+    const started = Atomics.load(ctrl, STARTED);
+    const failed = Atomics.load(ctrl, FAILED);
+    await worker.terminate();
+    process.stdout.write(JSON.stringify({ afterFirst, afterStray, doneAfterStray, afterSecond, started, failed }));
+  `;
+  const child = await runChild(script, {});
+  assertExitedOnItsOwn(child);
+  const out = JSON.parse(child.stdout) as Record<string, number>;
+  assert.equal(out, { afterFirst: 1, afterStray: 1, doneAfterStray: 1, afterSecond: 2, started: 1, failed: 0 });
+});
+
 test('pooled Relu, Square, Add, Sub and Multiply equal the built-ins bit for bit, with -0, infinities and both NaNs', async () => {
   const script = `
     import * as tf from '@tensorflow/tfjs';

@@ -4,7 +4,8 @@
  *
  * A job: the main thread writes each busy worker's slot (module, function, arguments), then the slot's sequence
  * number, then sets DONE to 0 and bumps SEQ and wakes the workers. A worker whose slot carries the new sequence number
- * runs it and adds 1 to DONE; the others wait again. A slot's sequence number is written after its arguments, so a
+ * runs it and adds 1 to DONE; the others wait again. A worker acts only on SEQ changing, never on a wake-up alone: a
+ * notify can arrive late, after the job it announced has run. A slot's sequence number is written after its arguments, so a
  * worker that sees it sees them too (Atomics are sequentially consistent).
  */
 export const SEQ = 0;

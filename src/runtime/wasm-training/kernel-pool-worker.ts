@@ -35,11 +35,23 @@ Atomics.add(ctrl, STARTED, 1);
 /** Checks of SEQ before sleeping: jobs often come back to back, and waking from Atomics.wait takes longer. */
 const SPINS = 20_000;
 
+/** The next job's sequence number: SEQ once it differs from `seen`, the last one this worker took. */
+function nextJob(seen: number): number {
+  let seq = Atomics.load(ctrl, SEQ);
+  for (let i = 0; i < SPINS && seq === seen; i++) seq = Atomics.load(ctrl, SEQ);
+  // A wake-up is not a job: the main thread notifies after publishing SEQ, and if it is descheduled in between, its
+  // notify can reach this worker after it has run that job and gone back to sleep. Taken as a new job, the part would
+  // run again, racing the main thread's next kernels, and its extra DONE would release a later job early.
+  while (seq === seen) {
+    Atomics.wait(ctrl, SEQ, seen);
+    seq = Atomics.load(ctrl, SEQ);
+  }
+  return seq;
+}
+
 let seen = 0;
 for (;;) {
-  for (let i = 0; i < SPINS && Atomics.load(ctrl, SEQ) === seen; i++);
-  Atomics.wait(ctrl, SEQ, seen);
-  seen = Atomics.load(ctrl, SEQ);
+  seen = nextJob(seen);
   if (Atomics.load(ctrl, slot) !== seen) continue; // nothing for this worker in this job
   try {
     const fn = functionsOf(ctrl[slot + 1]!)[ctrl[slot + 2]!];
