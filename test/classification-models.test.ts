@@ -194,6 +194,10 @@ test('configs: the four shipped configs validate; joint on ImageNet gets instanc
   const cifar = await readConfig(path.join(CONFIGS, 'cifar100.json'));
   assert.equal(cifar.train.schedule.milestones, [80, 100]);
   assert.equal(dataParameterSettings(cifar).instance, { init: 1, lr: 0.2, momentum: 0.9, weightDecay: 0 });
+  // The label-review settings: σ without momentum, with weight decay, so the recent epochs weigh most.
+  const review = await readConfig(path.join(CONFIGS, 'experiments', 'label-review-fashion-mnist.json'));
+  assert.equal(dataParameterSettings(review).instance, { init: 1, lr: 2, momentum: 0, weightDecay: 0.1 });
+  assert.equal([review.train.epochs, review.train.augment, review.noise?.rate], [12, true, 0.4]);
   assert.throws(() => applyOverrides(imagenet, { curriculum: 'sometimes' }), /"curriculum" must be one of none, class, instance, joint/);
   assert.throws(() => validateConfig({ ...imagenet, train: { ...imagenet.train, lr: -1 } }, 'x.json'), /x\.json: "train\.lr" must be a number >= 0/);
   assert.throws(() => applyOverrides(imagenet, { noiseModel: 'flip' }), /unknown noise model 'flip'/);

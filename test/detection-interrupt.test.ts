@@ -47,6 +47,10 @@ test('Ctrl-C stops train-detector after the current step with a checkpoint; --re
   assert.is(second.code, 0, second.stderr);
   assert.match(second.stderr, new RegExp(`resumed from .* at step ${stoppedAt}`));
   assert.ok(existsSync(path.join(out, 'model', 'model.json')));
+  // The completed run says where its review is.
+  assert.match(second.stderr, /label review \(\d+ training boxes, by σ\): /);
+  assert.ok(second.stderr.includes(`): ${path.join(out, 'label-review.csv')}\n`), second.stderr);
+  assert.ok(existsSync(path.join(out, 'label-review.csv')));
   const run = await readRun(out);
   assert.is(run.sigma[run.sigma.length - 1]!.epoch, 15);
 });

@@ -218,6 +218,18 @@ test('classifier baseline (no σ): the review is sorted by loss with an empty σ
   for (let j = 1; j < rows.length; j++) assert.ok(Number(rows[j - 1]!['loss']) >= Number(rows[j]!['loss']), 'sorted by loss');
   assert.equal(rows.map((x) => Number(x['loss_rank'])), Array.from({ length: COUNT }, (_, i) => i + 1));
   r.dispose();
+  // The baseline's run directory given to the gallery: a note saying why there is none, no sheets, the review kept.
+  const review = readFileSync(res.reviewFile!, 'utf8');
+  const pictures = await visualizeCurriculum(dir, { out: path.join(dir, 'pictures'), top: 4 });
+  assert.ok(pictures.warnings.some((w) => w.startsWith('this run has no σ (curriculum none)') && w.includes(res.reviewFile!)), pictures.warnings.join('\n'));
+  assert.equal(pictures.figures.filter((f) => f.section === 'review'), []);
+  assert.not.ok(existsSync(path.join(dir, 'pictures', 'review-suspects.png')));
+  assert.is(readFileSync(res.reviewFile!, 'utf8'), review);
+  // Without its review (as after an interrupted run) the baseline still gets the no-σ note, also without --top.
+  rmSync(res.reviewFile!);
+  const again = await visualizeCurriculum(dir, { out: path.join(dir, 'pictures') });
+  assert.equal(again.warnings.filter((w) => w.includes('σ')), ['this run has no σ (curriculum none): no review gallery by σ; train with a curriculum to rank the samples by σ']);
+  assert.equal(again.figures.filter((f) => f.section === 'review'), []);
 
   const dir2 = mkdtempSync(path.join(tmpdir(), 'dp-review-cls-stop-'));
   const s = classificationRun('instance', dir2);
@@ -425,6 +437,27 @@ test('gallery: suspects and easiest sheets from label-review.csv; a moved image 
   assert.is(parseCsv(readFileSync(path.join(dir, LABEL_REVIEW_FILE), 'utf8')).rows.length, 3);
   const html = readFileSync(res.indexFile, 'utf8');
   assert.ok(html.includes('review-suspects.png') && html.includes('Label review'));
+});
+
+test('gallery, classification: an image file moved since training is named and skipped; the others are shown, the CSV kept', async () => {
+  const dir = await makeClassificationRun(2, { withImages: true });
+  const rows = [
+    [1, 7, 'moved/7.png', null, 1, 'class-1', 2, 'class-2', 0.8, 0.1, 3.5, 2.3, 0.7, 1, 1, 1, 1, null],
+    [2, 0, 'samples/0.png', null, 0, 'class-0', 3, 'class-3', 0.7, 0.2, 2.5, 1.6, 0.5, 2, 2, 2, 2, null],
+    [3, 1, 'samples/1.png', null, 1, 'class-1', 1, 'class-1', 0.9, 0.9, 0.5, 0.1, -0.8, 3, 3, 3, 3, null],
+  ];
+  const csv = formatCsv(CLASSIFICATION_REVIEW_COLUMNS, rows);
+  writeFileSync(path.join(dir, LABEL_REVIEW_FILE), csv);
+  const res = await visualizeCurriculum(dir, { out: path.join(dir, 'pictures'), top: 2 });
+  const review = res.figures.filter((f) => f.section === 'review');
+  assert.equal(review.map((f) => f.png), ['review-suspects.png', 'review-easiest.png']);
+  assert.equal(res.warnings.filter((w) => w.includes('7.png')), [
+    'review gallery: 1 image not found or unreadable, skipped (label-review.csv still lists them): rank 1: moved/7.png (not found)',
+  ]);
+  assert.ok(review[0]!.caption.endsWith(' 1 could not be shown (moved or unreadable): rank 1: moved/7.png (not found).'), review[0]!.caption);
+  assert.not.ok(review[1]!.caption.includes('could not be shown'));
+  assert.is(readFileSync(path.join(dir, LABEL_REVIEW_FILE), 'utf8'), csv);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('gallery: a run without σ gets a clear note and no sheets; a run without label-review.csv says so', async () => {

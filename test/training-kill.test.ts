@@ -188,6 +188,12 @@ test('train-classifier: divergence stops with a checkpoint (status 2); changed o
   const summary = JSON.parse(ok.stdout) as Record<string, unknown>;
   assert.is(summary['epochs'], 2);
   assert.ok(typeof summary['valTop1'] === 'number' && typeof summary['noisyTopFraction'] === 'number', ok.stdout);
+  // Where the review is: in the summary line and in the log.
+  const reviewFile = path.join(dir, 'ok', 'label-review.csv');
+  assert.is(summary['labelReview'], reviewFile);
+  assert.ok(existsSync(reviewFile));
+  assert.match(ok.stderr, /label review \(\d+ training samples, by σ\): /);
+  assert.ok(ok.stderr.includes(`): ${reviewFile}\n`), ok.stderr);
   const again = await node(args('ok', '--resume'));
   assert.is(again.status, 0, again.stderr);
   assert.is(again.stdout, ok.stdout, 'the same summary, no nulls');

@@ -187,6 +187,10 @@ export async function renderReviewGallery(run: RunRecords, out: string, top: num
   try {
     text = await fs.readFile(file, 'utf8');
   } catch {
+    // A baseline is told why it can have no gallery even when its review is missing (an interrupted or older run).
+    if (runHasNoSigma(run, [])) {
+      return { sheets: [], missing: false, note: `this run has no σ (curriculum none): no review gallery by σ; train with a curriculum to rank the samples by σ` };
+    }
     return { sheets: [], missing: true, note: `no ${LABEL_REVIEW_FILE} in ${run.dir} (the trainers write it when training completes): no review gallery` };
   }
   const { rows } = parseCsv(text, file);
