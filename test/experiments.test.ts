@@ -259,7 +259,7 @@ test('synthetic-kitti-curriculum, quick mode on tiny generated sets: every arm, 
   }
   // The clean and the corrupted set of a seed have the same images; the corrupted one has corrupted boxes.
   assert.ok(full.arms[3]!.seeds[0]!.corruptedBoxes! > 0);
-  assert.is(full.claims.length, 4);
+  assert.is(full.claims.length, 5);
   assert.ok(full.claims.every((c) => c.holds !== null));
 
   // One arm, stopped in the middle of epoch 2 (2 steps per epoch; the stop is asked before each step), then rerun.

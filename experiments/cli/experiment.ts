@@ -25,7 +25,7 @@ function positiveInt(name: string) {
 
 const HELP = `
 Experiments:
-${EXPERIMENTS.map((e) => `  ${e.name.padEnd(22)} ${e.summary}`).join('\n')}
+${EXPERIMENTS.map((e) => `  ${e.name.padEnd(28)} ${e.summary}`).join('\n')}
 
 Examples:
   npm run experiment -- noisy-fashion-mnist                 # full run, 3 seeds, into runs/experiments/noisy-fashion-mnist
