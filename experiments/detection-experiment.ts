@@ -134,7 +134,7 @@ export async function detectionArmConfig(
   arm: DetectionArmSpec,
   seed: number,
   options: Pick<RunDetectionOptions, 'out' | 'quick' | 'overrides'>,
-): Promise<{ config: DetectorConfig; images: number; width: number | undefined; height: number | undefined }> {
+): Promise<{ config: DetectorConfig; dir: string; images: number; width: number | undefined; height: number | undefined }> {
   const file = path.resolve(PACKAGE_ROOT, exp.configFile);
   const c = structuredClone(await readDetectorConfig(file));
   const synthetic = c.data.synthetic;
@@ -152,8 +152,9 @@ export async function detectionArmConfig(
   c.train.valEvery = 1;
   c.train.valAtStart = false;
   c.curriculum.mode = arm.curriculum;
-  c.out = path.join(options.out, arm.name, `seed-${seed}`);
-  return { config: validateDetectorConfig(c, file), images, width: synthetic.width, height: synthetic.height };
+  const dir = path.join(options.out, arm.name, `seed-${seed}`);
+  c.out = dir;
+  return { config: validateDetectorConfig(c, file), dir, images, width: synthetic.width, height: synthetic.height };
 }
 
 /** Instance ids of the training boxes the generator corrupted (joined on image and label line), and the cars it left
@@ -216,8 +217,7 @@ export function epochValues(
 
 /** Trains one arm and seed to the end (or until stopped), one epoch at a time. Returns false when stopped. */
 async function trainArmSeed(exp: DetectionExperiment, arm: DetectionArmSpec, seed: number, options: RunDetectionOptions): Promise<boolean> {
-  const { config, images, width, height } = await detectionArmConfig(exp, arm, seed, options);
-  const dir = config.out!;
+  const { config, dir, images, width, height } = await detectionArmConfig(exp, arm, seed, options);
   const extrasFile = path.join(dir, EXTRAS_FILE);
   const done = await readJsonOr<DetectionEpochRecord[]>(extrasFile, []);
   const epochs = config.train.epochs;
@@ -229,7 +229,7 @@ async function trainArmSeed(exp: DetectionExperiment, arm: DetectionArmSpec, see
   const classes = config.model.classNames;
   const trainSet = await KittiDataset.open(root, { split: config.data.split, classes, log });
   const valSet = await KittiDataset.open(root, { split: config.data.valSplit, classes, log });
-  const records = trainSet.records as DetectionRecord[];
+  const records: DetectionRecord[] = trainSet.records;
   const corrupted = arm.corruptBoxes > 0 ? await corruptedOf(root, trainSet) : null;
   if (arm.corruptBoxes > 0 && !corrupted) throw new Error(`${root}: no ${CORRUPTION_RECORD_FILE} (the set was generated without corrupted boxes)`);
   const boxes = trainedBoxesOf(records);
@@ -246,7 +246,7 @@ async function trainArmSeed(exp: DetectionExperiment, arm: DetectionArmSpec, see
       config,
       out: dir,
       train: records,
-      val: valSet.records as DetectionRecord[],
+      val: valSet.records,
       numInstances: Math.max(1, trainSet.numInstances),
       resume: true,
       read: sharpImageReader,
@@ -358,7 +358,12 @@ export async function collectDetectionResults(exp: DetectionExperiment, options:
     const final: Record<string, Stat> = {};
     const best: Record<string, Stat> = {};
     for (const k of keys) {
-      const f = stat(runs.map((r) => (r.epochs.at(-1) ? value(r.epochs.at(-1)!, k) : null)).filter((v): v is number => v !== null));
+      const f = stat(
+        runs
+          .map((r) => r.epochs.at(-1))
+          .map((e) => (e ? value(e, k) : null))
+          .filter((v): v is number => v !== null),
+      );
       if (f) final[k] = f;
       const pick = LOWER_IS_BETTER.has(k) ? Math.min : Math.max;
       const b = stat(

@@ -3,7 +3,7 @@
  * set and on one with corrupted boxes (make-synthetic-kitti --corrupt-boxes). σ by occlusion over epochs, the car AP
  * table, and how well σ ranks the corrupted boxes.
  */
-import { CLEAN_COLOR, DIFFICULTY_COLORS, NOISY_COLOR, SERIES_COLORS, occlusionStyle } from '../src/visualize/palette.js';
+import { CLEAN_COLOR, DIFFICULTY_COLORS, NOISY_COLOR, occlusionStyle } from '../src/visualize/palette.js';
 import type { Claim, Stat } from './classifier-experiment.js';
 import { stat } from './classifier-experiment.js';
 import { DIFFICULTIES, OCCLUSION_LEVELS, detectionSeries, type DetectionArmResult, type DetectionExperiment, type DetectionResults } from './detection-experiment.js';
@@ -71,11 +71,12 @@ export const syntheticKittiCurriculum: DetectionExperiment = {
     'configs/experiments/synthetic-kitti-curriculum.json.',
   configFile: 'configs/experiments/synthetic-kitti-curriculum.json',
   quick: { images: 24, epochs: 2, batchSize: 4 },
+  // Colours of the Tableau 10 palette (SERIES_COLORS), one per arm.
   arms: [
-    { name: 'baseline', label: 'baseline, clean set', color: SERIES_COLORS[7]!, curriculum: 'none', corruptBoxes: 0 },
-    { name: 'instance', label: 'σ per box, clean set', color: SERIES_COLORS[0]!, curriculum: 'instance', corruptBoxes: 0 },
-    { name: 'baseline-corrupted', label: 'baseline, 20 % corrupted boxes', color: SERIES_COLORS[5]!, curriculum: 'none', corruptBoxes: 0.2 },
-    { name: 'instance-corrupted', label: 'σ per box, 20 % corrupted boxes', color: SERIES_COLORS[3]!, curriculum: 'instance', corruptBoxes: 0.2 },
+    { name: 'baseline', label: 'baseline, clean set', color: '#7f7f7f', curriculum: 'none', corruptBoxes: 0 },
+    { name: 'instance', label: 'σ per box, clean set', color: '#1f77b4', curriculum: 'instance', corruptBoxes: 0 },
+    { name: 'baseline-corrupted', label: 'baseline, 20 % corrupted boxes', color: '#8c564b', curriculum: 'none', corruptBoxes: 0.2 },
+    { name: 'instance-corrupted', label: 'σ per box, 20 % corrupted boxes', color: '#d62728', curriculum: 'instance', corruptBoxes: 0.2 },
   ],
   claims(r: DetectionResults): Claim[] {
     const claims: Claim[] = [];
@@ -157,10 +158,10 @@ export const syntheticKittiCurriculum: DetectionExperiment = {
           ? [
               detectionSeries(noisy, `${key}_sigma`, { label: 'σ (σ run)', color: NOISY_COLOR }),
               detectionSeries(noisy, `${key}_loss`, { label: 'loss (σ run)', color: CLEAN_COLOR }),
-              detectionSeries(noisy, `${key}_iou`, { label: '1 − best IoU (σ run)', color: SERIES_COLORS[2]!, dashed: true }),
+              detectionSeries(noisy, `${key}_iou`, { label: '1 − best IoU (σ run)', color: '#2ca02c', dashed: true }),
             ]
           : []),
-        ...(base ? [detectionSeries(base, `${key}_loss`, { label: 'loss (baseline)', color: SERIES_COLORS[7]!, dashed: true })] : []),
+        ...(base ? [detectionSeries(base, `${key}_loss`, { label: 'loss (baseline)', color: '#7f7f7f', dashed: true })] : []),
       ];
       if (series.length === 0) continue;
       figs.push({
