@@ -176,7 +176,8 @@ export async function armConfig(
   return validateConfig(c, file);
 }
 
-async function readJsonOr<T>(file: string, fallback: T): Promise<T> {
+/** The parsed JSON file, or `fallback` when it does not exist. */
+export async function readJsonOr<T>(file: string, fallback: T): Promise<T> {
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
@@ -250,7 +251,8 @@ async function trainArmSeed(exp: ClassifierExperiment, arm: ArmSpec, seed: numbe
   }
 }
 
-function stat(values: number[]): Stat | null {
+/** Mean and sample std of the finite values; null when there is none. */
+export function stat(values: number[]): Stat | null {
   const v = values.filter((x) => Number.isFinite(x));
   if (v.length === 0) return null;
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
@@ -382,6 +384,23 @@ export async function collectResults(exp: ClassifierExperiment, options: Pick<Ru
 }
 
 /**
+ * Records the experiment's settings in `out` (experiment.json), or refuses a folder written with other settings (quick
+ * or not, other overrides), so that runs of different sizes never mix.
+ */
+export async function claimOutputFolder(experiment: string, options: { out: string; quick: boolean; overrides: object }): Promise<void> {
+  const settings = { experiment, quick: options.quick, overrides: options.overrides };
+  const settingsFile = path.join(options.out, SETTINGS_FILE);
+  const previous = await readJsonOr<typeof settings | null>(settingsFile, null);
+  if (previous && JSON.stringify(previous) !== JSON.stringify(settings)) {
+    throw new Error(
+      `${settingsFile}: this folder holds ${previous.experiment}${previous.quick ? ' --quick' : ''} with overrides ` +
+        `${JSON.stringify(previous.overrides)}; choose another --out for ${experiment}${options.quick ? ' --quick' : ''} with ${JSON.stringify(options.overrides)}`,
+    );
+  }
+  if (!previous) await writeFileAtomic(settingsFile, JSON.stringify(settings, null, 2) + '\n');
+}
+
+/**
  * Runs every arm and seed that is not finished yet. Returns false when stopped (a rerun continues). Refuses an output
  * folder written with other settings (quick, seeds' sizes, overrides), so that runs of different sizes never mix.
  */
@@ -389,16 +408,7 @@ export async function runExperiment(exp: ClassifierExperiment, options: RunExper
   const unknown = (options.arms ?? []).filter((a) => !exp.arms.some((x) => x.name === a));
   if (unknown.length) throw new Error(`${exp.name} has no arm ${unknown.join(', ')}; its arms: ${exp.arms.map((a) => a.name).join(', ')}`);
   if (!(Number.isInteger(options.seeds) && options.seeds >= 1)) throw new Error(`seeds must be a positive integer, got ${options.seeds}`);
-  const settings = { experiment: exp.name, quick: options.quick, overrides: options.overrides };
-  const settingsFile = path.join(options.out, SETTINGS_FILE);
-  const previous = await readJsonOr<typeof settings | null>(settingsFile, null);
-  if (previous && JSON.stringify(previous) !== JSON.stringify(settings)) {
-    throw new Error(
-      `${settingsFile}: this folder holds ${previous.experiment}${previous.quick ? ' --quick' : ''} with overrides ` +
-        `${JSON.stringify(previous.overrides)}; choose another --out for ${exp.name}${options.quick ? ' --quick' : ''} with ${JSON.stringify(options.overrides)}`,
-    );
-  }
-  if (!previous) await writeFileAtomic(settingsFile, JSON.stringify(settings, null, 2) + '\n');
+  await claimOutputFolder(exp.name, options);
   for (const arm of exp.arms) {
     if (options.arms && !options.arms.includes(arm.name)) continue;
     for (let seed = 0; seed < options.seeds; seed++) {

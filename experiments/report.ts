@@ -9,7 +9,7 @@ import type { LinePlotSpec, PlotSeries } from '../src/visualize/line-plot.js';
 import { PAGE_STYLE } from '../src/visualize/index-page.js';
 import { escapeXml as esc } from '../src/visualize/svg.js';
 import { writeFileAtomic } from '../src/util/atomic-file.js';
-import type { ArmResult, EpochRecord, ExperimentResults, Stat } from './classifier-experiment.js';
+import type { ArmResult, Claim, EpochRecord, ExperimentResults, Stat } from './classifier-experiment.js';
 import { perEpoch } from './classifier-experiment.js';
 
 export interface FigureSpec {
@@ -48,14 +48,13 @@ const FINAL_COLUMNS: { key: string; title: string; scale: number; digits: number
   { key: 'corruptAboveAllClean', title: 'corrupted above every clean σ %', scale: 100, digits: 1 },
 ];
 
-export function reportHtml(results: ExperimentResults, figures: readonly FigureSpec[]): string {
-  const parts: string[] = [];
-  const seeds = results.seeds.length;
-  parts.push(`<!doctype html>
+/** The page's head, title, setup paragraph and a line on arms, seeds and epochs (shared by every experiment). */
+export function pageStart(r: { experiment: string; title: string; setup: string; quick: boolean; seeds: number[]; epochs: number; writtenAt: string; arms: readonly unknown[] }): string {
+  return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>Experiment: ${esc(results.experiment)}</title>
+<title>Experiment: ${esc(r.experiment)}</title>
 <style>
 ${PAGE_STYLE}table.results { border-collapse: collapse; margin: 1em 0; }
 table.results th, table.results td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
@@ -64,18 +63,37 @@ td.fails { background: #fbe6e6; }
 </style>
 </head>
 <body>
-<h1>${esc(results.title)}${results.quick ? ' (quick mode)' : ''}</h1>
-<p>${esc(results.setup)}</p>
-<p>${results.arms.length} arms, seeds ${results.seeds.join(', ')}, up to ${results.epochs} epochs; mean ± std over seeds (sample std).
-Written ${esc(results.writtenAt)}; every number per arm, seed and epoch is in <a href="results.json">results.json</a>.</p>
-`);
-  parts.push('<h2>The paper\'s claims and ours</h2>\n<table class="results"><tr><th>claim</th><th>paper</th><th>target here</th><th>measured here</th><th>holds</th></tr>\n');
-  for (const c of results.claims) {
+<h1>${esc(r.title)}${r.quick ? ' (quick mode)' : ''}</h1>
+<p>${esc(r.setup)}</p>
+<p>${r.arms.length} arms, seeds ${r.seeds.join(', ')}, up to ${r.epochs} epochs; mean ± std over seeds (sample std).
+Written ${esc(r.writtenAt)}; every number per arm, seed and epoch is in <a href="results.json">results.json</a>.</p>
+`;
+}
+
+/** The paper's claims beside ours. */
+export function claimsTable(claims: readonly Claim[]): string {
+  const parts = ['<h2>The paper\'s claims and ours</h2>\n<table class="results"><tr><th>claim</th><th>paper</th><th>target here</th><th>measured here</th><th>holds</th></tr>\n'];
+  for (const c of claims) {
     const cls = c.holds === null ? '' : c.holds ? ' class="holds"' : ' class="fails"';
     const word = c.holds === null ? 'not measured' : c.holds ? 'yes' : 'no';
     parts.push(`<tr><td>${esc(c.claim)}</td><td>${esc(c.paper)}</td><td>${esc(c.target)}</td><td>${esc(c.ours)}</td><td${cls}>${word}</td></tr>\n`);
   }
   parts.push('</table>\n');
+  return parts.join('');
+}
+
+/** One <figure> per plot (figures/ID.svg). */
+export function figuresHtml(figures: readonly FigureSpec[]): string {
+  return figures
+    .map((f) => `<figure>\n<img src="figures/${encodeURI(f.id)}.svg" alt="${esc(f.plot.title)}">\n<figcaption><strong>${esc(f.plot.title)}.</strong> ${esc(f.caption)}</figcaption>\n</figure>\n`)
+    .join('');
+}
+
+export function reportHtml(results: ExperimentResults, figures: readonly FigureSpec[]): string {
+  const parts: string[] = [];
+  const seeds = results.seeds.length;
+  parts.push(pageStart(results));
+  parts.push(claimsTable(results.claims));
   parts.push(`<h2>Final epoch</h2>\n<table class="results"><tr><th>arm</th><th>seeds</th><th>epoch</th>${FINAL_COLUMNS.map((c) => `<th>${esc(c.title)}</th>`).join('')}<th>best test top-1 % (any epoch)</th></tr>\n`);
   for (const arm of results.arms) {
     parts.push(
@@ -85,18 +103,21 @@ Written ${esc(results.writtenAt)}; every number per arm, seed and epoch is in <a
     );
   }
   parts.push('</table>\n<h2>Figures</h2>\n');
-  for (const f of figures) {
-    parts.push(`<figure>\n<img src="figures/${encodeURI(f.id)}.svg" alt="${esc(f.plot.title)}">\n<figcaption><strong>${esc(f.plot.title)}.</strong> ${esc(f.caption)}</figcaption>\n</figure>\n`);
-  }
+  parts.push(figuresHtml(figures));
   parts.push(`<h2>Runs</h2>\n<p>Each run directory holds train-classifier's records (run.json, metrics.jsonl, sigma.jsonl, checkpoint.bin): <code>visualize-curriculum --run DIR</code> draws one run.</p>\n<ul>\n`);
   for (const arm of results.arms) for (const s of arm.seeds) parts.push(`<li>${esc(arm.label)}, seed ${s.seed}: <code>${esc(s.dir)}</code> (${s.trainCount} training entries${s.corruptedCount !== null ? `, ${s.corruptedCount} corrupted` : ''})</li>\n`);
   parts.push('</ul>\n</body>\n</html>\n');
   return parts.join('');
 }
 
-/** Writes results.json, figures/*.svg and index.html into `out`. */
-export async function writeReport(out: string, results: ExperimentResults, figures: readonly FigureSpec[]): Promise<void> {
+/** Writes results.json, figures/*.svg and the page (index.html) into `out`. */
+export async function writePage(out: string, results: unknown, figures: readonly FigureSpec[], html: string): Promise<void> {
   await writeFileAtomic(path.join(out, 'results.json'), JSON.stringify(results, null, 1) + '\n');
   for (const f of figures) await writeFileAtomic(path.join(out, 'figures', `${f.id}.svg`), linePlot(f.plot).svg);
-  await writeFileAtomic(path.join(out, 'index.html'), reportHtml(results, figures));
+  await writeFileAtomic(path.join(out, 'index.html'), html);
+}
+
+/** Writes results.json, figures/*.svg and index.html into `out`. */
+export async function writeReport(out: string, results: ExperimentResults, figures: readonly FigureSpec[]): Promise<void> {
+  await writePage(out, results, figures, reportHtml(results, figures));
 }

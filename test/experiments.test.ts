@@ -11,10 +11,14 @@ import { Rng } from '../src/util/rng.js';
 import { applyOverrides, buildRun, readConfig } from '../classification/config.js';
 import { corruptedAboveAllClean, labelFit } from '../classification/training/predictions.js';
 import { armConfig, collectResults, runExperiment } from '../experiments/classifier-experiment.js';
-import type { ExperimentResults, RunExperimentOptions } from '../experiments/classifier-experiment.js';
-import { findExperiment } from '../experiments/index.js';
+import type { ClassifierExperiment, ExperimentResults, RunExperimentOptions } from '../experiments/classifier-experiment.js';
+import { findExperiment, isDetectionExperiment } from '../experiments/index.js';
 import { noisyFashionMnist } from '../experiments/noisy-fashion-mnist.js';
 import { writeReport } from '../experiments/report.js';
+import { collectDetectionResults, detectionReportHtml, epochValues, runDetectionExperiment } from '../experiments/detection-experiment.js';
+import type { DetectionResults, RunDetectionOptions } from '../experiments/detection-experiment.js';
+import { syntheticKittiCurriculum } from '../experiments/synthetic-kitti-curriculum.js';
+import { rankingQuality } from '../src/review/label-review.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = path.join(ROOT, 'dist', 'experiments', 'cli', 'experiment.js');
@@ -45,6 +49,12 @@ function idxFixture(train: number, testCount: number): string {
 
 const DATA = idxFixture(50, 20);
 const quiet = (): void => {};
+
+function classifierExperiment(name: string): ClassifierExperiment {
+  const e = findExperiment(name);
+  if (isDetectionExperiment(e)) throw new Error(`${name} is a detector experiment`);
+  return e;
+}
 
 function options(out: string, extra: Partial<RunExperimentOptions> = {}): RunExperimentOptions {
   return { out, quick: true, seeds: 3, overrides: { data: DATA, epochs: 2, batchSize: 16 }, log: quiet, ...extra };
@@ -86,7 +96,7 @@ test('config: noise.cleanOnly keeps exactly the entries the noise left correct',
 
 test('experiment runner, quick mode on an idx fixture: every arm and seed, figures per epoch, report; a stopped run resumes to the same numbers', async () => {
   await initBackend('wasm', { log: null });
-  const exp = findExperiment('noisy-fashion-mnist');
+  const exp = classifierExperiment('noisy-fashion-mnist');
   const a = mkdtempSync(path.join(tmpdir(), 'dp-exp-a-'));
   assert.ok(await runExperiment(exp, options(a)));
   const full = await collectResults(exp, options(a));
@@ -142,7 +152,7 @@ test('experiment runner, quick mode on an idx fixture: every arm and seed, figur
 
 test('random-labels, quick mode on the fixture: every label random, class σ per epoch for the class curriculum', async () => {
   await initBackend('wasm', { log: null });
-  const exp = findExperiment('random-labels');
+  const exp = classifierExperiment('random-labels');
   const out = mkdtempSync(path.join(tmpdir(), 'dp-exp-rl-'));
   assert.ok(await runExperiment(exp, options(out)));
   const r = await collectResults(exp, options(out));
@@ -187,15 +197,108 @@ test('armConfig: the oracle needs label noise; unknown arms and bad seeds are re
   );
 });
 
+
+test('detection epochValues: σ by occlusion, difficulty and corruption, rankings; nulls where a run has no figure', () => {
+  const boxes = [
+    { occlusion: 0, difficulty: 'easy', corrupted: false },
+    { occlusion: 0, difficulty: 'moderate', corrupted: true },
+    { occlusion: 2, difficulty: 'hard', corrupted: false },
+    { occlusion: 1, difficulty: null, corrupted: false },
+  ];
+  const sigma = [0.5, 2, 1.5, 1];
+  const ap = { car: { easy: { ap11: 50, ap40: 60, gt: 3 }, moderate: { ap11: 40, ap40: 45, gt: 5 }, hard: { ap11: 30, ap40: 35, gt: 6 } } };
+  const v = epochValues(ap, boxes, sigma, { sigma: rankingQuality(sigma, [0, 1, 0, 0]) });
+  assert.is(v['ap_moderate_r40'], 45);
+  assert.is(v['ap_hard_11'], 30);
+  assert.is(v['sigma_all'], 1.25);
+  assert.is(v['sigma_occlusion_0'], 1.25);
+  assert.is(v['sigma_occlusion_2'], 1.5);
+  assert.is(v['sigma_difficulty_none'], 1);
+  assert.is(v['sigma_clean'], 1);
+  assert.is(v['sigma_corrupted'], 2);
+  assert.is(v['sigma_clean_occlusion_0'], 0.5);
+  assert.is(v['auc_sigma'], 1);
+  assert.is(v['pk_sigma'], 1);
+  assert.is(v['auc_loss'], null);
+  // A baseline on a clean set: AP only.
+  const b = epochValues(null, boxes, null, null);
+  assert.is(b['ap_easy_r40'], null);
+  assert.is(b['sigma_occlusion_1'], null);
+  assert.is(b['sigma_corrupted'], null);
+  // No boxes at all: means are null, not NaN.
+  assert.is(epochValues(null, [], [], null)['sigma_all'], null);
+});
+
+/** Every per-epoch value of every detector arm and seed, without the folders. */
+function detectionFigures(r: DetectionResults): unknown {
+  return r.arms.map((a) => ({ arm: a.name, seeds: a.seeds.map((s) => ({ seed: s.seed, boxes: s.trainBoxes, corrupted: s.corruptedBoxes, epochs: s.epochs })) }));
+}
+
+test('synthetic-kitti-curriculum, quick mode on tiny generated sets: every arm, AP, σ by occlusion, rankings; a stopped run resumes to the same numbers', async () => {
+  await initBackend('wasm', { log: null });
+  const exp = syntheticKittiCurriculum;
+  const opts = (out: string, extra: Partial<RunDetectionOptions> = {}): RunDetectionOptions => ({ out, quick: true, seeds: 1, overrides: { images: 16 }, log: quiet, ...extra });
+  const a = mkdtempSync(path.join(tmpdir(), 'dp-exp-det-a-'));
+  assert.ok(await runDetectionExperiment(exp, opts(a)));
+  const full = await collectDetectionResults(exp, opts(a));
+  assert.equal(full.arms.map((x) => x.name), ['baseline', 'instance', 'baseline-corrupted', 'instance-corrupted']);
+  for (const arm of full.arms) {
+    const s = arm.seeds[0]!;
+    assert.equal(s.epochs.map((e) => e.epoch), [1, 2]);
+    assert.ok(s.trainBoxes > 5, `${arm.name}: ${s.trainBoxes} training boxes`);
+    assert.is(s.corruptedBoxes === null, arm.corruptBoxes === 0);
+    for (const e of s.epochs) {
+      const ap = e.values['ap_moderate_r40'];
+      assert.ok(typeof ap === 'number' && ap >= 0 && ap <= 100, `${arm.name} AP ${ap}`);
+      assert.ok(e.trainLoss !== null && e.trainLoss > 0);
+      assert.is(e.values['sigma_occlusion_0'] === null, arm.curriculum === 'none');
+      assert.is(e.values['auc_loss'] === null, arm.corruptBoxes === 0);
+      assert.is(e.values['auc_sigma'] === null, arm.name !== 'instance-corrupted');
+    }
+    assert.is(arm.final['ap_moderate_r40']!.n, 1);
+  }
+  // The clean and the corrupted set of a seed have the same images; the corrupted one has corrupted boxes.
+  assert.ok(full.arms[3]!.seeds[0]!.corruptedBoxes! > 0);
+  assert.is(full.claims.length, 5);
+  assert.ok(full.claims.every((c) => c.holds !== null));
+
+  // One arm, stopped in the middle of epoch 2 (2 steps per epoch; the stop is asked before each step), then rerun.
+  const b = mkdtempSync(path.join(tmpdir(), 'dp-exp-det-b-'));
+  let calls = 0;
+  assert.is(await runDetectionExperiment(exp, opts(b, { arms: ['instance-corrupted'], shouldStop: () => ++calls > 3 })), false);
+  // Epoch 1 is recorded; an arm without a finished run is left out of the results.
+  const recorded = JSON.parse(readFileSync(path.join(b, 'instance-corrupted', 'seed-0', 'experiment-epochs.json'), 'utf8')) as { epoch: number }[];
+  assert.equal(recorded.map((e) => e.epoch), [1]);
+  assert.equal((await collectDetectionResults(exp, opts(b))).arms, []);
+  assert.ok(await runDetectionExperiment(exp, opts(b, { arms: ['instance-corrupted'] })));
+  const resumed = await collectDetectionResults(exp, opts(b));
+  assert.equal(detectionFigures(resumed), detectionFigures({ ...full, arms: full.arms.filter((x) => x.name === 'instance-corrupted') }));
+
+  const figs = exp.figures(full);
+  assert.equal(figs.map((f) => f.id), ['sigma-by-occlusion', 'sigma-by-difficulty', 'sigma-corrupted', 'ap-moderate', 'ranking-auc', 'ranking-precision']);
+  const html = detectionReportHtml(full, figs);
+  assert.match(html, /The paper's claims and ours/);
+  assert.match(html, /Car AP \(%\) at the final epoch/);
+  assert.match(html, /Ranking the corrupted boxes first/);
+  await runDetectionExperiment(exp, opts(b, { arms: ['nope'] })).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /synthetic-kitti-curriculum has no arm nope; its arms: baseline, instance, baseline-corrupted, instance-corrupted/),
+  );
+});
+
 test('experiment CLI: --help lists the experiments; unknown names fail clearly', () => {
   const help = spawnSync(process.execPath, [CLI, '--help'], { cwd: ROOT, encoding: 'utf8' });
   assert.is(help.status, 0);
   assert.match(help.stdout, /noisy-fashion-mnist +Fashion-MNIST, 40 % uniform label noise/);
   assert.match(help.stdout, /random-labels +Fashion-MNIST with every label random/);
   for (const flag of ['--quick', '--out', '--seeds', '--arms', '--data', '--report-only']) assert.ok(help.stdout.includes(flag), flag);
+  assert.match(help.stdout, /synthetic-kitti-curriculum +synthetic KITTI, light SSD/);
+  const data = spawnSync(process.execPath, [CLI, 'synthetic-kitti-curriculum', '--quick', '--data', 'x', '--out', mkdtempSync(path.join(tmpdir(), 'dp-exp-cli-'))], { cwd: ROOT, encoding: 'utf8' });
+  assert.is(data.status, 1);
+  assert.match(data.stderr, /synthetic-kitti-curriculum generates its data: --data does not apply/);
   const bad = spawnSync(process.execPath, [CLI, 'nope'], { cwd: ROOT, encoding: 'utf8' });
   assert.is(bad.status, 1);
-  assert.match(bad.stderr, /unknown experiment 'nope': expected one of noisy-fashion-mnist, random-labels/);
+  assert.match(bad.stderr, /unknown experiment 'nope': expected one of noisy-fashion-mnist, random-labels, synthetic-kitti-curriculum/);
 });
 
 test.run();
