@@ -19,7 +19,7 @@ import { CORRUPTION_RECORD_FILE } from '../datasets/synthetic-kitti/corrupt-boxe
 import { readDetectorConfig, validateDetectorConfig, type DetectorConfig } from '../detection/config.js';
 import { evaluateKitti } from '../detection/kitti-eval/index.js';
 import { detectionBoxScores, trainedBoxesOf } from '../detection/train/box-scores.js';
-import { sharpImageReader, type DetectionRecord } from '../detection/train/data.js';
+import type { DetectionRecord } from '../detection/train/batches.js';
 import { trainDetector, type ApTable, type KittiEvaluator } from '../detection/train/trainer.js';
 import { PACKAGE_ROOT, claimOutputFolder, readJsonOr, stat, type Claim, type Stat } from './classifier-experiment.js';
 import { claimsTable, figuresHtml, formatStat, pageStart, type FigureSpec } from './report.js';
@@ -249,7 +249,6 @@ async function trainArmSeed(exp: DetectionExperiment, arm: DetectionArmSpec, see
       val: valSet.records,
       numInstances: Math.max(1, trainSet.numInstances),
       resume: true,
-      read: sharpImageReader,
       evaluate,
       progress: null,
       log: (l) => log(`[${arm.name} seed ${seed}] ${l}`),
@@ -261,7 +260,7 @@ async function trainArmSeed(exp: DetectionExperiment, arm: DetectionArmSpec, see
       const sigma = result.dp ? result.dp.instanceSigmaValues(ids) : null;
       let rankings: Partial<Record<RankingName, RankingQuality>> | null = null;
       if (corrupted) {
-        const scores = await detectionBoxScores(result.model, records, { batchSize: config.train.batchSize, read: sharpImageReader });
+        const scores = await detectionBoxScores(result.model, records, { batchSize: config.train.batchSize });
         if (scores.ids.some((id, i) => id !== ids[i])) throw new Error('box scores out of order with the training boxes');
         rankings = {
           loss: rankingQuality(scores.loss, positives),
