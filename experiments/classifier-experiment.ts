@@ -319,17 +319,43 @@ const STAT_KEYS: (keyof EpochRecord)[] = [
   'corruptAboveAllClean',
 ];
 
-/** Mean ± std over seeds of a figure at each epoch (epochs that every seed has). */
-export function perEpoch(arm: ArmResult, key: keyof EpochRecord): { epoch: number; stat: Stat }[] {
+/** Mean ± std over seeds of a value at each epoch that every seed has (a seed's null value is left out). */
+export function statPerEpoch<E extends { epoch: number }>(
+  seeds: readonly { epochs: readonly E[] }[],
+  value: (record: E) => unknown,
+): { epoch: number; stat: Stat }[] {
   const out: { epoch: number; stat: Stat }[] = [];
-  const epochs = arm.seeds[0]?.epochs.map((e) => e.epoch) ?? [];
-  for (const epoch of epochs) {
-    const values = arm.seeds.map((s) => s.epochs.find((e) => e.epoch === epoch)?.[key]);
+  for (const first of seeds[0]?.epochs ?? []) {
+    const values = seeds.map((s) => {
+      const r = s.epochs.find((x) => x.epoch === first.epoch);
+      return r ? value(r) : undefined;
+    });
     if (values.some((v) => v === undefined)) continue;
     const st = stat(values.filter((v): v is number => typeof v === 'number'));
-    if (st) out.push({ epoch, stat: st });
+    if (st) out.push({ epoch: first.epoch, stat: st });
   }
   return out;
+}
+
+/** Mean ± std over seeds of a figure at each epoch (epochs that every seed has). */
+export function perEpoch(arm: ArmResult, key: keyof EpochRecord): { epoch: number; stat: Stat }[] {
+  return statPerEpoch(arm.seeds, (e) => e[key]);
+}
+
+/** The seeds of an arm whose runs have recorded their last planned epoch, and those still unfinished. */
+export async function readFinishedSeeds<R extends { epochs: readonly { epoch: number }[]; plannedEpochs: number }>(
+  armDir: string,
+  seeds: number,
+  read: (dir: string, seed: number) => Promise<R | null>,
+): Promise<{ runs: R[]; unfinishedSeeds: number[] }> {
+  const runs: R[] = [];
+  const unfinishedSeeds: number[] = [];
+  for (let seed = 0; seed < seeds; seed++) {
+    const r = await read(path.join(armDir, `seed-${seed}`), seed);
+    if (r && r.epochs.at(-1)?.epoch === r.plannedEpochs) runs.push(r);
+    else if (r) unfinishedSeeds.push(seed);
+  }
+  return { runs, unfinishedSeeds };
 }
 
 /** Collects every run directory of the experiment into results (arms without records are left out). */
@@ -338,13 +364,7 @@ export async function collectResults(exp: ClassifierExperiment, options: Pick<Ru
   const arms: ArmResult[] = [];
   let epochs = 0;
   for (const arm of exp.arms) {
-    const runs: SeedResult[] = [];
-    const unfinishedSeeds: number[] = [];
-    for (const seed of seeds) {
-      const r = await readSeed(path.join(options.out, arm.name, `seed-${seed}`), seed);
-      if (r && r.epochs.at(-1)?.epoch === r.plannedEpochs) runs.push(r);
-      else if (r) unfinishedSeeds.push(seed);
-    }
+    const { runs, unfinishedSeeds } = await readFinishedSeeds(path.join(options.out, arm.name), options.seeds, readSeed);
     if (runs.length === 0) continue;
     const final: Record<string, Stat> = {};
     for (const key of STAT_KEYS) {

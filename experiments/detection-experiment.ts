@@ -21,7 +21,7 @@ import { evaluateKitti } from '../detection/kitti-eval/index.js';
 import { detectionBoxScores, trainedBoxesOf } from '../detection/train/box-scores.js';
 import type { DetectionRecord } from '../detection/train/batches.js';
 import { trainDetector, type ApTable, type KittiEvaluator } from '../detection/train/trainer.js';
-import { PACKAGE_ROOT, claimOutputFolder, readJsonOr, stat, type Claim, type Stat } from './classifier-experiment.js';
+import { PACKAGE_ROOT, claimOutputFolder, readFinishedSeeds, readJsonOr, stat, statPerEpoch, type Claim, type Stat } from './classifier-experiment.js';
 import { claimsTable, figuresHtml, formatStat, pageStart, type FigureSpec } from './report.js';
 import type { PlotSeries } from '../src/visualize/line-plot.js';
 import { escapeXml as esc } from '../src/visualize/svg.js';
@@ -324,17 +324,7 @@ const LOWER_IS_BETTER = new Set(['trainLoss']);
 
 /** Mean ± std over seeds of a value per epoch (epochs that every seed has). */
 export function detectionPerEpoch(arm: DetectionArmResult, key: string): { epoch: number; stat: Stat }[] {
-  const out: { epoch: number; stat: Stat }[] = [];
-  for (const e of arm.seeds[0]?.epochs ?? []) {
-    const values = arm.seeds.map((s) => {
-      const r = s.epochs.find((x) => x.epoch === e.epoch);
-      return r ? (key === 'trainLoss' ? r.trainLoss : r.values[key]) : undefined;
-    });
-    if (values.some((v) => v === undefined)) continue;
-    const st = stat(values.filter((v): v is number => typeof v === 'number'));
-    if (st) out.push({ epoch: e.epoch, stat: st });
-  }
-  return out;
+  return statPerEpoch(arm.seeds, (r) => (key === 'trainLoss' ? r.trainLoss : r.values[key]));
 }
 
 /** Collects every run directory of the experiment (arms without records are left out). */
@@ -343,13 +333,7 @@ export async function collectDetectionResults(exp: DetectionExperiment, options:
   const arms: DetectionArmResult[] = [];
   let epochs = 0;
   for (const arm of exp.arms) {
-    const runs: DetectionSeedResult[] = [];
-    const unfinishedSeeds: number[] = [];
-    for (const seed of seeds) {
-      const r = await readSeed(path.join(options.out, arm.name, `seed-${seed}`), seed);
-      if (r && r.epochs.at(-1)?.epoch === r.plannedEpochs) runs.push(r);
-      else if (r) unfinishedSeeds.push(seed);
-    }
+    const { runs, unfinishedSeeds } = await readFinishedSeeds(path.join(options.out, arm.name), options.seeds, readSeed);
     if (runs.length === 0) continue;
     const keys = new Set<string>(['trainLoss']);
     for (const r of runs) for (const e of r.epochs) for (const k of Object.keys(e.values)) keys.add(k);
