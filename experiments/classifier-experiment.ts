@@ -6,7 +6,6 @@
  * above every clean one by σ, and class σ. A rerun skips finished runs and continues the others through the trainer's
  * checkpoint, exactly where they stopped.
  */
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CurriculumMode } from '../src/data-parameters/data-parameters.js';
@@ -20,6 +19,7 @@ import { ClassifierTrainer } from '../classification/training/trainer.js';
 import { corruptedAboveAllClean, labelFit } from '../classification/training/predictions.js';
 import { classificationSampleScores } from '../classification/training/sample-scores.js';
 import type { FigureSpec } from './report.js';
+import { readTextIfExists } from '../src/util/read-text.js';
 
 /** The package root (configs/ lives there): this file is experiments/ or dist/experiments/. */
 export const PACKAGE_ROOT = (() => {
@@ -178,13 +178,8 @@ export async function armConfig(
 
 /** The parsed JSON file, or `fallback` when it does not exist. */
 export async function readJsonOr<T>(file: string, fallback: T): Promise<T> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
-    throw err;
-  }
+  const text = await readTextIfExists(file);
+  if (text === null) return fallback;
   try {
     return JSON.parse(text) as T;
   } catch (err) {

@@ -7,7 +7,6 @@
  * boxes how well σ, the loss, 1 − p(given) and 1 − best IoU rank the corrupted boxes first. A rerun skips finished runs
  * and continues the others from their checkpoints, with the same numbers.
  */
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { readRun } from '../src/records/run-records.js';
 import { parseCsv, rankingQuality, type RankingQuality } from '../src/review/label-review.js';
@@ -25,6 +24,7 @@ import { PACKAGE_ROOT, claimOutputFolder, readFinishedSeeds, readJsonOr, stat, s
 import { claimsTable, figuresHtml, formatStat, pageStart, type FigureSpec } from './report.js';
 import type { PlotSeries } from '../src/visualize/line-plot.js';
 import { escapeXml as esc } from '../src/visualize/svg.js';
+import { readTextIfExists } from '../src/util/read-text.js';
 
 export interface DetectionArmSpec {
   /** Directory name and key in results.json. */
@@ -161,13 +161,8 @@ export async function detectionArmConfig(
  * unlabelled in the training images. */
 async function corruptedOf(root: string, train: KittiDataset): Promise<{ ids: Set<number>; missing: number } | null> {
   const file = path.join(root, 'training', CORRUPTION_RECORD_FILE);
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const text = await readTextIfExists(file);
+  if (text === null) return null;
   const { rows } = parseCsv(text, file);
   const bad = new Set(rows.filter((r) => r['line'] !== '').map((r) => `${r['image']}:${r['line']}`));
   const trainIds = new Set(train.records.map((r) => r.imageId));

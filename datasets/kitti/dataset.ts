@@ -30,6 +30,7 @@ import sharp from 'sharp';
 import { Rng } from '../../src/util/rng.js';
 import type { Logger } from '../../src/util/log.js';
 import { stderrLogger } from '../../src/util/log.js';
+import { readTextIfExists } from '../../src/util/read-text.js';
 import {
   KittiFormatError,
   kittiDifficulty,
@@ -390,13 +391,8 @@ interface ImageSetEntry {
 }
 
 async function readImageSetFile(file: string): Promise<ImageSetEntry[] | null> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const text = await readTextIfExists(file);
+  if (text === null) return null;
   const out: ImageSetEntry[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const id = raw.trim();
