@@ -25,8 +25,8 @@ import {
   InMemoryImageData,
   stratifiedSubset,
 } from './input/image-data.js';
-import type { TrainerConfig } from './training/trainer.js';
-import { DEFAULT_TRAINER_CONFIG } from './training/trainer.js';
+import type { TrainerConfig, TrainerParts } from './training/trainer.js';
+import { ClassifierTrainer, DEFAULT_TRAINER_CONFIG } from './training/trainer.js';
 
 export type DatasetKind = 'imagenet' | 'webvision' | 'cifar10' | 'cifar100' | 'fashion-mnist' | 'mnist';
 const DATASET_KINDS: readonly DatasetKind[] = ['imagenet', 'webvision', 'cifar10', 'cifar100', 'fashion-mnist', 'mnist'];
@@ -208,6 +208,17 @@ export interface BuiltRun {
   val: ClassificationData | null;
   noise: NoisyLabels | null;
   dispose(): void;
+}
+
+/** The trainer of a built run (its model, data parameters and data) with the config's training settings, recorded
+ * where and as `records` says. */
+export function trainerFor(
+  run: BuiltRun,
+  config: ClassifierRunConfig,
+  records: Pick<TrainerParts, 'outDir' | 'log' | 'progress' | 'recordConfig'>,
+): ClassifierTrainer {
+  const { model, dp, train, val, noise } = run;
+  return new ClassifierTrainer({ model, dp, train, val, noise, ...records }, trainerConfig(config));
 }
 
 const MNIST_NORMALISE = { 'fashion-mnist': { mean: [0.286], std: [0.353] }, mnist: { mean: [0.1307], std: [0.3081] } };

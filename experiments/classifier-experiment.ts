@@ -13,9 +13,8 @@ import { readRun } from '../src/records/run-records.js';
 import type { MetricsEntry } from '../src/records/run-records.js';
 import { writeFileAtomic } from '../src/util/atomic-file.js';
 import type { Logger } from '../src/util/log.js';
-import { applyOverrides, buildRun, readConfig, trainerConfig, validateConfig } from '../classification/config.js';
+import { applyOverrides, buildRun, readConfig, trainerConfig, trainerFor, validateConfig } from '../classification/config.js';
 import type { ClassifierRunConfig, ConfigOverrides } from '../classification/config.js';
-import { ClassifierTrainer } from '../classification/training/trainer.js';
 import { corruptedAboveAllClean, labelFit } from '../classification/training/predictions.js';
 import { classificationSampleScores } from '../classification/training/sample-scores.js';
 import type { FigureSpec } from './report.js';
@@ -197,20 +196,12 @@ async function trainArmSeed(exp: ClassifierExperiment, arm: ArmSpec, seed: numbe
   log(`${exp.name}: arm ${arm.name}, seed ${seed} -> ${dir}`);
   const run = await buildRun(config, log);
   const trainerOptions = trainerConfig(config);
-  const trainer = new ClassifierTrainer(
-    {
-      model: run.model,
-      dp: run.dp,
-      train: run.train,
-      val: run.val,
-      noise: run.noise,
-      outDir: dir,
-      log,
-      progress: options.progress ?? false,
-      recordConfig: { ...config, experiment: exp.name, arm: arm.name },
-    },
-    trainerOptions,
-  );
+  const trainer = trainerFor(run, config, {
+    outDir: dir,
+    log,
+    progress: options.progress ?? false,
+    recordConfig: { ...config, experiment: exp.name, arm: arm.name },
+  });
   try {
     const extras = new Map(done.map((e) => [e.epoch, e]));
     const record = async (): Promise<void> => {

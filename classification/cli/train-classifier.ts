@@ -10,9 +10,8 @@ import { CURRICULUM_MODES } from '../../src/data-parameters/data-parameters.js';
 import { stderrLogger } from '../../src/util/log.js';
 import { watchForStop } from '../../src/util/interrupt.js';
 import { NonFiniteLossError, exitOnEscapedErrors, prepareRunDir } from '../../src/training/harness.js';
-import { applyOverrides, buildRun, readConfig, trainerConfig } from '../config.js';
+import { applyOverrides, buildRun, readConfig, trainerFor } from '../config.js';
 import type { ConfigOverrides } from '../config.js';
-import { ClassifierTrainer } from '../training/trainer.js';
 
 function int(name: string) {
   return (v: string): number => {
@@ -84,20 +83,12 @@ async function main(): Promise<void> {
   if (o.out) await prepareRunDir(o.out, { log: stderrLogger });
   await initBackend(parseBackendName(o.backend), { log: stderrLogger });
   const run = await buildRun(config, stderrLogger);
-  const trainer = new ClassifierTrainer(
-    {
-      model: run.model,
-      dp: run.dp,
-      train: run.train,
-      val: run.val,
-      noise: run.noise,
-      outDir: o.out ?? null,
-      log: stderrLogger,
-      progress: o.progress,
-      recordConfig: { ...config, configFile: o.config },
-    },
-    trainerConfig(config),
-  );
+  const trainer = trainerFor(run, config, {
+    outDir: o.out ?? null,
+    log: stderrLogger,
+    progress: o.progress,
+    recordConfig: { ...config, configFile: o.config },
+  });
   const result = await trainer.run({ resume: o.resume ?? false, shouldStop: () => stop.poll() }).finally(() => stop.dispose());
   if (result.interrupted) {
     process.stderr.write(
