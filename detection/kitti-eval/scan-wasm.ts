@@ -13,7 +13,7 @@
  * capacity grows; the finished table's arrays are views of this memory (no copy).
  */
 import { parseKittiObjects, type KittiObject } from '../../datasets/kitti/label-file.js';
-import { TypeCode, typeCode, type KittiBoxTable } from './box-table.js';
+import { TYPE_CODES, TypeCode, typeCode, type KittiBoxTable } from './box-table.js';
 import { buildModule, F64, FunctionBuilder, I32, I64, Op } from './wasm-emit.js';
 import { SCANNER_WASM } from './wasm-binaries.js';
 
@@ -27,15 +27,6 @@ const COLUMNS_AT = INPUT_AT + WASM_INPUT_CAPACITY;
 const ROW_BYTES = 57;
 /** Bit k set when field k is used: truncated (1), occluded (2), the box (4..7) and the score (15). */
 const USED_MASK = (1 << 1) | (1 << 2) | (0xf << 4) | (1 << 15);
-
-const NAMES: readonly [TypeCode, string][] = [
-  [TypeCode.CAR, 'car'],
-  [TypeCode.PEDESTRIAN, 'pedestrian'],
-  [TypeCode.CYCLIST, 'cyclist'],
-  [TypeCode.VAN, 'van'],
-  [TypeCode.PERSON_SITTING, 'person_sitting'],
-  [TypeCode.DONTCARE, 'dontcare'],
-];
 
 /** Function indices: scan 0, type 1. */
 const FN_TYPE = 1;
@@ -194,7 +185,7 @@ function typeFunction(): FunctionBuilder {
   f.get(k).mem(Op.i32_load8_u, 0).i32(128).op(Op.i32_ge_u).begin(Op.if).i32(-1).op(Op.return).op(Op.end);
   f.get(k).i32(1).op(Op.i32_add).set(k).br(Op.br, 0);
   f.op(Op.end, Op.end);
-  for (const [code, name] of NAMES) {
+  for (const [name, code] of TYPE_CODES) {
     f.get(e).get(s).op(Op.i32_sub).i32(name.length).op(Op.i32_eq).begin(Op.if);
     for (let j = 0; j < name.length; j++) {
       // Lower-case: c + 32 when c is 'A'..'Z'.

@@ -8,7 +8,7 @@
  * both exact doubles, so the one division rounds correctly, to the same double as Number() (and C's strtod).
  */
 import { parseKittiObjects } from '../../datasets/kitti/label-file.js';
-import { BoxTableBuilder, TypeCode } from './box-table.js';
+import { BoxTableBuilder, TYPE_CODES, TypeCode } from './box-table.js';
 
 const POW10 = Float64Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
 
@@ -17,16 +17,8 @@ function isSpace(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13);
 }
 
-const NAMES: readonly [TypeCode, Uint8Array][] = (
-  [
-    [TypeCode.CAR, 'car'],
-    [TypeCode.PEDESTRIAN, 'pedestrian'],
-    [TypeCode.CYCLIST, 'cyclist'],
-    [TypeCode.VAN, 'van'],
-    [TypeCode.PERSON_SITTING, 'person_sitting'],
-    [TypeCode.DONTCARE, 'dontcare'],
-  ] as const
-).map(([code, name]) => [code, new TextEncoder().encode(name)]);
+/** The type names as bytes, with their codes. */
+const NAMES: readonly (readonly [TypeCode, Uint8Array])[] = Array.from(TYPE_CODES, ([name, code]) => [code, new TextEncoder().encode(name)] as const);
 
 /** Type code of bytes [s, e), ASCII case-insensitive; -1 when a byte is not ASCII. */
 function typeOfBytes(buf: Uint8Array, s: number, e: number): number {
