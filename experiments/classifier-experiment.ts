@@ -122,17 +122,43 @@ export interface ArmResult {
   bestTestTop1: Stat | null;
 }
 
-export interface ExperimentResults {
+/** What results.json holds, for an experiment of any task. */
+export interface ResultsOf<Arm, Overrides> {
   experiment: string;
   title: string;
   setup: string;
   quick: boolean;
   seeds: number[];
   epochs: number;
-  overrides: ConfigOverrides;
+  overrides: Overrides;
   writtenAt: string;
-  arms: ArmResult[];
+  arms: Arm[];
   claims: Claim[];
+}
+
+export type ExperimentResults = ResultsOf<ArmResult, ConfigOverrides>;
+
+/** An experiment's results: its settings, the arms collected, and its claims measured on them. */
+export function experimentResults<Arm, Overrides>(
+  exp: { name: string; title: string; setup: string; claims(results: ResultsOf<Arm, Overrides>): Claim[] },
+  options: { quick: boolean; seeds: number; overrides: Overrides },
+  epochs: number,
+  arms: Arm[],
+): ResultsOf<Arm, Overrides> {
+  const results: ResultsOf<Arm, Overrides> = {
+    experiment: exp.name,
+    title: exp.title,
+    setup: exp.setup,
+    quick: options.quick,
+    seeds: Array.from({ length: options.seeds }, (_, i) => i),
+    epochs,
+    overrides: options.overrides,
+    writtenAt: new Date().toISOString(),
+    arms,
+    claims: [],
+  };
+  results.claims = exp.claims(results);
+  return results;
 }
 
 export interface RunExperimentOptions {
@@ -346,7 +372,6 @@ export async function readFinishedSeeds<R extends { epochs: readonly { epoch: nu
 
 /** Collects every run directory of the experiment into results (arms without records are left out). */
 export async function collectResults(exp: ClassifierExperiment, options: Pick<RunExperimentOptions, 'out' | 'quick' | 'seeds' | 'overrides'>): Promise<ExperimentResults> {
-  const seeds = Array.from({ length: options.seeds }, (_, i) => i);
   const arms: ArmResult[] = [];
   let epochs = 0;
   for (const arm of exp.arms) {
@@ -373,20 +398,7 @@ export async function collectResults(exp: ClassifierExperiment, options: Pick<Ru
       bestTestTop1: best,
     });
   }
-  const results: ExperimentResults = {
-    experiment: exp.name,
-    title: exp.title,
-    setup: exp.setup,
-    quick: options.quick,
-    seeds,
-    epochs,
-    overrides: options.overrides,
-    writtenAt: new Date().toISOString(),
-    arms,
-    claims: [],
-  };
-  results.claims = exp.claims(results);
-  return results;
+  return experimentResults(exp, options, epochs, arms);
 }
 
 /**

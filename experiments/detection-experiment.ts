@@ -20,7 +20,7 @@ import { evaluateKitti } from '../detection/kitti-eval/index.js';
 import { detectionBoxScores, trainedBoxesOf } from '../detection/train/box-scores.js';
 import type { DetectionRecord } from '../detection/train/batches.js';
 import { trainDetector, type ApTable, type KittiEvaluator } from '../detection/train/trainer.js';
-import { PACKAGE_ROOT, claimOutputFolder, readFinishedSeeds, readJsonOr, stat, statPerEpoch, type Claim, type Stat } from './classifier-experiment.js';
+import { PACKAGE_ROOT, claimOutputFolder, experimentResults, readFinishedSeeds, readJsonOr, stat, statPerEpoch, type Claim, type ResultsOf, type Stat } from './classifier-experiment.js';
 import { claimsTable, figuresHtml, formatStat, pageStart, type FigureSpec } from './report.js';
 import type { PlotSeries } from '../src/visualize/line-plot.js';
 import { escapeXml as esc } from '../src/visualize/svg.js';
@@ -103,18 +103,7 @@ export interface DetectionArmResult {
   best: Record<string, Stat>;
 }
 
-export interface DetectionResults {
-  experiment: string;
-  title: string;
-  setup: string;
-  quick: boolean;
-  seeds: number[];
-  epochs: number;
-  overrides: DetectionOverrides;
-  writtenAt: string;
-  arms: DetectionArmResult[];
-  claims: Claim[];
-}
+export type DetectionResults = ResultsOf<DetectionArmResult, DetectionOverrides>;
 
 export interface RunDetectionOptions {
   out: string;
@@ -324,7 +313,6 @@ export function detectionPerEpoch(arm: DetectionArmResult, key: string): { epoch
 
 /** Collects every run directory of the experiment (arms without records are left out). */
 export async function collectDetectionResults(exp: DetectionExperiment, options: Pick<RunDetectionOptions, 'out' | 'quick' | 'seeds' | 'overrides'>): Promise<DetectionResults> {
-  const seeds = Array.from({ length: options.seeds }, (_, i) => i);
   const arms: DetectionArmResult[] = [];
   let epochs = 0;
   for (const arm of exp.arms) {
@@ -357,20 +345,7 @@ export async function collectDetectionResults(exp: DetectionExperiment, options:
     epochs = Math.max(epochs, ...runs.map((r) => r.epochs.at(-1)?.epoch ?? 0));
     arms.push({ name: arm.name, label: arm.label, color: arm.color, curriculum: arm.curriculum, corruptBoxes: arm.corruptBoxes, seeds: runs, unfinishedSeeds, final, best });
   }
-  const results: DetectionResults = {
-    experiment: exp.name,
-    title: exp.title,
-    setup: exp.setup,
-    quick: options.quick,
-    seeds,
-    epochs,
-    overrides: options.overrides,
-    writtenAt: new Date().toISOString(),
-    arms,
-    claims: [],
-  };
-  results.claims = exp.claims(results);
-  return results;
+  return experimentResults(exp, options, epochs, arms);
 }
 
 /** The mean over seeds of a value per epoch as a line with a ±std band. */
