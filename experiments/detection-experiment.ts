@@ -20,8 +20,8 @@ import { evaluateKitti } from '../detection/kitti-eval/index.js';
 import { detectionBoxScores, trainedBoxesOf } from '../detection/train/box-scores.js';
 import type { DetectionRecord } from '../detection/train/batches.js';
 import { trainDetector, type ApTable, type KittiEvaluator } from '../detection/train/trainer.js';
-import { PACKAGE_ROOT, claimOutputFolder, experimentResults, readFinishedSeeds, readJsonOr, stat, statPerEpoch, type Claim, type ResultsOf, type Stat } from './classifier-experiment.js';
-import { claimsTable, figuresHtml, formatStat, pageStart, type FigureSpec } from './report.js';
+import { PACKAGE_ROOT, experimentResults, readFinishedSeeds, readJsonOr, runPendingArmSeeds, stat, statPerEpoch, type Claim, type ResultsOf, type Stat } from './experiment-runs.js';
+import { claimsTable, figuresHtml, formatStat, pageStart, statSeries, type FigureSpec } from './report.js';
 import type { PlotSeries } from '../src/visualize/line-plot.js';
 import { escapeXml as esc } from '../src/visualize/svg.js';
 import { readTextIfExists } from '../src/util/read-text.js';
@@ -265,15 +265,7 @@ async function trainArmSeed(exp: DetectionExperiment, arm: DetectionArmSpec, see
 
 /** Runs every arm and seed that is not finished yet; false when stopped (a rerun continues). */
 export async function runDetectionExperiment(exp: DetectionExperiment, options: RunDetectionOptions): Promise<boolean> {
-  const unknown = (options.arms ?? []).filter((a) => !exp.arms.some((x) => x.name === a));
-  if (unknown.length) throw new Error(`${exp.name} has no arm ${unknown.join(', ')}; its arms: ${exp.arms.map((a) => a.name).join(', ')}`);
-  if (!(Number.isInteger(options.seeds) && options.seeds >= 1)) throw new Error(`seeds must be a positive integer, got ${options.seeds}`);
-  await claimOutputFolder(exp.name, options);
-  for (const arm of exp.arms) {
-    if (options.arms && !options.arms.includes(arm.name)) continue;
-    for (let seed = 0; seed < options.seeds; seed++) if (!(await trainArmSeed(exp, arm, seed, options))) return false;
-  }
-  return true;
+  return runPendingArmSeeds(exp, options, (arm, seed) => trainArmSeed(exp, arm, seed, options));
 }
 
 async function readSeed(dir: string, seed: number): Promise<DetectionSeedResult | null> {
@@ -350,16 +342,7 @@ export async function collectDetectionResults(exp: DetectionExperiment, options:
 
 /** The mean over seeds of a value per epoch as a line with a ±std band. */
 export function detectionSeries(arm: DetectionArmResult, key: string, o: { scale?: number; label?: string; color?: string; dashed?: boolean } = {}): PlotSeries {
-  const k = o.scale ?? 1;
-  const rows = detectionPerEpoch(arm, key);
-  const series: PlotSeries = {
-    label: o.label ?? arm.label,
-    color: o.color ?? arm.color,
-    points: rows.map((r) => [r.epoch, r.stat.mean * k] as const),
-    band: rows.map((r) => [r.epoch, (r.stat.mean - r.stat.std) * k, (r.stat.mean + r.stat.std) * k] as const),
-  };
-  if (o.dashed) series.dashed = true;
-  return series;
+  return statSeries(detectionPerEpoch(arm, key), { ...o, label: o.label ?? arm.label, color: o.color ?? arm.color });
 }
 
 function row(cells: readonly string[], head = false): string {

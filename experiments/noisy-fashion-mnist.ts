@@ -4,7 +4,8 @@
  */
 import { CLEAN_COLOR, NOISY_COLOR, SERIES_COLORS } from '../src/visualize/palette.js';
 import type { PlotSeries } from '../src/visualize/line-plot.js';
-import type { ArmResult, Claim, ClassifierExperiment, ExperimentResults } from './classifier-experiment.js';
+import type { ArmResult, ClassifierExperiment, ExperimentResults } from './classifier-experiment.js';
+import type { Claim } from './experiment-runs.js';
 import { perEpoch } from './classifier-experiment.js';
 import { formatStat, meanSeries } from './report.js';
 import type { FigureSpec } from './report.js';

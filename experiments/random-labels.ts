@@ -5,7 +5,8 @@
 import { SERIES_COLORS } from '../src/visualize/palette.js';
 import type { PlotSeries } from '../src/visualize/line-plot.js';
 import { FASHION_MNIST_CLASSES } from '../datasets/idx/mnist-like.js';
-import type { ArmResult, Claim, ClassifierExperiment, ExperimentResults } from './classifier-experiment.js';
+import type { ArmResult, ClassifierExperiment, ExperimentResults } from './classifier-experiment.js';
+import type { Claim } from './experiment-runs.js';
 import { formatStat, meanSeries } from './report.js';
 import type { FigureSpec } from './report.js';
 

@@ -9,7 +9,8 @@ import type { LinePlotSpec, PlotSeries } from '../src/visualize/line-plot.js';
 import { PAGE_STYLE } from '../src/visualize/index-page.js';
 import { escapeXml as esc } from '../src/visualize/svg.js';
 import { writeFileAtomic } from '../src/util/atomic-file.js';
-import type { ArmResult, Claim, EpochRecord, ExperimentResults, Stat } from './classifier-experiment.js';
+import type { ArmResult, EpochRecord, ExperimentResults } from './classifier-experiment.js';
+import type { Claim, Stat } from './experiment-runs.js';
 import { perEpoch } from './classifier-experiment.js';
 
 export interface FigureSpec {
@@ -19,18 +20,25 @@ export interface FigureSpec {
   plot: LinePlotSpec;
 }
 
-/** The mean over seeds of `key` per epoch as a line with a ±std band. */
-export function meanSeries(arm: ArmResult, key: keyof EpochRecord, options: { scale?: number; label?: string; color?: string; dashed?: boolean } = {}): PlotSeries {
+/** Per-epoch means over seeds as a line with a ±std band, scaled by `scale`. */
+export function statSeries(
+  rows: readonly { epoch: number; stat: Stat }[],
+  options: { label: string; color: string; scale?: number; dashed?: boolean },
+): PlotSeries {
   const s = options.scale ?? 1;
-  const rows = perEpoch(arm, key);
   const series: PlotSeries = {
-    label: options.label ?? arm.label,
-    color: options.color ?? arm.color,
+    label: options.label,
+    color: options.color,
     points: rows.map((r) => [r.epoch, r.stat.mean * s] as const),
     band: rows.map((r) => [r.epoch, (r.stat.mean - r.stat.std) * s, (r.stat.mean + r.stat.std) * s] as const),
   };
   if (options.dashed) series.dashed = true;
   return series;
+}
+
+/** The mean over seeds of `key` per epoch as a line with a ±std band. */
+export function meanSeries(arm: ArmResult, key: keyof EpochRecord, options: { scale?: number; label?: string; color?: string; dashed?: boolean } = {}): PlotSeries {
+  return statSeries(perEpoch(arm, key), { ...options, label: options.label ?? arm.label, color: options.color ?? arm.color });
 }
 
 export function formatStat(st: Stat | undefined | null, scale = 1, digits = 1): string {

@@ -4,8 +4,8 @@
  * table, and how well σ ranks the corrupted boxes.
  */
 import { CLEAN_COLOR, DIFFICULTY_COLORS, NOISY_COLOR, occlusionStyle } from '../src/visualize/palette.js';
-import type { Claim, Stat } from './classifier-experiment.js';
-import { stat } from './classifier-experiment.js';
+import type { Claim, Stat } from './experiment-runs.js';
+import { stat } from './experiment-runs.js';
 import { DIFFICULTIES, OCCLUSION_LEVELS, detectionSeries, type DetectionArmResult, type DetectionExperiment, type DetectionResults } from './detection-experiment.js';
 import { formatStat } from './report.js';
 import type { FigureSpec } from './report.js';

@@ -1,9 +1,8 @@
 /** The byte scanner must read exactly what the reference parser (parseKittiObjects) reads, and fail the same way. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseKittiObjects } from '../datasets/kitti/label-file.js';
 import { TypeCode } from '../detection/kitti-eval/box-table.js';
-import { jsScan as scan, referenceTable as reference, sameTable, TAIL } from './support/kitti-eval-fixture.js';
+import { jsScan as scan, referenceTable as reference, sameTable, TAIL, assertReferenceErrors, MALFORMED_LINES } from './support/kitti-eval-fixture.js';
 
 test('plain files: types case-insensitively, CRLF, tabs, blank lines, 15 or 16 label columns', () => {
   const labels = [
@@ -47,25 +46,7 @@ test('numbers outside the fast path (exponents, hex, long digit strings, non-ASC
 });
 
 test('malformed lines fail with the reference parser\'s error, naming file and line', () => {
-  const cases: [string, 'label' | 'result'][] = [
-    [`Car 0 0 0 1 2 3 4 ${TAIL}\nCar 0 0 0 1 2 3\n`, 'label'],
-    [`Car 0 0 0 1 2 3 4 ${TAIL}\n`, 'result'],
-    [`Car 0 1.5 0 1 2 3 4 ${TAIL}\n`, 'label'],
-    [`Car 0 0 0 1 2 3- 4 ${TAIL}\n`, 'label'],
-    [`Car 0 0 0 1 2 . 4 ${TAIL}\n`, 'label'],
-    [`Car 0 0 0 1 2 inf 4 ${TAIL}\n`, 'label'],
-    [`Car 0 0 0 1 2 3 4 ${TAIL} 0.5 7\n`, 'label'],
-  ];
-  for (const [text, kind] of cases) {
-    let expected = '';
-    try {
-      parseKittiObjects(text, 'f0.txt', { kind });
-    } catch (e) {
-      expected = (e as Error).message;
-    }
-    assert.ok(expected !== '', `reference parser accepted ${JSON.stringify(text)}`);
-    assert.throws(() => scan([text], kind), (e: Error) => e.message === expected);
-  }
+  assertReferenceErrors(scan, MALFORMED_LINES);
 });
 
 test.run();

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatKittiDetection, formatKittiObject, parseKittiObjects } from '../datasets/kitti/label-file.js';
 import { tableFromObjects, TypeCode, type KittiBoxTable } from '../detection/kitti-eval/box-table.js';
-import { enc, jsScan, sameTable, TAIL } from './support/kitti-eval-fixture.js';
+import { enc, jsScan, sameTable, TAIL, assertReferenceErrors, MALFORMED_LINES } from './support/kitti-eval-fixture.js';
 import { buildScannerWasm, WasmTableScanner } from '../detection/kitti-eval/scan-wasm.js';
 import { buildEvalWasm } from '../detection/kitti-eval/evaluate-wasm.js';
 import { EVAL_WASM, SCANNER_WASM } from '../detection/kitti-eval/wasm-binaries.js';
@@ -52,23 +52,7 @@ test('plain and unusual files: the same table as the JavaScript scanner and the 
 });
 
 test('errors are the reference parser\'s, naming file and line', () => {
-  const cases: [string, 'label' | 'result'][] = [
-    [`Car 0 0 0 1 2 3 4 ${TAIL}\nCar 0 0 0 1 2 3\n`, 'label'],
-    [`Car 0 0 0 1 2 3 4 ${TAIL}\n`, 'result'],
-    [`Car 0 1.5 0 1 2 3 4 ${TAIL}\n`, 'label'],
-    [`Car 0 0 0 1 2 3- 4 ${TAIL}\n`, 'label'],
-    [`Car 0 0 0 1 2 3 4 ${TAIL} 0.5 7\n`, 'label'],
-  ];
-  for (const [text, kind] of cases) {
-    let expected = '';
-    try {
-      parseKittiObjects(text, 'f0.txt', { kind });
-    } catch (e) {
-      expected = (e as Error).message;
-    }
-    assert.ok(expected !== '', `reference parser accepted ${JSON.stringify(text)}`);
-    assert.throws(() => wasmScan([text], kind), (e: Error) => e.message === expected);
-  }
+  assertReferenceErrors(wasmScan, MALFORMED_LINES);
 });
 
 test('a synthetic set, with the columns growing from a capacity of 16 rows', () => {

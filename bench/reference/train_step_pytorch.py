@@ -11,14 +11,13 @@ all anchors against random labels plus smooth-L1 on the box outputs of positive 
 SGD (lr 0.01, 0.9); fixed random input and targets. PyTorch is NCHW; padding 1 gives the same output sizes as 'same'.
 """
 import argparse
-import json
 import os
-import statistics
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from step_timing import report_step_times
 
 BATCH, HEIGHT, WIDTH, ANCHORS, CLASSES = 8, 128, 384, 4, 4
 
@@ -78,19 +77,7 @@ def main():
         opt.step()
         return float(loss)
 
-    losses = [step()]  # warm-up
-    times, cpu_times = [], []
-    for _ in range(args.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        losses.append(step())
-        times.append((time.perf_counter() - t0) * 1000)
-        cpu_times.append((time.process_time() - c0) * 1000)
-    print(json.dumps({
-        'framework': 'pytorch', 'version': torch.__version__, 'threads': torch.get_num_threads(),
-        'value': round(statistics.median(times), 1), 'unit': 'ms', 'steps': args.steps,
-        'cpuMsMedian': round(statistics.median(cpu_times), 1),
-        'minMs': round(min(times), 1), 'firstLoss': round(losses[0], 4), 'lastLoss': round(losses[-1], 4),
-    }))
+    report_step_times(step, args.steps)
 
 
 if __name__ == '__main__':

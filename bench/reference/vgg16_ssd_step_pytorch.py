@@ -14,14 +14,13 @@ on the box outputs of positive anchors / (positives + 1); momentum SGD (lr 1e-3,
 NCHW; padding 1 at stride 2 gives the same output sizes as 'same'.
 """
 import argparse
-import json
 import os
-import statistics
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from step_timing import report_step_times
 
 VGG_STAGES = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
 EXTRAS = [(256, 512), (128, 256), (128, 256), (128, 256)]
@@ -121,20 +120,7 @@ def main():
         opt.step()
         return float(loss)
 
-    losses = [step()]  # warm-up
-    times, cpu_times = [], []
-    for _ in range(args.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        losses.append(step())
-        times.append((time.perf_counter() - t0) * 1000)
-        cpu_times.append((time.process_time() - c0) * 1000)
-    print(json.dumps({
-        'framework': 'pytorch', 'version': torch.__version__, 'threads': torch.get_num_threads(),
-        'value': round(statistics.median(times), 1), 'unit': 'ms', 'steps': args.steps, 'anchors': anchors,
-        'cpuMsMedian': round(statistics.median(cpu_times), 1),
-        'parameters': sum(p.numel() for p in net.parameters()),
-        'minMs': round(min(times), 1), 'firstLoss': round(losses[0], 4), 'lastLoss': round(losses[-1], 4),
-    }))
+    report_step_times(step, args.steps, anchors=anchors, parameters=sum(p.numel() for p in net.parameters()))
 
 
 if __name__ == '__main__':

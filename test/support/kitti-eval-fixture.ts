@@ -35,3 +35,28 @@ export function sameTable(a: KittiBoxTable, b: KittiBoxTable): void {
     a[key].forEach((v, i) => assert.ok(Object.is(v, b[key][i]), `${key}[${i}]: ${v} vs ${b[key][i]}`));
   }
 }
+
+/** Malformed lines that every scanner must reject with the reference parser's message (file and line). */
+export const MALFORMED_LINES: readonly [string, 'label' | 'result'][] = [
+  [`Car 0 0 0 1 2 3 4 ${TAIL}\nCar 0 0 0 1 2 3\n`, 'label'],
+  [`Car 0 0 0 1 2 3 4 ${TAIL}\n`, 'result'],
+  [`Car 0 1.5 0 1 2 3 4 ${TAIL}\n`, 'label'],
+  [`Car 0 0 0 1 2 3- 4 ${TAIL}\n`, 'label'],
+  [`Car 0 0 0 1 2 . 4 ${TAIL}\n`, 'label'],
+  [`Car 0 0 0 1 2 inf 4 ${TAIL}\n`, 'label'],
+  [`Car 0 0 0 1 2 3 4 ${TAIL} 0.5 7\n`, 'label'],
+];
+
+/** Asserts that `scan` throws exactly the reference parser's error for each case. */
+export function assertReferenceErrors(scan: (texts: string[], kind: 'label' | 'result') => unknown, cases: readonly [string, 'label' | 'result'][]): void {
+  for (const [text, kind] of cases) {
+    let expected = '';
+    try {
+      parseKittiObjects(text, 'f0.txt', { kind });
+    } catch (e) {
+      expected = (e as Error).message;
+    }
+    assert.ok(expected !== '', `reference parser accepted ${JSON.stringify(text)}`);
+    assert.throws(() => scan([text], kind), (e: Error) => e.message === expected);
+  }
+}
