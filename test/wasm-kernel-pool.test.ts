@@ -1,5 +1,5 @@
 /**
- * gemm.ts (exact float32 sums in k order) and the kernel pool (kernel-pool.ts): parallel parts give the same numbers
+ * gemm.ts (exact float32 sums in k order, with or without fused multiply-adds) and the kernel pool (kernel-pool.ts): parallel parts give the same numbers
  * as one thread, a worker's error reaches the caller, the pool can be turned off, and processes still exit on their
  * own. Pool tests run in child processes on the threaded build with a time limit, so that a hang fails the test.
  */
@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
 import { gemmKernels } from '../src/runtime/wasm-training/gemm.js';
+import { useFusedMultiplyAdd } from '../src/runtime/wasm-training/relaxed-simd.js';
 import { heapOffset } from '../src/runtime/wasm-training/simd-kernels.js';
 import type { BackendWasm } from '../src/runtime/wasm-training/wasm-kernel-utils.js';
 import { Rng } from '../src/util/rng.js';
@@ -24,39 +25,80 @@ test.after(async () => {
   await initBackend('cpu', { log: null });
 });
 
-test('gemm.ts: every element of C is the float32 sum over k in order (exact); any m, n = 8j or 8j + 4, both loop orders, accumulate', () => {
+/**
+ * float32 fma(a, b, c), correctly rounded: the double product of two floats is exact, and a double sum rounded to odd
+ * and then to float32 rounds once (Boldo & Melquiond).
+ */
+function fma32(a: number, b: number, c: number): number {
+  const p = a * b;
+  const s = p + c;
+  const v = s - p;
+  const error = p - (s - v) + (c - v); // the double sum's rounding error (Knuth's TwoSum)
+  if (error === 0 || !Number.isFinite(s)) return Math.fround(s);
+  const f = new Float64Array([s]);
+  const bits = new BigUint64Array(f.buffer);
+  if (error > 0 !== s > 0) bits[0]! -= 1n; // s is beyond the exact sum: truncate towards zero
+  bits[0]! |= 1n;
+  return Math.fround(f[0]!);
+}
+
+test('gemm.ts: every element of C is the float32 sum over k in order (exact), fused or not; any m, n = 8j or 8j + 4, both loop orders, accumulate', () => {
   const backend = tf.backend() as BackendWasm;
   const rng = new Rng(7);
   // [m, k, n, lda, ldb, ldc]: row strides wider than the rows too (A as a view of a wider matrix).
   const cases = [[1, 1, 4, 1, 4, 4], [3, 5, 8, 5, 8, 8], [5, 7, 12, 9, 12, 16], [8, 33, 32, 33, 40, 32], [13, 64, 20, 70, 20, 20]];
-  for (const [[m, k, n, lda, ldb, ldc], columnMajor] of (cases as [number, number, number, number, number, number][]).flatMap(
-    (c) => [[c, false], [c, true]] as [[number, number, number, number, number, number], boolean][],
-  )) {
-    const gemm = gemmKernels(backend, { lda, ldb, ldc, n, columnMajor });
-    assert.ok(gemm !== null, 'the GEMM module instantiates');
-    const A = Float32Array.from({ length: m * lda }, () => rng.normal());
-    const B = Float32Array.from({ length: k * ldb }, () => rng.normal());
-    const C0 = Float32Array.from({ length: m * ldc }, () => rng.normal());
-    const [a, b] = [tf.tensor1d(A), tf.tensor1d(B)];
-    for (const accumulate of [0, 1]) {
-      const expected = Float32Array.from(C0);
-      for (let i = 0; i < m; i++) {
-        for (let j = 0; j < n; j++) {
-          let sum = 0;
-          for (let s = 0; s < k; s++) sum = Math.fround(sum + Math.fround(A[i * lda + s]! * B[s * ldb + j]!));
-          expected[i * ldc + j] = accumulate ? Math.fround(C0[i * ldc + j]! + sum) : sum;
+  const fmaSetting = process.env['DATA_PARAMS_WASM_FMA'];
+  let fusedCases = 0;
+  try {
+    for (const fma of ['off', 'on']) {
+      process.env['DATA_PARAMS_WASM_FMA'] = fma;
+      for (const [[m, k, n, lda, ldb, ldc], columnMajor] of (cases as [number, number, number, number, number, number][]).flatMap(
+        (c) => [[c, false], [c, true]] as [[number, number, number, number, number, number], boolean][],
+      )) {
+        const gemm = gemmKernels(backend, { lda, ldb, ldc, n, columnMajor });
+        assert.ok(gemm !== null, 'the GEMM module instantiates');
+        const A = Float32Array.from({ length: m * lda }, () => rng.normal());
+        const B = Float32Array.from({ length: k * ldb }, () => rng.normal());
+        const C0 = Float32Array.from({ length: m * ldc }, () => rng.normal());
+        const [a, b] = [tf.tensor1d(A), tf.tensor1d(B)];
+        for (const accumulate of [0, 1]) {
+          // Each product rounded, then added (separate multiply and add), or rounded once with the sum (fused).
+          const [unfused, fused] = [Float32Array.from(C0), Float32Array.from(C0)];
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < n; j++) {
+              let [sum, sumFused] = [0, 0];
+              for (let s = 0; s < k; s++) {
+                const [x, y] = [A[i * lda + s]!, B[s * ldb + j]!];
+                sum = Math.fround(sum + Math.fround(x * y));
+                sumFused = fma32(x, y, sumFused);
+              }
+              unfused[i * ldc + j] = accumulate ? Math.fround(C0[i * ldc + j]! + sum) : sum;
+              fused[i * ldc + j] = accumulate ? Math.fround(C0[i * ldc + j]! + sumFused) : sumFused;
+            }
+          }
+          const out = tf.tensor1d(C0); // a fresh copy of C0 to write into
+          gemm.gemm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, k, accumulate);
+          const got = out.dataSync();
+          const equals = (expected: Float32Array): boolean => expected.every((v, i) => Object.is(got[i], v));
+          const where = `m ${m} k ${k} n ${n} column-major ${columnMajor} accumulate ${accumulate} fma ${fma}`;
+          if (fma === 'off' || !useFusedMultiplyAdd()) {
+            assert.ok(equals(unfused), `${where}: the unfused sums`);
+          } else {
+            // V8 emits an FMA instruction where the CPU has one, else a multiply and an add.
+            assert.ok(equals(fused) || equals(unfused), `${where}: the fused (or, without FMA instructions, unfused) sums`);
+            if (equals(fused) && !equals(unfused)) fusedCases++;
+          }
+          out.dispose();
         }
+        tf.dispose([a, b]);
       }
-      const out = tf.tensor1d(C0); // a fresh copy of C0 to write into
-      gemm.gemm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, out), m, k, accumulate);
-      const got = out.dataSync();
-      for (let i = 0; i < expected.length; i++) {
-        assert.is(got[i], expected[i], `m ${m} k ${k} n ${n} column-major ${columnMajor} accumulate ${accumulate}: element ${i}`);
-      }
-      out.dispose();
     }
-    tf.dispose([a, b]);
+  } finally {
+    if (fmaSetting === undefined) delete process.env['DATA_PARAMS_WASM_FMA'];
+    else process.env['DATA_PARAMS_WASM_FMA'] = fmaSetting;
   }
+  // On this x64 development machine (FMA3), the fused sums differ from the unfused ones in most cases.
+  if (useFusedMultiplyAdd() && process.arch === 'x64') assert.ok(fusedCases > 0, 'relaxed_madd runs as a fused multiply-add');
 });
 
 test('kernel pool: parts run on the threads, a worker error reaches the caller, -e scripts and processes exit', async () => {

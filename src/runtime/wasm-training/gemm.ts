@@ -16,6 +16,7 @@ import {
   BLOCK, CALL, END, F32X4_ADD, F32X4_MUL, I32, I32_ADD, I32_AND, I32_EQZ, I32_LOAD, I32_LT_U, I32_SHL, I32_SHR_U, I32_SUB,
   I32X4_SPLAT, IF, LOAD32_SPLAT, LOOP, V128, brIf, get, i32c, load, set, shapeModule, store, tee, type Func,
 } from './simd-kernels.js';
+import { F32X4_RELAXED_MADD, useFusedMultiplyAdd } from './relaxed-simd.js';
 import type { BackendWasm } from './wasm-kernel-utils.js';
 
 /** Row strides (in elements) and the column count a GEMM module is specialised for. */
@@ -28,13 +29,19 @@ export interface GemmShape {
   columnMajor?: boolean;
 }
 
+/** A GemmShape and whether its multiply-adds are fused (relaxed-simd.ts). */
+interface GemmCode extends GemmShape {
+  fma: boolean;
+}
+
 /**
  * gemm(a, b, c, m, k, accumulate): C (+)= A · B for m >= 0 rows and k >= 1 steps (pointers are byte offsets): blocks
  * of 4 rows, then the m % 4 rows left one at a time.
  * gemms(list, count, m, aOffset, cOffset, accumulate): gemm for each of `count` entries (a, b, c, k) of four i32 at
  * `list`, with aOffset / cOffset bytes added to a / c (a part's first row).
+ * gemmsRows(list, count, k, accumulate): gemm for each of `count` entries (a, b, c, m), all with the same k.
  */
-function gemmFuncs(shape: GemmShape): Func[] {
+function gemmFuncs(shape: GemmCode): Func[] {
   const { lda, ldb, ldc, n } = shape;
   const [a, b, c, m, k, accumulate] = [0, 1, 2, 3, 4, 5];
   const [rows, aRow, cRow, col, pa, pb, kEnd] = [6, 7, 8, 9, 10, 11, 12];
@@ -61,7 +68,9 @@ function gemmFuncs(shape: GemmShape): Func[] {
       code.push(...get(pa), ...LOAD32_SPLAT(r * lda4), ...set(av));
       for (let h = 0; h < halves; h++) {
         const accIndex = acc0 + 2 * r + h;
-        code.push(...get(accIndex), ...get(av), ...get(h === 0 ? b0 : b1), ...F32X4_MUL, ...F32X4_ADD, ...set(accIndex));
+        const bv = h === 0 ? b0 : b1;
+        if (shape.fma) code.push(...get(av), ...get(bv), ...get(accIndex), ...F32X4_RELAXED_MADD, ...set(accIndex));
+        else code.push(...get(accIndex), ...get(av), ...get(bv), ...F32X4_MUL, ...F32X4_ADD, ...set(accIndex));
       }
     }
     code.push(
@@ -165,12 +174,30 @@ function gemmFuncs(shape: GemmShape): Func[] {
     ...END,
   ];
   const gemms: Func = { name: 'gemms', params: 6, locals: [], body: gemmsBody };
-  return [gemm, gemms];
+
+  // gemmsRows(list, count, k, accumulate): entries (a, b, c, m), one k for all (the taps of a convolution).
+  const [rowList, rowCount, rowK, rowAcc] = [0, 1, 2, 3];
+  const gemmsRowsBody = [
+    ...BLOCK,
+    ...get(rowCount), ...I32_EQZ, ...brIf(0),
+    ...LOOP,
+    ...get(rowList), ...I32_LOAD(0),
+    ...get(rowList), ...I32_LOAD(4),
+    ...get(rowList), ...I32_LOAD(8),
+    ...get(rowList), ...I32_LOAD(12), ...get(rowK), ...get(rowAcc), ...CALL(0),
+    ...get(rowList), ...i32c(16), ...I32_ADD, ...set(rowList),
+    ...get(rowCount), ...i32c(1), ...I32_SUB, ...tee(rowCount), ...brIf(0),
+    ...END,
+    ...END,
+  ];
+  const gemmsRows: Func = { name: 'gemmsRows', params: 4, locals: [], body: gemmsRowsBody };
+  return [gemm, gemms, gemmsRows];
 }
 
 export interface GemmKernels {
   gemm(a: number, b: number, c: number, m: number, k: number, accumulate: number): void;
   gemms(list: number, count: number, m: number, aOffset: number, cOffset: number, accumulate: number): void;
+  gemmsRows(list: number, count: number, k: number, accumulate: number): void;
 }
 
 /** Entries of a gemms list: [a, b, c, k] per product (byte pointers and the product's k). */
@@ -179,6 +206,7 @@ export const GEMM_ENTRY_INTS = 4;
 /** The GEMM module for `shape` (cached), or null where it cannot run (no wasm SIMD, n not a multiple of 4). */
 export function gemmKernels(backend: BackendWasm, shape: GemmShape): GemmKernels | null {
   if (shape.n % 4 !== 0 || shape.n <= 0) return null;
-  const key = `gemm ${shape.lda} ${shape.ldb} ${shape.ldc} ${shape.n} ${shape.columnMajor === true}`;
-  return shapeModule<GemmKernels>(backend, key, () => gemmFuncs(shape));
+  const fma = useFusedMultiplyAdd();
+  const key = `gemm ${shape.lda} ${shape.ldb} ${shape.ldc} ${shape.n} ${shape.columnMajor === true} ${fma}`;
+  return shapeModule<GemmKernels>(backend, key, () => gemmFuncs({ ...shape, fma }));
 }
