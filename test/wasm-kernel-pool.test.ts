@@ -101,6 +101,37 @@ test('gemm.ts: every element of C is the float32 sum over k in order (exact), fu
   if (useFusedMultiplyAdd() && process.arch === 'x64') assert.ok(fusedCases > 0, 'relaxed_madd runs as a fused multiply-add');
 });
 
+test('gemm.ts: A read with a k step (its transpose in place) gives the same sums as A row-major', () => {
+  const backend = tf.backend() as BackendWasm;
+  const rng = new Rng(11);
+  for (const [m, k, n] of [[4, 9, 8], [12, 5, 12], [7, 16, 4]] as [number, number, number][]) {
+    const A = Float32Array.from({ length: m * k }, () => rng.normal()); // row-major [m, k]
+    const B = Float32Array.from({ length: k * n }, () => rng.normal());
+    const AT = new Float32Array(k * m); // [k, m]: A's transpose
+    for (let i = 0; i < m; i++) {
+      for (let s = 0; s < k; s++) {
+        AT[s * m + i] = A[i * k + s]!;
+      }
+    }
+    const layouts: [string, Float32Array, { lda: number; aStep?: number }][] = [
+      ['row-major', A, { lda: k }],
+      ['transposed (aStep)', AT, { lda: 1, aStep: m }],
+    ];
+    const results = layouts.map(([, data, layout]) => {
+      const gemm = gemmKernels(backend, { ...layout, ldb: n, ldc: n, n });
+      assert.ok(gemm !== null);
+      const [a, b, c] = [tf.tensor1d(data), tf.tensor1d(B), tf.zeros([m * n])];
+      gemm.gemm(heapOffset(backend, a), heapOffset(backend, b), heapOffset(backend, c), m, k, 0);
+      const out = c.dataSync().slice();
+      tf.dispose([a, b, c]);
+      return out as Float32Array;
+    });
+    for (let l = 1; l < layouts.length; l++) {
+      assert.ok(results[l]!.every((v, i) => Object.is(v, results[0]![i])), `m ${m} k ${k} n ${n}: ${layouts[l]![0]} equals row-major`);
+    }
+  }
+});
+
 test('kernel pool: parts run on the threads, a worker error reaches the caller, -e scripts and processes exit', async () => {
   const script = `
     import * as tf from '@tensorflow/tfjs';

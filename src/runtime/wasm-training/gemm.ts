@@ -13,7 +13,7 @@
  * strides become immediate offsets. Each element of C is one sum in k order, whatever the split between threads.
  */
 import {
-  BLOCK, CALL, END, F32X4_ADD, F32X4_MUL, I32, I32_ADD, I32_AND, I32_EQZ, I32_LOAD, I32_LT_U, I32_SHL, I32_SHR_U, I32_SUB,
+  BLOCK, CALL, END, F32X4_ADD, F32X4_MUL, I32, I32_ADD, I32_AND, I32_EQZ, I32_LOAD, I32_LT_U, I32_MUL, I32_SHR_U, I32_SUB,
   I32X4_SPLAT, IF, LOAD32_SPLAT, LOOP, V128, brIf, get, i32c, load, set, shapeModule, store, tee, type Func,
 } from './simd-kernels.js';
 import { F32X4_RELAXED_MADD, useFusedMultiplyAdd } from './relaxed-simd.js';
@@ -27,6 +27,8 @@ export interface GemmShape {
   n: number;
   /** Column blocks outermost (each 8-column panel of B reused from L1 by all rows) instead of row blocks. */
   columnMajor?: boolean;
+  /** Elements from one k to the next in A (default 1). With lda = 1 and aStep = m, A is the transpose of a row-major [k, m]. */
+  aStep?: number;
 }
 
 /** A GemmShape and whether its multiply-adds are fused (relaxed-simd.ts). */
@@ -43,6 +45,7 @@ interface GemmCode extends GemmShape {
  */
 function gemmFuncs(shape: GemmCode): Func[] {
   const { lda, ldb, ldc, n } = shape;
+  const aStep4 = (shape.aStep ?? 1) * 4;
   const [a, b, c, m, k, accumulate] = [0, 1, 2, 3, 4, 5];
   const [rows, aRow, cRow, col, pa, pb, kEnd] = [6, 7, 8, 9, 10, 11, 12];
   const acc0 = 13; // 8 v128 accumulators: row r, half h at acc0 + 2r + h
@@ -59,7 +62,7 @@ function gemmFuncs(shape: GemmCode): Func[] {
     code.push(
       ...get(aRow), ...set(pa),
       ...get(b), ...get(col), ...I32_ADD, ...set(pb),
-      ...get(aRow), ...get(k), ...i32c(2), ...I32_SHL, ...I32_ADD, ...set(kEnd), // aRow + 4k
+      ...get(aRow), ...get(k), ...i32c(aStep4), ...I32_MUL, ...I32_ADD, ...set(kEnd), // aRow + k * aStep * 4
       ...LOOP,
       ...get(pb), ...load(0), ...set(b0),
     );
@@ -75,7 +78,7 @@ function gemmFuncs(shape: GemmCode): Func[] {
     }
     code.push(
       ...get(pb), ...i32c(ldb4), ...I32_ADD, ...set(pb),
-      ...get(pa), ...i32c(4), ...I32_ADD, ...tee(pa),
+      ...get(pa), ...i32c(aStep4), ...I32_ADD, ...tee(pa),
       ...get(kEnd), ...I32_LT_U, ...brIf(0),
       ...END,
     );
@@ -207,6 +210,6 @@ export const GEMM_ENTRY_INTS = 4;
 export function gemmKernels(backend: BackendWasm, shape: GemmShape): GemmKernels | null {
   if (shape.n % 4 !== 0 || shape.n <= 0) return null;
   const fma = useFusedMultiplyAdd();
-  const key = `gemm ${shape.lda} ${shape.ldb} ${shape.ldc} ${shape.n} ${shape.columnMajor === true} ${fma}`;
+  const key = `gemm ${shape.lda} ${shape.ldb} ${shape.ldc} ${shape.n} ${shape.columnMajor === true} ${shape.aStep ?? 1} ${fma}`;
   return shapeModule<GemmKernels>(backend, key, () => gemmFuncs({ ...shape, fma }));
 }

@@ -326,7 +326,7 @@ function transformImages(
 /**
  * The GEMMs C = A · B of `entries` ([a, b, c, k] heap pointers and depth), each m rows, by gemm.ts, the entries split
  * between the kernel pool's threads (each product whole on one thread: the same sums either way). With `kChunk`,
- * each product runs as consecutive slices of k (B rows `ldb` floats apart) accumulated into C, which must then be
+ * each product runs as consecutive slices of k (B rows `ldb` floats apart, A's k `aStep` floats apart) accumulated into C, which must then be
  * zero: a slice of A and B stays in cache while every row and column block of C reads it (the filter gradient's
  * products reduce over all tiles, 786 KB of B at 8x64x192x32). The sums keep their order.
  */
@@ -335,14 +335,14 @@ function products(
   gemm: GemmKernels,
   entries: [number, number, number, number][],
   m: number,
-  kChunk: { size: number; ldb: number } | null = null,
+  kChunk: { size: number; ldb: number; aStep: number } | null = null,
 ): void {
   const ranges = evenRanges(entries.length, Math.min(poolParts(backend), entries.length));
   const slices = (e: [number, number, number, number]): number[][] => {
     if (kChunk === null) return [e];
     const [a, b, c, k] = e;
     const out: number[][] = [];
-    for (let at = 0; at < k; at += kChunk.size) out.push([a + at * 4, b + at * kChunk.ldb * 4, c, Math.min(kChunk.size, k - at)]);
+    for (let at = 0; at < k; at += kChunk.size) out.push([a + at * kChunk.aStep * 4, b + at * kChunk.ldb * 4, c, Math.min(kChunk.size, k - at)]);
     return out;
   };
   const perPart = ranges.map(([first, count]) => entries.slice(first, first + count).flatMap(slices));
@@ -490,7 +490,10 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
 //
 // dW = Σ_tiles Gᵀ [(A e Aᵀ) ⊙ (Bᵀ d B)] G for the 4x4 tiles e of dy and the 6x6 tiles d of the padded input (the
 // transpose of the forward algorithm). For each of the 36 positions k the sum over tiles is one GEMM with K = tiles:
-// Sᵀ_k [cout, cin] = Eᵀ_k [cout, tiles] · V_k [tiles, cin], so the dy transform writes Eᵀ_k channel-major.
+// Sᵀ_k [cout, cin] = Eᵀ_k [cout, tiles] · V_k [tiles, cin]. The dy transform writes E_k [tiles, cout] with whole-vector
+// stores, as the input transform writes V_k, and gemm.ts reads its transpose in place (aStep): a channel-major Eᵀ_k
+// took single-lane stores 4 tiles apart, which cost more than the rest of the transform, and packing E_k in panels
+// of 4 channels spread each tile's stores over 36 * cout / 4 far-apart rows and was as slow.
 
 
 /** A applied to 4 values e: rows [1 0 0 0], [1 1 1 1], [1 -1 1 -1], [1 2 4 8], [1 -2 4 -8], [0 0 0 1]. */
@@ -517,19 +520,17 @@ interface DyGeometry {
   imageBytes: number; // outH * rowBytes
   outH: number;
   outW: number;
-  tileBytes: number; // the byte stride of Eᵀ_k's rows (one per channel; >= tiles * 4)
 }
 
 /**
  * dyTransform(dy, table, images, tilesH, tilesW): E = A e Aᵀ of every 4x4 tile e of dy (zeros past its edges) and
- * every 4 channels; element (r, s) of tile t, channel c goes to the matrix at table[6r + s], row c, column t.
+ * every 4 channels; element (r, s) of tile t goes to the matrix at table[6r + s], row t.
  */
 function dyTransformFunc(g: DyGeometry): Func {
   const [dy, table] = [0, 1]; // then images, tilesH, tilesW (tileLoops)
-  const [b, ty, tx, p, q, eo, tileOff, rowHi, colHi, inside, addr] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-  const t0 = 16; // 24 v128: A e (6 rows x 4 columns)
-  const tmp = [40, 41, 42, 43];
-  const value = 44;
+  const [b, ty, tx, p, q, eo, tileOff, rowHi, colHi, inside] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+  const t0 = 15; // 24 v128: A e (6 rows x 4 columns)
+  const tmp = [39, 40, 41, 42];
   const columnsWith = (loadAt: (i: number, j: number) => number[]): number[] => {
     const code: number[] = [];
     for (let j = 0; j < 4; j++) {
@@ -546,11 +547,7 @@ function dyTransformFunc(g: DyGeometry): Func {
   const rows: number[] = [];
   for (let r = 0; r < 6; r++) {
     const t = [0, 1, 2, 3].map((j) => get(t0 + r * 4 + j));
-    rows.push(...dyTransform1d(t, tmp, (s, expr) => [
-      ...expr, ...set(value),
-      ...get(table), ...I32_LOAD(4 * (r * 6 + s)), ...get(eo), ...I32_ADD, ...set(addr),
-      ...[0, 1, 2, 3].flatMap((lane) => [...get(addr), ...get(value), ...F32X4_EXTRACT(lane), ...F32_STORE(lane * g.tileBytes)]),
-    ]));
+    rows.push(...dyTransform1d(t, tmp, (s, expr) => [...get(table), ...I32_LOAD(4 * (r * 6 + s)), ...get(eo), ...I32_ADD, ...expr, ...store(0)]));
   }
   const limit = (tile: number, size: number, hi: number): number[] => [
     ...i32c(size), ...get(tile), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(hi),
@@ -565,9 +562,8 @@ function dyTransformFunc(g: DyGeometry): Func {
     ...get(rowHi), ...i32c(3), ...I32_GT_S, ...get(colHi), ...i32c(3), ...I32_GT_S, ...I32_AND, ...set(inside),
   ];
   const perGroup = [...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END, ...rows];
-  // Eᵀ is channel-major: 4 channels on, m moves by 4 rows; the next tile is the next column.
-  const body = tileLoops({ b, ty, tx, p, q, m: eo, tileOff }, g.channelBytes, tileSetup, perGroup, 4 * g.tileBytes, 4);
-  return { name: 'dyTransform', params: 5, locals: [[11, I32], [29, V128]], body };
+  const body = tileLoops({ b, ty, tx, p, q, m: eo, tileOff }, g.channelBytes, tileSetup, perGroup, 16, g.channelBytes);
+  return { name: 'dyTransform', params: 5, locals: [[10, I32], [28, V128]], body };
 }
 
 /**
@@ -669,33 +665,30 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   if (largest * 4 >= 2 ** 31) return null;
 
   const inGeometry = inputGeometry(info);
-  // Eᵀ's rows are `stride` tiles long, a byte stride that is no multiple of 4 KiB: the dy transform stores 4 lanes one
-  // row apart, and rows 4 KiB apart would all fall in the same cache sets. The products read only the first `tiles`.
-  let stride = Math.ceil(tiles / 16) * 16 + 16;
-  if ((stride * 4) % 4096 === 0) stride += 16;
   const dyGeometry: DyGeometry = {
     channelBytes: outChannels * 4, rowBytes: outWidth * outChannels * 4, imageBytes: outHeight * outWidth * outChannels * 4,
-    outH: outHeight, outW: outWidth, tileBytes: stride * 4,
+    outH: outHeight, outW: outWidth,
   };
   const input = inputTransformKernel(backend, inGeometry);
-  const dyKernels = transformKernel(backend, `dy ${outChannels} ${outHeight} ${outWidth} ${stride}`, () => dyTransformFunc(dyGeometry));
-  const gemm = gemmKernels(backend, { lda: stride, ldb: inChannels, ldc: inChannels, n: inChannels });
+  const dyKernels = transformKernel(backend, `dy ${outChannels} ${outHeight} ${outWidth}`, () => dyTransformFunc(dyGeometry));
+  // A = Eᵀ_k read in place from E_k [tiles, cout]: rows 1 float apart, k (tiles) cout floats apart.
+  const gemm = gemmKernels(backend, { lda: 1, aStep: outChannels, ldb: inChannels, ldc: inChannels, n: inChannels });
   const gradient = transformKernel(backend, `gradient ${inChannels} ${outChannels}`, () => gradientTransformFunc(inChannels, outChannels));
   if (input?.inputTransform === undefined || dyKernels?.dyTransform === undefined || gradient?.gradientTransform === undefined || gemm === null) return null;
 
   const vs = Array.from({ length: 36 }, () => backend.makeOutput([tiles, inChannels], 'float32'));
-  const ets = Array.from({ length: 36 }, () => backend.makeOutput([outChannels, stride], 'float32'));
+  const ets = Array.from({ length: 36 }, () => backend.makeOutput([tiles, outChannels], 'float32'));
   const tilesPerImage = tilesH * tilesW;
   const inSteps = { data: heapOffset(backend, x), dataStep: inGeometry.imageBytes, tableStep: tilesPerImage * inChannels * 4 };
   transformImages(backend, input, 'inputTransform', { ...inSteps, table: vs.map((v) => heapOffset(backend, v)) }, batchSize, tilesH, tilesW);
-  const dySteps = { data: heapOffset(backend, dy), dataStep: dyGeometry.imageBytes, tableStep: tilesPerImage * 4 };
+  const dySteps = { data: heapOffset(backend, dy), dataStep: dyGeometry.imageBytes, tableStep: tilesPerImage * outChannels * 4 };
   transformImages(backend, dyKernels, 'dyTransform', { ...dySteps, table: ets.map((e) => heapOffset(backend, e)) }, batchSize, tilesH, tilesW);
   // The 36 products Sᵀ_k = Eᵀ_k · V_k [cout, cin] by gemm.ts over the tiles, split between the pool's threads.
   const st = backend.makeOutput([36, outChannels, inChannels], 'float32');
   const stBase = heapOffset(backend, st);
   const stBytes = outChannels * inChannels * 4;
   const { sliceAboveBytes, sliceFloats } = filterGradientSlices;
-  const kChunk = tiles * inChannels * 4 > sliceAboveBytes ? { size: Math.max(1, Math.round(sliceFloats / inChannels)), ldb: inChannels } : null;
+  const kChunk = tiles * inChannels * 4 > sliceAboveBytes ? { size: Math.max(1, Math.round(sliceFloats / inChannels)), ldb: inChannels, aStep: outChannels } : null;
   if (kChunk !== null) heapF32(backend, st).fill(0);
   products(backend, gemm, ets.map((e, k) => [heapOffset(backend, e), heapOffset(backend, vs[k]!), stBase + k * stBytes, tiles]), outChannels, kChunk);
   release(backend, ...vs, ...ets);
