@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
 import { registerWasmTrainingKernels } from '../src/runtime/wasm-training/index.js';
 import { convGradientChoice } from '../src/runtime/wasm-training/conv2d-backprop.js';
+import { tapConvChoice } from '../src/runtime/wasm-training/conv-taps.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, compareGrads, randomInput, runOn } from './support/wasm-compare.js';
 
@@ -100,6 +101,56 @@ for (const { via, taps, tapChunk, limit, chunk } of formulations) {
     });
   }
 }
+
+// Strided convs whose GEMMs take the tap path (conv-taps.ts): forward values and both gradients against cpu, with
+// channel counts it takes (k >= minChannels, the GEMM's n a multiple of 4), odd sizes, batches, paddings and strides.
+const tapCases: { x: number[]; f: number[]; s: number | [number, number]; pad: Pad }[] = [
+  { x: [3, 9, 11, 8], f: [3, 3, 8, 12], s: 2, pad: 'same' },
+  { x: [2, 10, 13, 12], f: [3, 3, 12, 8], s: 2, pad: 'valid' },
+  { x: [2, 11, 10, 8], f: [3, 3, 8, 8], s: 3, pad: 'same' },
+  { x: [1, 9, 10, 16], f: [3, 3, 16, 8], s: 2, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { x: [2, 7, 9, 8], f: [2, 2, 8, 4], s: [2, 3], pad: 'same' },
+  { x: [2, 9, 7, 9], f: [3, 2, 9, 8], s: [3, 2], pad: 'valid' },
+  { x: [1, 12, 12, 8], f: [5, 5, 8, 4], s: 2, pad: 'same' },
+  { x: [1, 4, 4, 8], f: [3, 3, 8, 8], s: 4, pad: 'valid' },
+];
+for (const c of tapCases) {
+  const name = `strided conv2d by tap GEMMs: values and gradients match cpu, x [${c.x}] filter [${c.f}] stride ${c.s} pad ${JSON.stringify(c.pad)}`;
+  test(name, async () => {
+    const rng = new Rng(c.x.reduce((a, b) => a * 37 + b, c.f[1]!));
+    const x = randomInput(rng, c.x);
+    const w = randomInput(rng, c.f);
+    const shape = await outShapeOn(c.x, c.f, (xt, wt) => tf.conv2d(xt, wt, c.s, c.pad));
+    const conv = (xt: tf.Tensor, wt: tf.Tensor): tf.Tensor4D => tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, c.s, c.pad);
+    const [expected, actual] = [await runOn('cpu', [x, w], (xt, wt) => [conv(xt, wt)]), await runOn('wasm', [x, w], (xt, wt) => [conv(xt, wt)])];
+    assertClose(actual, expected, 1e-5, `${name}: forward`);
+    await compareGrads(name, [x, w], shape, conv);
+  });
+}
+
+test('the tap path runs for strided convs: its sums differ from the built-in formulations, and turning it off restores them', async () => {
+  const rng = new Rng(5);
+  const x = randomInput(rng, [2, 16, 18, 16]);
+  const w = randomInput(rng, [3, 3, 16, 32]);
+  const dy = randomInput(rng, [2, 8, 9, 32]);
+  const run = async (): Promise<Float32Array[]> =>
+    runOn('wasm', [x, w, dy], (xt, wt, dyt) => [
+      tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, 2, 'same'),
+      tf.conv2dTranspose(dyt as tf.Tensor4D, wt as tf.Tensor4D, [2, 16, 18, 16], 2, 'same'),
+    ]);
+  const taps = await run();
+  tapConvChoice.enabled = false;
+  let builtIn: Float32Array[];
+  try {
+    builtIn = await run();
+  } finally {
+    tapConvChoice.enabled = true;
+  }
+  assertClose(taps, builtIn, 1e-5, 'tap path against the built-in formulations');
+  assert.ok(taps[0]!.some((v, i) => v !== builtIn[0]![i]), 'forward: the tap GEMMs round differently from XNNPACK');
+  const again = await run();
+  assert.ok(again.every((out, k) => out.every((v, i) => Object.is(v, taps[k]![i]))), 'the tap path is deterministic');
+});
 
 test('fused conv2d with bias and relu: gradients match cpu', async () => {
   const rng = new Rng(3);

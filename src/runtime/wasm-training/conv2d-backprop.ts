@@ -24,6 +24,7 @@ import {
   type TensorInfo,
 } from './wasm-kernel-utils.js';
 import { col2imWasm } from './col2im.js';
+import { tapConv2DBackpropInput } from './conv-taps.js';
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
 import { evenRanges, poolParts, runParts, runRows } from './kernel-pool.js';
@@ -493,13 +494,20 @@ function col2im(P: Float32Array, D: Float32Array, info: tf.backend_util.Conv2DIn
   }
 }
 
-/** dX of a 2-D convolution: the GEMM and col2im at stride > 1, else the phase-split conv (`convGradientChoice`). */
+/**
+ * dX of a 2-D convolution: at stride > 1 the tap GEMMs (conv-taps.ts) or else the GEMM and col2im; otherwise the
+ * phase-split conv (`convGradientChoice`).
+ */
 export function conv2DBackpropInput(args: KernelArgs): TensorInfo {
   const strides = (args.attrs as unknown as ConvAttrs).strides;
   const strided = typeof strides === 'number' ? strides > 1 : strides[0] > 1 || strides[1] > 1;
   const filterShape = args.inputs['filter']!.shape;
   const [n, ho, wo] = args.inputs['dy']!.shape as [number, number, number, number];
   const patchElements = filterShape[0]! * filterShape[1]! * filterShape[2]! * n * ho * wo;
+  if (strided) {
+    const dx = tapConv2DBackpropInput(args);
+    if (dx !== null) return dx;
+  }
   if (strided && args.inputs['dy']!.dtype === 'float32' && patchElements <= convGradientChoice.maxPatchElements) {
     return conv2DBackpropInputMatMul(args);
   }

@@ -10,6 +10,7 @@ import { fusedBatchNormPerChannel } from './batch-norm.js';
 import { registerBatchNormGradient } from './batch-norm-grad.js';
 import { binaryBroadcastFastPaths } from './binary-broadcast.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
+import { tapConv2D } from './conv-taps.js';
 import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
 import { expSimd } from './exp.js';
@@ -89,11 +90,12 @@ export function registerWasmTrainingKernels(): string[] {
     ['PadV2', padLastAxis],
     ['SplitV', splitViews],
     ['Conv2D', winogradConv2D],
+    ['Conv2D', tapConv2D], // tried before Winograd (stride 1 only), which it falls back to
     ['Conv2DBackpropFilter', winogradConv2DBackpropFilter], // (wraps conv2d-backprop.ts's kernel, registered above)
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);
-  registered = [...new Set([...kernels, ...fastPaths].map(([name]) => name))]; // (Slice, Conv2DBackpropFilter twice)
+  registered = [...new Set([...kernels, ...fastPaths].map(([name]) => name))]; // (Slice, Conv2D, Conv2DBackpropFilter twice)
   return registered;
 }
 
