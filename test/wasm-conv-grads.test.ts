@@ -102,7 +102,7 @@ for (const { via, taps, tapChunk, limit, chunk } of formulations) {
   }
 }
 
-// Strided convs whose GEMMs take the tap path (conv-taps.ts): forward values and both gradients against cpu, with
+// Strided convs whose GEMMs take the tap path (conv-taps.ts): forward values and both gradients (dx and dW) against cpu, with
 // channel counts it takes (k >= minChannels, the GEMM's n a multiple of 4), odd sizes, batches, paddings and strides.
 const tapCases: { x: number[]; f: number[]; s: number | [number, number]; pad: Pad }[] = [
   { x: [3, 9, 11, 8], f: [3, 3, 8, 12], s: 2, pad: 'same' },

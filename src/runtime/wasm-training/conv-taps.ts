@@ -6,7 +6,8 @@
  * image row b, oh and tap (kh, kw), the x rows that tap reads for ow = 0, 1, ... are sw*Ci floats apart, so the
  * product over the output row is one gemm.ts GEMM with A = x in place (row stride sw*Ci), B = W[kh, kw] and C = the
  * output row, accumulating. Input gradient: the same walk with the roles swapped, dx rows (row stride sw*Ci) +=
- * dy row · W[kh, kw]ᵀ. Taps that fall into the padding are cut from the run of output columns (m per GEMM).
+ * dy row · W[kh, kw]ᵀ. Filter gradient: dW[kh, kw] += (x rows)ᵀ · dy row, A read transposed in place (gemm.ts' aStep).
+ * Taps that fall into the padding are cut from the run of output columns (m, or k for the filter gradient).
  *
  * Why: XNNPACK's direct convolution ran the stride-2 64 -> 128 layer of the reference network ~2x slower than
  * gemm.ts per multiply-add, and the GEMM + col2im input gradient writes and re-reads fh*fw*Ci floats per output
@@ -60,13 +61,15 @@ function tapInfo(
 }
 
 /**
- * The GEMM entries (a, b, c, m) of every image row and tap, grouped into runs of whole images for the pool's parts:
- * `pointers(b, oh, kh, kw, ih, owLo)` gives a, b and c of the run of output columns [owLo, owHi).
+ * The GEMM entries (a, b, c, run) of every image row and tap, grouped into runs of whole images for the pool's parts
+ * (or, `byTaps`, tap-major and grouped into ranges of taps): `pointers(b, oh, kh, kw, ih, owLo)` gives a, b and c of
+ * the run of output columns [owLo, owHi), and `run` is its length.
  */
 function tapEntries(
   backend: BackendWasm,
   info: tf.backend_util.Conv2DInfo,
   pointers: (b: number, oh: number, kh: number, kw: number, ih: number, owLo: number) => [number, number, number],
+  byTaps = false,
 ): { list: TensorInfo; parts: [number, number][] } {
   const { batchSize: n, inHeight: h, inWidth: w, outHeight: ho, outWidth: wo, strideHeight: sh, strideWidth: sw } = info;
   const [fh, fw, top, left] = [info.filterHeight, info.filterWidth, info.padInfo.top, info.padInfo.left];
@@ -87,24 +90,32 @@ function tapEntries(
   const list = backend.makeOutput([Math.max(1, n * count * GEMM_ENTRY_INTS)], 'int32');
   const L = heapI32(backend, list);
   let e = 0;
-  for (let b = 0; b < n; b++) {
-    for (let oh = 0; oh < ho; oh++) {
-      for (let kh = 0; kh < fh; kh++) {
-        const ih = oh * sh + kh - top;
-        if (ih < 0 || ih >= h) continue;
-        for (let kw = 0; kw < fw; kw++) {
-          const [lo, hi] = columns[kw]!;
-          if (hi <= lo) continue;
-          const [pa, pb, pc] = pointers(b, oh, kh, kw, ih, lo);
-          L[e++] = pa;
-          L[e++] = pb;
-          L[e++] = pc;
-          L[e++] = hi - lo;
-        }
-      }
-    }
-  }
+  const entry = (b: number, oh: number, kh: number, kw: number): void => {
+    const ih = oh * sh + kh - top;
+    const [lo, hi] = columns[kw]!;
+    if (ih < 0 || ih >= h || hi <= lo) return;
+    const [pa, pb, pc] = pointers(b, oh, kh, kw, ih, lo);
+    L[e++] = pa;
+    L[e++] = pb;
+    L[e++] = pc;
+    L[e++] = hi - lo;
+  };
   const listBase = heapOffset(backend, list);
+  if (byTaps) {
+    const tapParts = Math.max(1, Math.min(poolParts(backend), fh * fw));
+    const parts: [number, number][] = [];
+    for (const [firstTap, taps] of evenRanges(fh * fw, tapParts)) {
+      const start = e;
+      for (let t = firstTap; t < firstTap + taps; t++) {
+        for (let b = 0; b < n; b++) for (let oh = 0; oh < ho; oh++) entry(b, oh, Math.floor(t / fw), t % fw);
+      }
+      parts.push([listBase + start * 4, (e - start) / GEMM_ENTRY_INTS]);
+    }
+    return { list, parts };
+  }
+  for (let b = 0; b < n; b++) {
+    for (let oh = 0; oh < ho; oh++) for (let kh = 0; kh < fh; kh++) for (let kw = 0; kw < fw; kw++) entry(b, oh, kh, kw);
+  }
   const parts = evenRanges(n, Math.max(1, Math.min(poolParts(backend), n))).map(
     ([first, images]) => [listBase + first * count * GEMM_ENTRY_INTS * 4, images * count] as [number, number],
   );
@@ -170,4 +181,42 @@ export function tapConv2DBackpropInput(args: KernelArgs): TensorInfo | null {
   runParts(backend, gemm, 'gemmsRows', parts.map(([start, count]) => [start, count, co, 1]));
   release(backend, list, wT);
   return dx;
+}
+
+/**
+ * A strided Conv2DBackpropFilter as tap GEMMs, or null where it does not apply (see `tapInfo`; Co a multiple of 4).
+ * dW[kh, kw] [Ci, Co] = Σ over image rows of (the x rows tap (kh, kw) reads)ᵀ · dy row: A = x in place, rows (input
+ * channels) 1 float apart and k (output columns) sw*Ci apart. The pool's parts take ranges of taps, so that each dW
+ * element is the same sum in the same order on any number of threads.
+ */
+export function tapConv2DBackpropFilter(args: KernelArgs): TensorInfo | null {
+  const { backend } = args;
+  const x = args.inputs['x']!;
+  const dy = args.inputs['dy']!;
+  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
+  const info = tapInfo(x.shape, attrs.filterShape, attrs, [x.dtype, dy.dtype]);
+  if (info === null) return null;
+  const { inHeight: h, inWidth: w, inChannels: ci, outHeight: ho, outWidth: wo, outChannels: co, strideWidth: sw } = info;
+  if (co % 4 !== 0 || ci < tapConvChoice.minChannels) return null;
+  const gemm = gemmKernels(backend, { lda: 1, aStep: sw * ci, ldb: co, ldc: co, n: co });
+  if (gemm === null) return null;
+  const dW = backend.makeOutput(attrs.filterShape, 'float32');
+  const [xBase, dyBase, dWBase] = [x, dy, dW].map((t) => heapOffset(backend, t)) as [number, number, number];
+  const left = info.padInfo.left;
+  const fw = info.filterWidth;
+  const { list, parts } = tapEntries(
+    backend,
+    info,
+    (b, oh, kh, kw, ih, owLo) => [
+      xBase + ((b * h + ih) * w + owLo * sw + kw - left) * ci * 4,
+      dyBase + ((b * ho + oh) * wo + owLo) * co * 4,
+      dWBase + (kh * fw + kw) * ci * co * 4,
+    ],
+    true,
+  );
+  heapF32(backend, dW).fill(0);
+  // gemms: entries (a, b, c, k) with m = Ci rows.
+  runParts(backend, gemm, 'gemms', parts.map(([start, count]) => [start, count, ci, 0, 0, 1]));
+  release(backend, list);
+  return dW;
 }

@@ -24,7 +24,7 @@ import {
   type TensorInfo,
 } from './wasm-kernel-utils.js';
 import { col2imWasm } from './col2im.js';
-import { tapConv2DBackpropInput } from './conv-taps.js';
+import { tapConv2DBackpropFilter, tapConv2DBackpropInput } from './conv-taps.js';
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
 import { evenRanges, poolParts, runParts, runRows } from './kernel-pool.js';
@@ -100,6 +100,8 @@ function filterGradientCall(args: KernelArgs): {
 
 /** dW of a 2-D convolution; see the file comment and `convGradientChoice`. */
 export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
+  const strided = tapConv2DBackpropFilter(args);
+  if (strided !== null) return strided;
   if (convGradientChoice.tapGemms) {
     const dW = conv2DBackpropFilterTaps(args);
     if (dW !== null) return dW;
