@@ -16,9 +16,27 @@ export function median(xs: number[]): number {
   return s.length % 2 === 1 ? hi : ((s[m - 1] ?? NaN) + hi) / 2;
 }
 
-/** Per-kernel milliseconds of one call of `step`, biggest first: [name, ms, calls] (nested kernels count inside their caller). */
+/**
+ * Per-kernel CPU milliseconds of this process in one call of `step`, biggest first: [name, ms, calls] (nested kernels
+ * count inside their caller). CPU time rather than the backend's wall-clock timer, so that other processes on a busy
+ * machine do not show up in the figures; with one wasm thread it is the kernel's own time.
+ */
 export async function profileKernels(step: () => void): Promise<[string, number, number][]> {
-  const info = await tf.profile(step);
+  const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
+  const wallTimer = Object.getOwnPropertyDescriptor(backend, 'time');
+  backend.time = (f: () => void): Promise<{ kernelMs: number }> => {
+    const c0 = process.cpuUsage();
+    f();
+    const c = process.cpuUsage(c0);
+    return Promise.resolve({ kernelMs: (c.user + c.system) / 1000 });
+  };
+  let info: Awaited<ReturnType<typeof tf.profile>>;
+  try {
+    info = await tf.profile(step);
+  } finally {
+    if (wallTimer === undefined) delete (backend as { time?: unknown }).time;
+    else Object.defineProperty(backend, 'time', wallTimer);
+  }
   const byName = new Map<string, [number, number]>();
   for (const k of info.kernels) {
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;

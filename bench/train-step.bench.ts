@@ -206,7 +206,7 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
     }
     if (ctx.options['profile'] === 'true') {
       for (const [name, ms, count] of (await profileKernels(() => trainStep(net, optimizer))).slice(0, 25)) {
-        process.stderr.write(`${name.padEnd(32)} ${ms.toFixed(1).padStart(8)} ms  x${count}\n`);
+        process.stderr.write(`${name.padEnd(32)} ${ms.toFixed(1).padStart(8)} CPU ms  x${count}\n`);
       }
     }
     const value = median(times);

@@ -1,6 +1,7 @@
 """Times a PyTorch training step the way the wasm benches time theirs, and prints the one JSON line they read."""
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -23,3 +24,12 @@ def report_step_times(step, steps, **extra):
         'minMs': round(min(times), 1), 'firstLoss': round(losses[0], 4), 'lastLoss': round(losses[-1], 4),
         **extra,
     }))
+
+
+def print_op_profile(step, rows=30):
+    """Runs step() once under torch.profiler and prints (to stderr) each operator's self CPU time, largest first: the
+    per-op side of a comparison with the wasm bench's --profile."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=rows), file=sys.stderr)

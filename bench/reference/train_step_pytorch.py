@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The train-step bench's reference network in PyTorch, so that the same work is timed on the same machine.
 
-Usage: python3 bench/reference/train_step_pytorch.py [--steps 5] [--threads 2]
+Usage: python3 bench/reference/train_step_pytorch.py [--steps 5] [--threads 2] [--profile]
 Prints one JSON object: {"framework": "pytorch", "version", "threads", "value": median ms per step, ...}.
+--profile first prints each operator's self CPU time in one step (torch.profiler, to stderr), after a warm-up step.
 
 Same network as bench/train-step.bench.ts: batch 8 of 128x384x3; conv3x3 (no bias) + batch-norm (batch
 statistics, eps 1e-3) + ReLU: 32 ch stride 2; 32 stride 1 then 2x2 max-pool; 64; 64 -> head A; 128 stride 2;
@@ -17,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from step_timing import report_step_times
+from step_timing import print_op_profile, report_step_times
 
 BATCH, HEIGHT, WIDTH, ANCHORS, CLASSES = 8, 128, 384, 4, 4
 
@@ -55,6 +56,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--steps', type=int, default=5)
     parser.add_argument('--threads', type=int, default=os.cpu_count())
+    parser.add_argument('--profile', action='store_true')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
@@ -77,6 +79,9 @@ def main():
         opt.step()
         return float(loss)
 
+    if args.profile:
+        step()
+        print_op_profile(step)
     report_step_times(step, args.steps)
 
 
