@@ -258,6 +258,38 @@ test('pooled Relu, Square, Add, Sub and Multiply equal the built-ins bit for bit
   assert.equal(JSON.parse(child.stdout), { relu: 0, square: 0, add: 0, sub: 0, mul: 0 });
 });
 
+test('kernel pool: strided convs by tap GEMMs (forward split by rows, gradients by images and taps) give the same numbers on 2 threads as on one, batch 1 and 3', async () => {
+  const script = `
+    import * as tf from '@tensorflow/tfjs';
+    const { initBackend } = await import(${url('../src/runtime/backend.js')});
+    const { kernelPool, setKernelPoolEnabled } = await import(${url('../src/runtime/wasm-training/kernel-pool.js')});
+    await initBackend('wasm', { log: null });
+    const run = (batch) => tf.tidy(() => {
+      const x = tf.randomNormal([batch, 21, 34, 16], 0, 1, 'float32', 1);
+      const w = tf.randomNormal([3, 3, 16, 24], 0, 1, 'float32', 2);
+      const f = (a, b) => tf.conv2d(a, b, 2, 'same');
+      const dy = tf.randomNormal(f(x, w).shape, 0, 1, 'float32', 3);
+      const [dx, dw] = tf.grads((a, b) => tf.sum(tf.mul(f(a, b), dy)))([x, w]);
+      return [f(x, w), dx, dw].map((t) => Array.from(t.dataSync()));
+    });
+    const size = kernelPool(tf.backend())?.size ?? 1;
+    const on = [run(1), run(3)];
+    setKernelPoolEnabled(false);
+    const off = [run(1), run(3)];
+    process.stdout.write(JSON.stringify({ size, on, off }));
+  `;
+  const child = await runChild(script, { DATA_PARAMS_WASM_THREADS: '2' });
+  assertExitedOnItsOwn(child);
+  const { size, on, off } = JSON.parse(child.stdout) as { size: number; on: number[][][]; off: number[][][] };
+  assert.is(size, 2);
+  on.forEach((outputs, b) =>
+    outputs.forEach((values, k) => {
+      const [x, y] = [Float32Array.from(values), Float32Array.from(off[b]![k]!)];
+      assert.ok(x.length > 0 && x.every((v, j) => Object.is(v, y[j])), `batch ${b === 0 ? 1 : 3}: output ${k} differs with the pool off`);
+    }),
+  );
+});
+
 test('kernel pool: a training step gives the same loss and gradients bit for bit with the pool on, off, and =off', async () => {
   const script = `
     import * as tf from '@tensorflow/tfjs';

@@ -12,7 +12,8 @@
  * Why: XNNPACK's direct convolution ran the stride-2 64 -> 128 layer of the reference network ~2x slower than
  * gemm.ts per multiply-add, and the GEMM + col2im input gradient writes and re-reads fh*fw*Ci floats per output
  * position. Each output element is a sum over taps of gemm.ts sums over channels, in the same order on any number of
- * threads (the pool's parts take whole images).
+ * threads: the pool's parts take image rows (forward), whole images (input gradient: neighbouring rows add into the
+ * same dx rows) or ranges of taps (filter gradient).
  */
 import * as tf from '@tensorflow/tfjs';
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
@@ -28,7 +29,7 @@ interface ConvAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
-/** Settings (tests lower `minChannels` to reach odd channel counts). */
+/** Settings (tests turn the path off to compare with the other formulations). */
 export const tapConvChoice = {
   enabled: true,
   /** The GEMMs' k (input channels forward, output channels for the input gradient): below it XNNPACK is faster. */
@@ -61,15 +62,16 @@ function tapInfo(
 }
 
 /**
- * The GEMM entries (a, b, c, run) of every image row and tap, grouped into runs of whole images for the pool's parts
- * (or, `byTaps`, tap-major and grouped into ranges of taps): `pointers(b, oh, kh, kw, ih, owLo)` gives a, b and c of
- * the run of output columns [owLo, owHi), and `run` is its length.
+ * The GEMM entries (a, b, c, run) of every image row and tap, in image-row order and split for the pool's parts into
+ * ranges of whole images ('images': parts that write overlapping rows of one image must not run at once), of image
+ * rows ('rows': each row written by one part), or ('taps') tap-major into ranges of taps. `pointers(b, oh, kh, kw, ih,
+ * owLo)` gives a, b and c of the run of output columns [owLo, owHi), and `run` is its length.
  */
 function tapEntries(
   backend: BackendWasm,
   info: tf.backend_util.Conv2DInfo,
   pointers: (b: number, oh: number, kh: number, kw: number, ih: number, owLo: number) => [number, number, number],
-  byTaps = false,
+  split: 'images' | 'rows' | 'taps',
 ): { list: TensorInfo; parts: [number, number][] } {
   const { batchSize: n, inHeight: h, inWidth: w, outHeight: ho, outWidth: wo, strideHeight: sh, strideWidth: sw } = info;
   const [fh, fw, top, left] = [info.filterHeight, info.filterWidth, info.padInfo.top, info.padInfo.left];
@@ -101,7 +103,7 @@ function tapEntries(
     L[e++] = hi - lo;
   };
   const listBase = heapOffset(backend, list);
-  if (byTaps) {
+  if (split === 'taps') {
     const tapParts = Math.max(1, Math.min(poolParts(backend), fh * fw));
     const parts: [number, number][] = [];
     for (const [firstTap, taps] of evenRanges(fh * fw, tapParts)) {
@@ -113,12 +115,19 @@ function tapEntries(
     }
     return { list, parts };
   }
+  const rowStart: number[] = []; // the first entry of each image row (b, oh), then the end
   for (let b = 0; b < n; b++) {
-    for (let oh = 0; oh < ho; oh++) for (let kh = 0; kh < fh; kh++) for (let kw = 0; kw < fw; kw++) entry(b, oh, kh, kw);
+    for (let oh = 0; oh < ho; oh++) {
+      rowStart.push(e / GEMM_ENTRY_INTS);
+      for (let kh = 0; kh < fh; kh++) for (let kw = 0; kw < fw; kw++) entry(b, oh, kh, kw);
+    }
   }
-  const parts = evenRanges(n, Math.max(1, Math.min(poolParts(backend), n))).map(
-    ([first, images]) => [listBase + first * count * GEMM_ENTRY_INTS * 4, images * count] as [number, number],
-  );
+  rowStart.push(e / GEMM_ENTRY_INTS);
+  const [units, rowsPerUnit] = split === 'rows' ? [n * ho, 1] : [n, ho];
+  const parts = evenRanges(units, Math.max(1, Math.min(poolParts(backend), units))).map(([first, length]) => {
+    const [from, to] = [rowStart[first * rowsPerUnit]!, rowStart[(first + length) * rowsPerUnit]!];
+    return [listBase + from * GEMM_ENTRY_INTS * 4, to - from] as [number, number];
+  });
   return { list, parts };
 }
 
@@ -138,11 +147,17 @@ export function tapConv2D(args: KernelArgs): TensorInfo | null {
   const [xBase, wBase, outBase] = [x, filter, out].map((t) => heapOffset(backend, t)) as [number, number, number];
   const left = info.padInfo.left;
   const fw = info.filterWidth;
-  const { list, parts } = tapEntries(backend, info, (b, oh, kh, kw, ih, owLo) => [
-    xBase + ((b * h + ih) * w + owLo * sw + kw - left) * ci * 4,
-    wBase + (kh * fw + kw) * ci * co * 4,
-    outBase + ((b * ho + oh) * wo + owLo) * co * 4,
-  ]);
+  // Rows of the output are independent: split by image rows, so that one image also runs on every thread.
+  const { list, parts } = tapEntries(
+    backend,
+    info,
+    (b, oh, kh, kw, ih, owLo) => [
+      xBase + ((b * h + ih) * w + owLo * sw + kw - left) * ci * 4,
+      wBase + (kh * fw + kw) * ci * co * 4,
+      outBase + ((b * ho + oh) * wo + owLo) * co * 4,
+    ],
+    'rows',
+  );
   heapF32(backend, out).fill(0);
   runParts(backend, gemm, 'gemmsRows', parts.map(([start, count]) => [start, count, ci, 1]));
   release(backend, list);
@@ -167,11 +182,17 @@ export function tapConv2DBackpropInput(args: KernelArgs): TensorInfo | null {
   const dx = backend.makeOutput(attrs.inputShape, 'float32');
   const [dyBase, wTBase, dxBase] = [dy, wT, dx].map((t) => heapOffset(backend, t)) as [number, number, number];
   const left = info.padInfo.left;
-  const { list, parts } = tapEntries(backend, info, (b, oh, kh, kw, ih, owLo) => [
-    dyBase + ((b * ho + oh) * wo + owLo) * co * 4,
-    wTBase + (kh * fw + kw) * co * ci * 4,
-    dxBase + ((b * h + ih) * w + owLo * sw + kw - left) * ci * 4,
-  ]);
+  // Neighbouring output rows add into the same dx rows: split by images.
+  const { list, parts } = tapEntries(
+    backend,
+    info,
+    (b, oh, kh, kw, ih, owLo) => [
+      dyBase + ((b * ho + oh) * wo + owLo) * co * 4,
+      wTBase + (kh * fw + kw) * co * ci * 4,
+      dxBase + ((b * h + ih) * w + owLo * sw + kw - left) * ci * 4,
+    ],
+    'images',
+  );
   const [W, WT] = [heapF32(backend, filter), heapF32(backend, wT)];
   for (let t = 0; t < fh * fw; t++) {
     const base = t * ci * co;
@@ -212,7 +233,7 @@ export function tapConv2DBackpropFilter(args: KernelArgs): TensorInfo | null {
       dyBase + ((b * ho + oh) * wo + owLo) * co * 4,
       dWBase + (kh * fw + kw) * ci * co * 4,
     ],
-    true,
+    'taps',
   );
   heapF32(backend, dW).fill(0);
   // gemms: entries (a, b, c, k) with m = Ci rows.
