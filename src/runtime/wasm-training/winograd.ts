@@ -325,25 +325,24 @@ function transformImages(
 
 /**
  * The GEMMs C = A · B of `entries` ([a, b, c, k] heap pointers and depth), each m rows, by gemm.ts, the entries split
- * between the kernel pool's threads (each product whole on one thread: the same sums either way). With `kChunk`,
- * each product runs as consecutive slices of k (B rows `ldb` floats apart, A's k `aStep` floats apart) accumulated into C, which must then be
- * zero: a slice of A and B stays in cache while every row and column block of C reads it (the filter gradient's
- * products reduce over all tiles, 786 KB of B at 8x64x192x32). The sums keep their order.
+ * between the kernel pool's threads (each product whole on one thread: the same sums either way). With `kSlices`
+ * ([first, count] ranges of k, B rows `ldb` floats apart, A's k `aStep` floats apart), each product runs as those slices of k, each accumulated
+ * into C, which must then hold what the sum starts from (zero): a slice of A and B stays in cache while every row and
+ * column block of C reads it (the filter gradient's products reduce over all tiles, 786 KB of B at 8x64x192x32). The
+ * sums keep their order.
  */
 function products(
   backend: BackendWasm,
   gemm: GemmKernels,
   entries: [number, number, number, number][],
   m: number,
-  kChunk: { size: number; ldb: number; aStep: number } | null = null,
+  kSlices: { ranges: [number, number][]; ldb: number; aStep: number } | null = null,
 ): void {
   const ranges = evenRanges(entries.length, Math.min(poolParts(backend), entries.length));
   const slices = (e: [number, number, number, number]): number[][] => {
-    if (kChunk === null) return [e];
-    const [a, b, c, k] = e;
-    const out: number[][] = [];
-    for (let at = 0; at < k; at += kChunk.size) out.push([a + at * kChunk.aStep * 4, b + at * kChunk.ldb * 4, c, Math.min(kChunk.size, k - at)]);
-    return out;
+    if (kSlices === null) return [e];
+    const [a, b, c] = e;
+    return kSlices.ranges.map(([at, count]) => [a + at * kSlices.aStep * 4, b + at * kSlices.ldb * 4, c, count]);
   };
   const perPart = ranges.map(([first, count]) => entries.slice(first, first + count).flatMap(slices));
   const total = perPart.reduce((n, part) => n + part.length, 0);
@@ -353,11 +352,76 @@ function products(
   const calls: number[][] = [];
   let first = 0;
   for (const part of perPart) {
-    calls.push([listBase + first * GEMM_ENTRY_INTS * 4, part.length, m, 0, 0, kChunk === null ? 0 : 1]);
+    calls.push([listBase + first * GEMM_ENTRY_INTS * 4, part.length, m, 0, 0, kSlices === null ? 0 : 1]);
     first += part.length;
   }
   runParts(backend, gemm, 'gemms', calls);
   release(backend, list);
+}
+
+// ---- bounded workspaces ----
+
+/**
+ * A call's transformed matrices take 36 x tiles x (input + output channels) floats: 552 MB for a 64 -> 64 layer at
+ * 1248x384. Above `capBytes` the tiles are taken in chunks (whole images, or whole tile rows of one image), so that a
+ * conv's workspace stays under the cap whatever the input size. A tile is transformed and multiplied the same way in
+ * a chunk as in one pass, and the filter gradient's sums over tiles run in the same slices (whole tile rows, see
+ * `filterGradientSlices`), so chunked results equal one pass's bit for bit. Tests lower the cap to force chunks.
+ */
+export const winogradWorkspace = { capBytes: 64 * 1024 * 1024 };
+
+/** Tiles [row, row + rows) of each of the images [image, image + images): all rows when images > 1. */
+export interface TileChunk {
+  image: number;
+  images: number;
+  row: number;
+  rows: number;
+}
+
+/**
+ * The chunks of an [images, tilesH, tilesW] grid of tiles of `tileBytes` workspace each: one when it fits the cap, else
+ * groups of whole images, else groups of `rowMultiple` tile rows (at least one group, so the cap can be exceeded
+ * only by a single group of tile rows).
+ */
+export function tileChunks(images: number, tilesH: number, tilesW: number, tileBytes: number, rowMultiple = 1): TileChunk[] {
+  const perChunk = Math.max(1, Math.floor(winogradWorkspace.capBytes / tileBytes));
+  const perImage = tilesH * tilesW;
+  if (images * perImage <= perChunk) return [{ image: 0, images, row: 0, rows: tilesH }];
+  if (perImage <= perChunk) {
+    const group = Math.floor(perChunk / perImage);
+    return evenRanges(images, Math.ceil(images / group)).map(([image, count]) => ({ image, images: count, row: 0, rows: tilesH }));
+  }
+  const groups = Math.max(1, Math.floor(perChunk / (tilesW * rowMultiple)));
+  const rows = groups * rowMultiple;
+  const chunks: TileChunk[] = [];
+  for (let image = 0; image < images; image++) {
+    for (let row = 0; row < tilesH; row += rows) chunks.push({ image, images: 1, row, rows: Math.min(rows, tilesH - row) });
+  }
+  return chunks;
+}
+
+const chunkTiles = (chunk: TileChunk, tilesW: number): number => chunk.images * chunk.rows * tilesW;
+
+/**
+ * The input rows a chunk's tiles read, as a geometry of their own (its zero rows above and its height) and the byte
+ * offset of its first row in x.
+ */
+function chunkInput(g: InputGeometry, chunk: TileChunk, tilesH: number): { geometry: InputGeometry; offset: number } {
+  if (chunk.row === 0 && chunk.rows === tilesH) return { geometry: g, offset: chunk.image * g.imageBytes };
+  const start = 4 * chunk.row - g.top; // the chunk's first tile row starts here (negative: in the zero padding)
+  const first = Math.max(0, start);
+  const height = Math.max(0, Math.min(g.height, 4 * (chunk.row + chunk.rows) + 2 - g.top) - first);
+  return {
+    geometry: { ...g, height, imageBytes: height * g.rowBytes, top: first - start },
+    offset: chunk.image * g.imageBytes + first * g.rowBytes,
+  };
+}
+
+/** The output (or dy) rows of a chunk, as a geometry of their own, and the byte offset of its first row. */
+function chunkOutput<G extends OutputGeometry>(g: G, chunk: TileChunk, tilesH: number): { geometry: G; offset: number } {
+  if (chunk.row === 0 && chunk.rows === tilesH) return { geometry: g, offset: chunk.image * g.imageBytes };
+  const outH = Math.min(4 * chunk.rows, g.outH - 4 * chunk.row);
+  return { geometry: { ...g, outH, imageBytes: outH * g.rowBytes }, offset: chunk.image * g.imageBytes + 4 * chunk.row * g.rowBytes };
 }
 
 // ---- the filter transform ----
@@ -459,30 +523,41 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
   const outGeometry: OutputGeometry = {
     channelBytes: outChannels * 4, rowBytes: outWidth * outChannels * 4, imageBytes: outHeight * outWidth * outChannels * 4, outH: outHeight, outW: outWidth,
   };
-  const input = inputTransformKernel(backend, inGeometry);
-  const output = transformKernel(backend, `out ${outChannels} ${outHeight} ${outWidth}`, () => outputTransformFunc(outGeometry));
+  // V_k [tiles, cin] and M_k [tiles, cout] per chunk of tiles (winogradWorkspace).
+  const chunks = tileChunks(batchSize, tilesH, tilesW, 36 * (inChannels + outChannels) * 4).map((chunk) => {
+    const { geometry: ig, offset: inOffset } = chunkInput(inGeometry, chunk, tilesH);
+    const { geometry: og, offset: outOffset } = chunkOutput(outGeometry, chunk, tilesH);
+    const output = transformKernel(backend, `out ${outChannels} ${og.outH} ${outWidth}`, () => outputTransformFunc(og));
+    return { chunk, input: inputTransformKernel(backend, ig), inOffset, output, outOffset };
+  });
   const filterKernels = transformKernel(backend, `filter ${inChannels * outChannels}`, () => filterTransformFunc(inChannels * outChannels * 4));
   const gemm = gemmKernels(backend, { lda: inChannels, ldb: outChannels, ldc: outChannels, n: outChannels });
-  if (input?.inputTransform === undefined || output?.outputTransform === undefined || filterKernels?.filterTransform === undefined || gemm === null) return null;
+  if (chunks.some((c) => c.input?.inputTransform === undefined || c.output?.outputTransform === undefined) || filterKernels?.filterTransform === undefined || gemm === null) return null;
 
-  // 1. Filter; 2. input (zeros outside it are supplied by the transform, no padded copy).
+  // 1. Filter, once.
   const table = backend.makeOutput([36], 'int32'); // the 36 matrices' heap offsets, for the transforms
   const us = filterTransform(backend, filterKernels, filter, table, inChannels, outChannels);
-  const vs = Array.from({ length: 36 }, () => backend.makeOutput([tiles, inChannels], 'float32'));
-  const tilesPerImage = tilesH * tilesW;
-  const inSteps = { data: heapOffset(backend, x), dataStep: inGeometry.imageBytes, tableStep: tilesPerImage * inChannels * 4 };
-  transformImages(backend, input, 'inputTransform', { ...inSteps, table: vs.map((v) => heapOffset(backend, v)) }, batchSize, tilesH, tilesW);
-  // 3. The 36 products M_k = V_k · U_k, each [tiles, cout].
-  const ms = backend.makeOutput([36, tiles, outChannels], 'float32');
-  const mBase = heapOffset(backend, ms);
-  const mOffsets = Array.from({ length: 36 }, (_, k) => mBase + k * tiles * outChannels * 4);
-  products(backend, gemm, vs.map((v, k) => [heapOffset(backend, v), heapOffset(backend, us[k]!), mOffsets[k]!, inChannels]), tiles);
-  release(backend, ...vs, ...us);
-  // 4. Output.
+  const most = Math.max(...chunks.map(({ chunk }) => chunkTiles(chunk, tilesW)));
+  const vs = Array.from({ length: 36 }, () => backend.makeOutput([most, inChannels], 'float32'));
+  const ms = backend.makeOutput([36, most, outChannels], 'float32');
   const out = backend.makeOutput([batchSize, outHeight, outWidth, outChannels], 'float32');
-  const outSteps = { data: heapOffset(backend, out), dataStep: outGeometry.imageBytes, tableStep: tilesPerImage * outChannels * 4 };
-  transformImages(backend, output, 'outputTransform', { ...outSteps, table: mOffsets }, batchSize, tilesH, tilesW, true);
-  release(backend, table, ms);
+  const [xBase, mBase, outBase] = [heapOffset(backend, x), heapOffset(backend, ms), heapOffset(backend, out)];
+  const vOffsets = vs.map((v) => heapOffset(backend, v));
+  const uOffsets = us.map((u) => heapOffset(backend, u));
+  for (const { chunk, input, inOffset, output, outOffset } of chunks) {
+    const n = chunkTiles(chunk, tilesW);
+    const tilesPerImage = chunk.rows * tilesW;
+    // 2. Input (zeros outside it are supplied by the transform, no padded copy).
+    const inSteps = { data: xBase + inOffset, dataStep: inGeometry.imageBytes, tableStep: tilesPerImage * inChannels * 4 };
+    transformImages(backend, input!, 'inputTransform', { ...inSteps, table: vOffsets }, chunk.images, chunk.rows, tilesW);
+    // 3. The 36 products M_k = V_k · U_k, each [n, cout].
+    const mOffsets = Array.from({ length: 36 }, (_, k) => mBase + k * n * outChannels * 4);
+    products(backend, gemm, vOffsets.map((v, k) => [v, uOffsets[k]!, mOffsets[k]!, inChannels]), n);
+    // 4. Output.
+    const outSteps = { data: outBase + outOffset, dataStep: outGeometry.imageBytes, tableStep: tilesPerImage * outChannels * 4 };
+    transformImages(backend, output!, 'outputTransform', { ...outSteps, table: mOffsets }, chunk.images, chunk.rows, tilesW, true);
+  }
+  release(backend, ...vs, ...us, table, ms);
   return out;
 }
 
@@ -632,7 +707,8 @@ function gradientTransformFunc(cin: number, cout: number): Func {
 
 /**
  * The filter gradient's 36 products reduce over all tiles in one pass when V_k fits in L2 (smaller layers ran a little
- * slower in slices), else in slices of `sliceFloats` floats of V_k (faster on the large layers; docs/wasm-training.md). Tests lower both to exercise the slices on small shapes.
+ * slower in slices), else in slices of about `sliceFloats` floats of V_k, in whole tile rows of one image (faster on the
+ * large layers; docs/wasm-training.md). Tests lower both to exercise the slices on small shapes.
  */
 export const filterGradientSlices = { sliceAboveBytes: 512 * 1024, sliceFloats: 32768 };
 
@@ -665,32 +741,52 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   if (largest * 4 >= 2 ** 31) return null;
 
   const inGeometry = inputGeometry(info);
+  // The sums over tiles in slices of whole tile rows of one image, when V_k is large; chunks of tiles
+  // (winogradWorkspace) in whole slices, so that chunking leaves the sums as they are.
+  const { sliceAboveBytes, sliceFloats } = filterGradientSlices;
+  const sliced = tiles * inChannels * 4 > sliceAboveBytes;
+  const sliceRows = sliced ? Math.max(1, Math.round(sliceFloats / (inChannels * tilesW))) : tilesH;
+  const chunkList = tileChunks(batchSize, tilesH, tilesW, 36 * (inChannels + outChannels) * 4, sliced ? sliceRows : 1);
+  const most = Math.max(...chunkList.map((chunk) => chunkTiles(chunk, tilesW)));
   const dyGeometry: DyGeometry = {
     channelBytes: outChannels * 4, rowBytes: outWidth * outChannels * 4, imageBytes: outHeight * outWidth * outChannels * 4,
     outH: outHeight, outW: outWidth,
   };
-  const input = inputTransformKernel(backend, inGeometry);
-  const dyKernels = transformKernel(backend, `dy ${outChannels} ${outHeight} ${outWidth}`, () => dyTransformFunc(dyGeometry));
+  const chunks = chunkList.map((chunk) => {
+    const { geometry: ig, offset: inOffset } = chunkInput(inGeometry, chunk, tilesH);
+    const { geometry: dg, offset: dyOffset } = chunkOutput(dyGeometry, chunk, tilesH);
+    const dyKernels = transformKernel(backend, `dy ${outChannels} ${dg.outH} ${outWidth}`, () => dyTransformFunc(dg));
+    return { chunk, input: inputTransformKernel(backend, ig), inOffset, dyKernels, dyOffset };
+  });
   // A = Eᵀ_k read in place from E_k [tiles, cout]: rows 1 float apart, k (tiles) cout floats apart.
   const gemm = gemmKernels(backend, { lda: 1, aStep: outChannels, ldb: inChannels, ldc: inChannels, n: inChannels });
   const gradient = transformKernel(backend, `gradient ${inChannels} ${outChannels}`, () => gradientTransformFunc(inChannels, outChannels));
-  if (input?.inputTransform === undefined || dyKernels?.dyTransform === undefined || gradient?.gradientTransform === undefined || gemm === null) return null;
+  if (chunks.some((c) => c.input?.inputTransform === undefined || c.dyKernels?.dyTransform === undefined) || gradient?.gradientTransform === undefined || gemm === null) return null;
 
-  const vs = Array.from({ length: 36 }, () => backend.makeOutput([tiles, inChannels], 'float32'));
-  const ets = Array.from({ length: 36 }, () => backend.makeOutput([tiles, outChannels], 'float32'));
-  const tilesPerImage = tilesH * tilesW;
-  const inSteps = { data: heapOffset(backend, x), dataStep: inGeometry.imageBytes, tableStep: tilesPerImage * inChannels * 4 };
-  transformImages(backend, input, 'inputTransform', { ...inSteps, table: vs.map((v) => heapOffset(backend, v)) }, batchSize, tilesH, tilesW);
-  const dySteps = { data: heapOffset(backend, dy), dataStep: dyGeometry.imageBytes, tableStep: tilesPerImage * outChannels * 4 };
-  transformImages(backend, dyKernels, 'dyTransform', { ...dySteps, table: ets.map((e) => heapOffset(backend, e)) }, batchSize, tilesH, tilesW);
-  // The 36 products Sᵀ_k = Eᵀ_k · V_k [cout, cin] by gemm.ts over the tiles, split between the pool's threads.
+  const vs = Array.from({ length: 36 }, () => backend.makeOutput([most, inChannels], 'float32'));
+  const ets = Array.from({ length: 36 }, () => backend.makeOutput([most, outChannels], 'float32'));
   const st = backend.makeOutput([36, outChannels, inChannels], 'float32');
-  const stBase = heapOffset(backend, st);
+  const [xBase, dyBase, stBase] = [heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, st)];
+  const vOffsets = vs.map((v) => heapOffset(backend, v));
+  const eOffsets = ets.map((e) => heapOffset(backend, e));
   const stBytes = outChannels * inChannels * 4;
-  const { sliceAboveBytes, sliceFloats } = filterGradientSlices;
-  const kChunk = tiles * inChannels * 4 > sliceAboveBytes ? { size: Math.max(1, Math.round(sliceFloats / inChannels)), ldb: inChannels, aStep: outChannels } : null;
-  if (kChunk !== null) heapF32(backend, st).fill(0);
-  products(backend, gemm, ets.map((e, k) => [heapOffset(backend, e), heapOffset(backend, vs[k]!), stBase + k * stBytes, tiles]), outChannels, kChunk);
+  const accumulate = sliced || chunks.length > 1;
+  if (accumulate) heapF32(backend, st).fill(0);
+  for (const { chunk, input, inOffset, dyKernels, dyOffset } of chunks) {
+    const n = chunkTiles(chunk, tilesW);
+    const tilesPerImage = chunk.rows * tilesW;
+    const inSteps = { data: xBase + inOffset, dataStep: inGeometry.imageBytes, tableStep: tilesPerImage * inChannels * 4 };
+    transformImages(backend, input!, 'inputTransform', { ...inSteps, table: vOffsets }, chunk.images, chunk.rows, tilesW);
+    const dySteps = { data: dyBase + dyOffset, dataStep: dyGeometry.imageBytes, tableStep: tilesPerImage * outChannels * 4 };
+    transformImages(backend, dyKernels!, 'dyTransform', { ...dySteps, table: eOffsets }, chunk.images, chunk.rows, tilesW);
+    // The 36 products Sᵀ_k (+)= Eᵀ_k · V_k [cout, cin] by gemm.ts over the chunk's tiles, split between the pool's threads.
+    const ranges: [number, number][] = [];
+    for (let image = 0; image < chunk.images; image++) {
+      for (let row = 0; row < chunk.rows; row += sliceRows) ranges.push([(image * chunk.rows + row) * tilesW, Math.min(sliceRows, chunk.rows - row) * tilesW]);
+    }
+    const kSlices = accumulate ? { ranges: sliced ? ranges : [[0, n] as [number, number]], ldb: inChannels, aStep: outChannels } : null;
+    products(backend, gemm, eOffsets.map((e, k) => [e, vOffsets[k]!, stBase + k * stBytes, n]), outChannels, kSlices);
+  }
   release(backend, ...vs, ...ets);
   // dW = Gᵀ S G, the output channels split between the pool's threads.
   const dw = backend.makeOutput([3, 3, inChannels, outChannels], 'float32');
