@@ -79,6 +79,17 @@ class SyntheticBatch {
   }
 }
 
+/**
+ * This process's peak resident memory (PyTorch runs in a child process of its own) and, on wasm, the size the wasm
+ * heap has grown to (it never shrinks: its peak).
+ */
+function memoryFigures(): { peakRssMB: number; wasmHeapMB?: number } {
+  const peakRssMB = Math.round(process.resourceUsage().maxRSS / 1024);
+  if (tf.getBackend() !== 'wasm') return { peakRssMB };
+  const wasm = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm;
+  return { peakRssMB, wasmHeapMB: Math.round(wasm.HEAPU8.buffer.byteLength / 2 ** 20) };
+}
+
 function step(model: SSD, data: SyntheticBatch, optimizer: tf.Optimizer): number {
   const { value, grads } = tf.variableGrads(() => data.loss(model), model.params.trainableList);
   optimizer.applyGradients(grads);
@@ -146,6 +157,7 @@ export async function run(ctx: BenchContext, only: string | null): Promise<void>
         unit: 'ms',
         error: `step ${losses.length + 1} failed: ${err instanceof Error ? err.message : String(err)}`,
         tensorBytes: tf.memory().numBytes,
+        ...memoryFigures(),
         ...(before === null ? {} : { pytorch: before.value, pytorchCpuMs: before['cpuMsMedian'], pytorchVersion: before.version, pytorchThreads: before.threads }),
         batch,
         input: `${spec.inputSize.width}x${spec.inputSize.height}`,
@@ -191,6 +203,7 @@ export async function run(ctx: BenchContext, only: string | null): Promise<void>
       minMs: Math.round(Math.min(...times)),
       maxMs: Math.round(Math.max(...times)),
       cpuMsMedian: Math.round(median(cpuTimes)),
+      ...memoryFigures(),
       firstLoss: Number(losses[0]?.toFixed(4)),
       lastLoss: Number(losses.at(-1)?.toFixed(4)),
       tensorsLeaked,

@@ -14,6 +14,7 @@ import { tapConv2D } from './conv-taps.js';
 import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
 import { expSimd } from './exp.js';
+import { installHeapGuard } from './heap-guard.js';
 import { reluPooled, squarePooled } from './pooled-elementwise.js';
 import { castSameDtype, identity } from './identity-cast.js';
 import { padLastAxis, sliceLastAxis } from './last-axis-rows.js';
@@ -95,9 +96,12 @@ export function registerWasmTrainingKernels(): string[] {
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);
+  installHeapGuard();
   registered = [...new Set([...kernels, ...fastPaths].map(([name]) => name))]; // (Slice, Conv2D, Conv2DBackpropFilter twice)
   return registered;
 }
 
+export { WasmHeapExhaustedError } from './heap-guard.js';
+export type { KernelCall } from './heap-guard.js';
 export { wasmThreadsState, wasmThreadsChoice, requestedWasmThreads, WasmThreadsError } from './threads.js';
 export type { WasmThreadsState, WasmThreadsChoice } from './threads.js';

@@ -1,0 +1,53 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/runtime/backend.js';
+import { WasmHeapExhaustedError } from '../src/runtime/wasm-training/index.js';
+
+test.before(async () => {
+  await initBackend('wasm', { log: null });
+});
+test.after(async () => {
+  await initBackend('cpu', { log: null });
+});
+
+/** The error `f` throws (fails the test when it throws none). */
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (err) {
+    return err;
+  }
+  assert.unreachable('no error thrown');
+  return null;
+}
+
+test('a tensor the wasm heap cannot hold: a WasmHeapExhaustedError naming the bytes and the kernel, and the backend goes on', () => {
+  const tensors = tf.memory().numTensors;
+  // 2^30 - 1 floats: 4 GiB - 4 bytes, more than wasm32's heap can ever hold (malloc returns 0 without growing it).
+  const err = thrown(() => tf.fill([2 ** 30 - 1], 0));
+  assert.instance(err, WasmHeapExhaustedError);
+  const e = err as WasmHeapExhaustedError;
+  assert.is(e.bytes, 4294967292);
+  assert.equal(e.kernels.map((k) => k.name), ['Fill']);
+  assert.match(e.message, /^wasm heap exhausted: needed 4294967292 bytes \(4096 MB\) for Fill \(\); the heap has grown to \d+ MB of its 4096 MB limit/);
+  assert.is(tf.memory().numTensors, tensors);
+  // Nothing was written at address 0: the allocator and later kernels still work.
+  const sum = tf.tidy(() => tf.add(tf.ones([1000]), tf.range(0, 1000)).sum().dataSync()[0]);
+  assert.is(sum, 1000 + (999 * 1000) / 2);
+});
+
+test('a kernel output that fails names the kernel and its inputs; 4 GiB or more no longer wraps around to a small block', () => {
+  const [a, b] = [tf.ones([2 ** 15, 1]), tf.ones([1, 2 ** 15 - 1])];
+  const err = thrown(() => tf.add(a, b)); // 4 GiB - 128 KiB
+  assert.instance(err, WasmHeapExhaustedError);
+  assert.equal((err as WasmHeapExhaustedError).kernels, [{ name: 'Add', inputs: 'a 32768x1, b 1x32767' }]);
+  assert.match((err as Error).message, /for Add \(a 32768x1, b 1x32767\);/);
+  // 2^30 + 2 floats: 4 GiB + 8 bytes, which malloc's i32 argument would have read as 8 bytes.
+  const big = thrown(() => tf.fill([2 ** 30 + 2], 1));
+  assert.instance(big, WasmHeapExhaustedError);
+  assert.is((big as WasmHeapExhaustedError).bytes, 2 ** 32 + 8);
+  tf.dispose([a, b]);
+});
+
+test.run();
