@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
 import { WasmHeapExhaustedError } from '../src/runtime/wasm-training/index.js';
+import { assertExitedOnItsOwn, runChild } from './support/child-process.js';
 
 test.before(async () => {
   await initBackend('wasm', { log: null });
@@ -49,5 +50,31 @@ test('a kernel output that fails names the kernel and its inputs; 4 GiB or more 
   assert.is((big as WasmHeapExhaustedError).bytes, 2 ** 32 + 8);
   tf.dispose([a, b]);
 });
+
+for (const threads of ['1', '2']) {
+  test(`tensors above 2 GiB of wasm heap: Slice, Transpose and Tile copy them right (${threads} thread${threads === '1' ? '' : 's'})`, async () => {
+    // A fresh process: its heap grows past 2 GiB (reserved, not written: the pages stay unused) and never shrinks.
+    const child = await runChild(
+      `
+      import * as tf from '@tensorflow/tfjs';
+      import { initBackend } from '../src/runtime/backend.js';
+      await initBackend('wasm', { log: null });
+      const backend = tf.backend();
+      const reserve = backend.makeOutput([2 ** 29 + 2 ** 20], 'float32'); // 2 GiB + 4 MiB, never touched
+      const values = Float32Array.from({ length: 2 * 3 * 5 * 4 }, (_, i) => i - 7.5);
+      const ops = (x) => [tf.slice(x, [1, 1, 2, 1], [1, 2, 3, 2]), tf.transpose(x, [0, 2, 1, 3]), tf.transpose(x, [3, 1, 0, 2]), tf.tile(x, [1, 2, 1, 3])];
+      const x = tf.tensor4d(values, [2, 3, 5, 4]);
+      const offset = backend.getMemoryOffset(x.dataId);
+      const onWasm = ops(x).map((t) => Array.from(t.dataSync()));
+      await tf.setBackend('cpu');
+      const onCpu = ops(tf.tensor4d(values, [2, 3, 5, 4])).map((t) => Array.from(t.dataSync()));
+      console.log(JSON.stringify({ above: offset >= 2 ** 31, same: JSON.stringify(onWasm) === JSON.stringify(onCpu), reserve: reserve.shape }));
+      `,
+      { DATA_PARAMS_WASM_THREADS: threads },
+    );
+    assertExitedOnItsOwn(child);
+    assert.equal(JSON.parse(child.stdout.trim()), { above: true, same: true, reserve: [2 ** 29 + 2 ** 20] });
+  });
+}
 
 test.run();

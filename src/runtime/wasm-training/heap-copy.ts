@@ -35,5 +35,5 @@ const SPLIT_ELEMENTS = 1 << 18;
 
 /** Element index of a heap view's first element. */
 export function heapIndex(view: Float32Array | Int32Array): number {
-  return view.byteOffset >> 2;
+  return view.byteOffset >>> 2; // unsigned: heaps grow past 2 GiB
 }
