@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
+import { convGradientChoice } from '../src/runtime/wasm-training/conv2d-backprop.js';
 import { setKernelPoolEnabled } from '../src/runtime/wasm-training/kernel-pool.js';
 import { filterGradientSlices, setWinogradUse, tileChunks, winogradWorkspace } from '../src/runtime/wasm-training/winograd.js';
 import { Rng } from '../src/util/rng.js';
@@ -118,5 +119,67 @@ for (const pool of [true, false]) {
     setKernelPoolEnabled(true);
   });
 }
+
+const tapCases: { x: number[]; f: number[]; stride: number; pad: Pad }[] = [
+  { x: [1, 11, 13, 3], f: [3, 3, 3, 8], stride: 1, pad: 'same' }, // RGB: channels padded to 4
+  { x: [2, 9, 10, 8], f: [3, 3, 8, 12], stride: 2, pad: 'same' },
+  { x: [3, 7, 9, 5], f: [3, 3, 5, 4], stride: 2, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { x: [2, 6, 7, 16], f: [1, 1, 16, 8], stride: 1, pad: 'valid' },
+  { x: [1, 12, 9, 4], f: [5, 5, 4, 16], stride: 1, pad: 'valid' },
+];
+
+for (const pool of [true, false]) {
+  test(`conv filter gradients by tap GEMMs, dy's grid a block at a time, equal the whole grid's bit for bit (kernel pool ${pool ? 'on' : 'off'})`, async () => {
+    setKernelPoolEnabled(pool);
+    setWinogradUse('never');
+    const saved = { ...convGradientChoice };
+    try {
+      const rng = new Rng(pool ? 43 : 44);
+      for (const c of tapCases) {
+        const x = randomInput(rng, c.x);
+        const f = randomInput(rng, c.f, -0.5, 0.5);
+        const conv = (a: tf.Tensor, b: tf.Tensor): tf.Tensor4D => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad);
+        const ySize = (await runOn('cpu', [x, f], (a, b) => [conv(a, b)]))[0]!.length;
+        const w = randomInput(rng, [ySize]);
+        const dW = (a?: tf.Tensor, b?: tf.Tensor, dy?: tf.Tensor): tf.Tensor[] => [tf.grad((fv: tf.Tensor) => tf.sum(tf.mul(conv(a!, fv), tf.reshape(dy!, conv(a!, fv).shape))))(b!)];
+        convGradientChoice.tapChunkFloats = 2 * c.f[3]!; // 2 positions per chunk: many chunks
+        const whole = await runOn('wasm', [x, f, w], dW);
+        const expected = await runOn('cpu', [x, f, w], dW);
+        assertClose(whole, expected, 1e-5, `taps ${JSON.stringify(c)}`);
+        for (const chunksPerBlock of [1, 3]) {
+          convGradientChoice.workspaceBytes = chunksPerBlock * 2 * c.f[3]! * 4;
+          assertSameBits(await runOn('wasm', [x, f, w], dW), whole, `${JSON.stringify(c)} ${chunksPerBlock} chunks per block`);
+        }
+        Object.assign(convGradientChoice, saved);
+      }
+    } finally {
+      Object.assign(convGradientChoice, saved);
+      setWinogradUse('always');
+      setKernelPoolEnabled(true);
+    }
+  });
+}
+
+test('the im2col filter gradient takes fewer rows per chunk under the patch limit: the same as chunks of that many rows', async () => {
+  setWinogradUse('never');
+  const saved = { ...convGradientChoice };
+  try {
+    const rng = new Rng(45);
+    const c = { x: [2, 9, 10, 6], f: [3, 3, 6, 6] }; // 6 output channels: not the tap GEMMs
+    const x = randomInput(rng, c.x);
+    const f = randomInput(rng, c.f, -0.5, 0.5);
+    const w = randomInput(rng, [2 * 9 * 10 * 6]);
+    const dW = (a?: tf.Tensor, b?: tf.Tensor, dy?: tf.Tensor): tf.Tensor[] => [tf.grad((fv: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, fv as tf.Tensor4D, 1, 'same'), tf.reshape(dy!, [2, 9, 10, 6]))))(b!)];
+    const [k, rowWidth] = [3 * 3 * 6, 12]; // the planes' rows: 10 + 2 padding
+    convGradientChoice.filterChunkPositions = 2 * rowWidth;
+    const twoRows = await runOn('wasm', [x, f, w], dW);
+    assertClose(twoRows, await runOn('cpu', [x, f, w], dW), 1e-5, 'two-row chunks vs cpu');
+    Object.assign(convGradientChoice, { filterChunkPositions: saved.filterChunkPositions, maxPatchElements: 2 * k * rowWidth + k });
+    assertSameBits(await runOn('wasm', [x, f, w], dW), twoRows, 'chunks capped at two rows');
+  } finally {
+    Object.assign(convGradientChoice, saved);
+    setWinogradUse('always');
+  }
+});
 
 test.run();

@@ -64,24 +64,32 @@ function requireNHWC(attrs: ConvAttrs, kernel: string): void {
 }
 
 /**
- * Which formulations run. The filter gradient's im2col GEMM builds its patches one chunk of about
- * `filterChunkPositions` output positions (whole output rows) at a time, fh*fw*Ci x chunk floats; above
- * `maxPatchElements` floats per chunk the conv formulation, which needs little extra memory, runs instead. The strided
- * input gradient's GEMM needs fh*fw*Ci x N*Ho*Wo floats at once, under the same limit. Tests set the limit to 0 to
- * exercise the conv formulations, and the chunk size to a few positions to exercise many chunks.
+ * Which formulations run, and the kernels' scratch memory, bounded whatever the input size. The filter gradient's
+ * im2col GEMM builds its patches one chunk of about `filterChunkPositions` output positions (whole output rows) at a
+ * time, fh*fw*Ci x chunk floats, fewer rows where that would exceed `maxPatchElements` floats (64 MB); where even one
+ * row would, the conv formulation, which needs little extra memory, runs instead. The strided input gradient's GEMM
+ * needs fh*fw*Ci x N*Ho*Wo floats at once, under the same limit, else the phase-split conv runs. Tests set the limit
+ * to 0 to exercise the conv formulations, and the chunk size to a few positions to exercise many chunks.
  */
 export const convGradientChoice = {
   /** The filter gradient by gemm.ts over the planes in place (conv2DBackpropFilterTaps) where it applies. */
   tapGemms: true,
   /** dy floats per chunk of conv2DBackpropFilterTaps (its positions: this / Co). */
   tapChunkFloats: 65536,
-  maxPatchElements: 64 * 1024 * 1024,
+  /** The most bytes of dy on the planes' grid that conv2DBackpropFilterTaps copies at once. */
+  workspaceBytes: 64 * 1024 * 1024,
+  maxPatchElements: 16 * 1024 * 1024,
   filterChunkPositions: 2048,
 };
 
-/** Output rows (n, oh) per chunk of the filter gradient's GEMM: whole rows, about `filterChunkPositions` positions. */
-function filterChunkRows(outWidth: number): number {
-  return Math.max(1, Math.round(convGradientChoice.filterChunkPositions / outWidth));
+/**
+ * Output rows (n, oh) per chunk of the filter gradient's GEMM: whole rows of `rowWidth` positions, about
+ * `filterChunkPositions` positions, at most `maxPatchElements` patch floats (k per position) where a row fits; 0 where
+ * not even one row does.
+ */
+function filterChunkRows(rowWidth: number, k: number): number {
+  const fit = Math.floor(convGradientChoice.maxPatchElements / (k * rowWidth));
+  return Math.min(fit, Math.max(1, Math.round(convGradientChoice.filterChunkPositions / rowWidth)));
 }
 
 /** The inputs, attributes and geometry of a Conv2DBackpropFilter call. */
@@ -106,12 +114,9 @@ export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
     const dW = conv2DBackpropFilterTaps(args);
     if (dW !== null) return dW;
   }
-  const x = args.inputs['x']!;
-  const dy = args.inputs['dy']!;
-  const filterShape = (args.attrs as unknown as { filterShape: number[] }).filterShape;
-  const wo = dy.shape[2]!;
-  const chunkPatchElements = filterShape[0]! * filterShape[1]! * filterShape[2]! * filterChunkRows(wo) * wo;
-  if (x.dtype === 'float32' && chunkPatchElements <= convGradientChoice.maxPatchElements) {
+  const { x, info } = filterGradientCall(args);
+  const rowWidth = Math.ceil((info.inWidth + info.padInfo.left + info.padInfo.right) / info.strideWidth); // the planes' width
+  if (x.dtype === 'float32' && filterChunkRows(rowWidth, info.filterHeight * info.filterWidth * info.inChannels) > 0) {
     return conv2DBackpropFilterMatMul(args);
   }
   return conv2DBackpropFilterConv(args);
@@ -148,53 +153,62 @@ export function conv2DBackpropFilterTaps(args: KernelArgs): TensorInfo | null {
     release(backend, planes);
     return null;
   }
-  const dyGrid = runWasmKernel(backend, 'PadV2', { x: dy }, {
-    paddings: [[0, 0], [0, hq - ho], [0, wq - wo], [0, 0]],
-    constantValue: 0,
-  });
   const end = ((n - 1) * hq + ho - 1) * wq + wo; // every position from here on is padding
   const chunk = Math.max(1, Math.floor(convGradientChoice.tapChunkFloats / co));
+  const chunks = Math.ceil(end / chunk);
+  // dy on the planes' grid: padded whole by PadV2, or, where that copy would exceed the workspace cap, one block of
+  // chunks at a time into a buffer of the cap's size. Either way each dW element gets the same sums in the same order.
+  const blockChunks = Math.max(1, Math.floor(convGradientChoice.workspaceBytes / (chunk * co * 4)));
+  const blocked = chunks > blockChunks;
+  const dyGrid = blocked
+    ? backend.makeOutput([blockChunks * chunk, co], 'float32')
+    : runWasmKernel(backend, 'PadV2', { x: dy }, { paddings: [[0, 0], [0, hq - ho], [0, wq - wo], [0, 0]], constantValue: 0 });
   const taps = fh * fw;
   const parts = poolParts(backend);
   const byRows = cp >= 4 * parts;
   const tapParts = byRows ? 1 : Math.min(parts, taps);
-  const chunks = Math.ceil(end / chunk);
   const dW = backend.makeOutput(attrs.filterShape, 'float32');
   const dWPadded = cp === ci ? dW : backend.makeOutput([fh, fw, cp, co], 'float32');
-  const list = backend.makeOutput([chunks * taps * GEMM_ENTRY_INTS], 'int32');
+  const list = backend.makeOutput([Math.min(chunks, blockChunks) * taps * GEMM_ENTRY_INTS], 'int32');
   const [planesBase, dyBase, dWBase, listBase] = [planes, dyGrid, dWPadded, list].map((t) => heapOffset(backend, t)) as [number, number, number, number];
   heapF32(backend, dWPadded).fill(0);
-  // Entries grouped by the part that runs them (by taps: a range of taps each), chunk-major.
-  const L = heapI32(backend, list);
-  const partStart: number[] = [];
-  let e = 0;
-  for (const [firstTap, tapCount] of evenRanges(taps, tapParts)) {
-    partStart.push(e);
-    for (let p0 = 0; p0 < end; p0 += chunk) {
-      for (let t = firstTap; t < firstTap + tapCount; t++) {
-        const [kh, kw] = [Math.floor(t / fw), t % fw];
-        const phase = (kh % sh) * sw + (kw % sw);
-        L[e++] = planesBase + (phase * grid + p0 + Math.floor(kh / sh) * wq + Math.floor(kw / sw)) * 4;
-        L[e++] = dyBase + p0 * co * 4;
-        L[e++] = dWBase + t * cp * co * 4;
-        L[e++] = Math.min(chunk, end - p0);
+  for (let firstChunk = 0; firstChunk < chunks; firstChunk += blockChunks) {
+    const lastChunk = Math.min(chunks, firstChunk + blockChunks);
+    const p0Block = firstChunk * chunk;
+    if (blocked) fillGridBlock(backend, dy, dyGrid, { n, ho, wo, hq, wq, co }, p0Block, Math.min(end, lastChunk * chunk));
+    // Entries grouped by the part that runs them (by taps: a range of taps each), chunk-major.
+    const L = heapI32(backend, list);
+    const partStart: number[] = [];
+    let e = 0;
+    for (const [firstTap, tapCount] of evenRanges(taps, tapParts)) {
+      partStart.push(e);
+      for (let c = firstChunk; c < lastChunk; c++) {
+        const p0 = c * chunk;
+        for (let t = firstTap; t < firstTap + tapCount; t++) {
+          const [kh, kw] = [Math.floor(t / fw), t % fw];
+          const phase = (kh % sh) * sw + (kw % sw);
+          L[e++] = planesBase + (phase * grid + p0 + Math.floor(kh / sh) * wq + Math.floor(kw / sw)) * 4;
+          L[e++] = dyBase + (p0 - (blocked ? p0Block : 0)) * co * 4;
+          L[e++] = dWBase + t * cp * co * 4;
+          L[e++] = Math.min(chunk, end - p0);
+        }
       }
     }
-  }
-  partStart.push(e);
-  const calls: number[][] = [];
-  if (byRows) {
-    // Row ranges in whole groups of 4 (the GEMM's blocks).
-    for (const [firstGroup, groups] of evenRanges(cp / 4, parts)) {
-      const r0 = 4 * firstGroup;
-      calls.push([listBase, e / GEMM_ENTRY_INTS, 4 * groups, r0 * lda * 4, r0 * co * 4, 1]);
+    partStart.push(e);
+    const calls: number[][] = [];
+    if (byRows) {
+      // Row ranges in whole groups of 4 (the GEMM's blocks).
+      for (const [firstGroup, groups] of evenRanges(cp / 4, parts)) {
+        const r0 = 4 * firstGroup;
+        calls.push([listBase, e / GEMM_ENTRY_INTS, 4 * groups, r0 * lda * 4, r0 * co * 4, 1]);
+      }
+    } else {
+      for (let p = 0; p < tapParts; p++) {
+        calls.push([listBase + partStart[p]! * 4, (partStart[p + 1]! - partStart[p]!) / GEMM_ENTRY_INTS, cp, 0, 0, 1]);
+      }
     }
-  } else {
-    for (let p = 0; p < tapParts; p++) {
-      calls.push([listBase + partStart[p]! * 4, (partStart[p + 1]! - partStart[p]!) / GEMM_ENTRY_INTS, cp, 0, 0, 1]);
-    }
+    runParts(backend, gemm, 'gemms', calls);
   }
-  runParts(backend, gemm, 'gemms', calls);
   release(backend, planes, dyGrid, list);
   if (dWPadded !== dW) {
     // The first ci rows of each tap's [cp, co] block.
@@ -203,6 +217,34 @@ export function conv2DBackpropFilterTaps(args: KernelArgs): TensorInfo | null {
     release(backend, dWPadded);
   }
   return dW;
+}
+
+/**
+ * Positions [from, to) of dy on the planes' [N, Hq, Wq] grid into `block` (position `from` at its row 0): dy's rows
+ * where the grid row and column fall inside [Ho, Wo], zeros elsewhere.
+ */
+function fillGridBlock(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  block: TensorInfo,
+  g: { n: number; ho: number; wo: number; hq: number; wq: number; co: number },
+  from: number,
+  to: number,
+): void {
+  const [DY, B] = [heapF32(backend, dy), heapF32(backend, block)];
+  const copy = heapCopier(backend, B);
+  const [dyIndex, blockIndex] = [heapIndex(DY), heapIndex(B)];
+  for (let p = from; p < to; ) {
+    const row = Math.floor(p / g.wq); // (image, grid row)
+    const j = p - row * g.wq;
+    const stop = Math.min(to, (row + 1) * g.wq);
+    const [image, i] = [Math.floor(row / g.hq), row % g.hq];
+    const inside = i < g.ho ? Math.max(0, Math.min(stop - p, g.wo - j)) : 0; // positions with dy values
+    const dst = (p - from) * g.co;
+    if (inside > 0) copy(blockIndex + dst, dyIndex + ((image * g.ho + i) * g.wo + j) * g.co, inside * g.co);
+    B.fill(0, dst + inside * g.co, (stop - from) * g.co);
+    p = stop;
+  }
 }
 
 /** dW = conv(x^T, dy^T) with the stride as dilation; see the file comment. */
@@ -246,7 +288,7 @@ export function conv2DBackpropFilterMatMul(args: KernelArgs): TensorInfo {
   const k = info.filterHeight * info.filterWidth * info.inChannels;
   const planes = phasePlanes(backend, x, info);
   const rowWidth = planes.shape[5]!; // positions per output row in the GEMM
-  const rowsPerChunk = filterChunkRows(rowWidth);
+  const rowsPerChunk = Math.max(1, filterChunkRows(rowWidth, k));
   let sum: TensorInfo | null = null;
   for (let row0 = 0; row0 < n * ho; row0 += rowsPerChunk) {
     const rows = Math.min(rowsPerChunk, n * ho - row0);
