@@ -24,6 +24,7 @@ function thrown(f: () => unknown): unknown {
 }
 
 test('a tensor the wasm heap cannot hold: a WasmHeapExhaustedError naming the bytes and the kernel, and the backend goes on', () => {
+  const held = tf.fill([2 ** 20], 1); // 4 MiB
   const tensors = tf.memory().numTensors;
   // 2^30 - 1 floats: 4 GiB - 4 bytes, more than wasm32's heap can ever hold (malloc returns 0 without growing it).
   const err = thrown(() => tf.fill([2 ** 30 - 1], 0));
@@ -31,11 +32,13 @@ test('a tensor the wasm heap cannot hold: a WasmHeapExhaustedError naming the by
   const e = err as WasmHeapExhaustedError;
   assert.is(e.bytes, 4294967292);
   assert.equal(e.kernels.map((k) => k.name), ['Fill']);
-  assert.match(e.message, /^wasm heap exhausted: needed 4294967292 bytes \(4096 MB\) for Fill \(\); the heap has grown to \d+ MB of its 4096 MB limit/);
+  assert.match(e.message, /^wasm heap exhausted: needed 4294967292 bytes \(4096 MB\) for Fill \(\); the heap has grown to \d+ MB of its 4096 MB limit, \d+\.\d MB of it held by tensors/);
+  assert.ok(e.liveBytes >= 2 ** 22 && e.liveBytes < e.heapBytes, `${e.liveBytes} bytes held, heap ${e.heapBytes}`);
   assert.is(tf.memory().numTensors, tensors);
   // Nothing was written at address 0: the allocator and later kernels still work.
   const sum = tf.tidy(() => tf.add(tf.ones([1000]), tf.range(0, 1000)).sum().dataSync()[0]);
   assert.is(sum, 1000 + (999 * 1000) / 2);
+  tf.dispose(held);
 });
 
 test('a kernel output that fails names the kernel and its inputs; 4 GiB or more no longer wraps around to a small block', () => {

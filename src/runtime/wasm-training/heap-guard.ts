@@ -24,12 +24,13 @@ export class WasmHeapExhaustedError extends Error {
     /** Innermost first: a kernel run by another kernel (e.g. the Conv2D inside Conv2DBackpropInput) comes first. */
     readonly kernels: KernelCall[],
     readonly heapBytes: number,
-    readonly tensorBytes: number,
+    /** Bytes the backend holds for tensors and kernels' buffers (what it allocated and has not freed). */
+    readonly liveBytes: number,
   ) {
     const where = kernels.length === 0 ? 'a tensor outside any kernel' : kernels.map((k) => `${k.name} (${k.inputs})`).join(' inside ');
     super(
       `wasm heap exhausted: needed ${bytes} bytes (${mb(bytes)}) for ${where}; the heap has grown to ${mb(heapBytes)} ` +
-        `of its 4096 MB limit, ${mb(tensorBytes)} of it in live tensors (the rest is kernels' scratch, XNNPACK's ` +
+        `of its 4096 MB limit, ${mb(liveBytes)} of it held by tensors and kernels' buffers (the rest: XNNPACK's ` +
         `buffers and free blocks too small for this one). Use a smaller input or batch.`,
     );
     this.name = 'WasmHeapExhaustedError';
@@ -52,22 +53,40 @@ function shapes(inputs: tf.NamedTensorInfoMap): string {
     .join(', ');
 }
 
+/** Per module: the size of every block allocated through the guard and not yet freed, and their sum. */
+const live = new WeakMap<object, { sizes: Map<number, number>; bytes: number }>();
+
 function exhausted(wasm: WasmModule, bytes: number): WasmHeapExhaustedError {
   const kernels = calls.map(({ name, inputs }) => ({ name, inputs: shapes(inputs) })).reverse();
-  return new WasmHeapExhaustedError(bytes, kernels, wasm.HEAPU8.buffer.byteLength, tf.memory().numBytes);
+  return new WasmHeapExhaustedError(bytes, kernels, wasm.HEAPU8.buffer.byteLength, live.get(wasm)?.bytes ?? 0);
 }
 
-/** Makes `wasm._malloc` throw a WasmHeapExhaustedError instead of returning 0 (once per module). */
+/**
+ * Makes `wasm._malloc` throw a WasmHeapExhaustedError instead of returning 0, and counts the bytes allocated and not
+ * yet freed through it (once per module).
+ */
 function guardMalloc(wasm: WasmModule): void {
   if (guarded.has(wasm)) return;
   guarded.add(wasm);
-  // Emscripten's export stub replaces itself by the raw export on its first call: call it once, then wrap.
+  // Emscripten's export stubs replace themselves by the raw exports on their first call: call them once, then wrap.
   wasm._free(wasm._malloc(16));
-  const malloc = wasm._malloc.bind(wasm);
+  const [malloc, free] = [wasm._malloc.bind(wasm), wasm._free.bind(wasm)];
+  const held = { sizes: new Map<number, number>(), bytes: 0 };
+  live.set(wasm, held);
   wasm._malloc = (bytes: number): number => {
     const pointer = malloc(bytes);
     if (pointer === 0 && bytes !== 0) throw exhausted(wasm, bytes >>> 0);
+    held.sizes.set(pointer >>> 0, bytes >>> 0); // unsigned, as the backend passes it to free
+    held.bytes += bytes >>> 0;
     return pointer;
+  };
+  wasm._free = (pointer: number): void => {
+    const bytes = held.sizes.get(pointer >>> 0);
+    if (bytes !== undefined) {
+      held.sizes.delete(pointer >>> 0);
+      held.bytes -= bytes;
+    }
+    free(pointer);
   };
 }
 
