@@ -149,7 +149,7 @@ export async function run(ctx: BenchContext, only: string | null): Promise<void>
         }
       }
     } catch (err) {
-      // E.g. the wasm heap's 4 GB limit ('memory access out of bounds'): the line still reports PyTorch's time.
+      // E.g. the wasm heap's 4 GB limit (a WasmHeapExhaustedError): the line still reports PyTorch's time.
       ctx.emit({
         bench: 'vgg16-ssd-step',
         backend: choice.name,

@@ -2,9 +2,9 @@
  * A clear error when the wasm heap has no room for a tensor. The backend gives every tensor (and every kernel's
  * scratch tensor) memory from the module's malloc, which returns 0 once the heap (at most 4 GiB in wasm32) cannot
  * grow or has no free block large enough; tfjs-backend-wasm 4.22 does not check, so the tensor lands at address 0,
- * overwrites the allocator's own memory there, and a later operation traps with "memory access out of bounds", far
- * from the cause. The guard checks malloc's result and throws a WasmHeapExhaustedError that names the size, the
- * kernel that asked and the heap's state. The wasm state stays sound: nothing was written.
+ * its data overwrites what lies there, and a later operation can trap with "memory access out of bounds", far from
+ * the cause. The guard checks malloc's result and throws a WasmHeapExhaustedError that names the size, the kernel
+ * that asked and the heap's state. The wasm state stays sound: nothing was written.
  */
 import * as tf from '@tensorflow/tfjs';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
