@@ -53,6 +53,9 @@ function shapes(inputs: tf.NamedTensorInfoMap): string {
     .join(', ');
 }
 
+/** The heap's limit (emscripten's getHeapMax: 4 GiB - 64 KiB) less 64 MiB. */
+const LARGEST_REQUEST = 4294901760 - 64 * MB;
+
 /** Per module: the size of every block allocated through the guard and not yet freed, and their sum. */
 const live = new WeakMap<object, { sizes: Map<number, number>; bytes: number }>();
 
@@ -74,6 +77,9 @@ function guardMalloc(wasm: WasmModule): void {
   const held = { sizes: new Map<number, number>(), bytes: 0 };
   live.set(wasm, held);
   wasm._malloc = (bytes: number): number => {
+    // A request within a few MB of 4 GiB can never be placed, and the module's allocator, asked for one (4 GiB - 128
+    // KiB on a heap of 256 MB), broke its own state instead of returning 0: the next small allocation trapped.
+    if (bytes >>> 0 > LARGEST_REQUEST) throw exhausted(wasm, bytes >>> 0);
     const pointer = malloc(bytes);
     if (pointer === 0 && bytes !== 0) throw exhausted(wasm, bytes >>> 0);
     held.sizes.set(pointer >>> 0, bytes >>> 0); // unsigned, as the backend passes it to free
