@@ -177,7 +177,13 @@ async function detection(o: Record<string, unknown>): Promise<Row[]> {
       const extra: Record<string, number> = { boxes: scores.boxes.length, missingCarsInTrain: missingInTrain };
       const ap = result.finalAp?.['car'];
       if (ap) extra['apModerateR40'] = ap.moderate.ap40;
-      for (const [ranking, quality] of rankings(scores, sigma, positives, { '1-best IoU': Float32Array.from(scores.bestIou, (v) => 1 - v) })) {
+      // σ's gradient sums over a box's anchors while the loss column is their mean: the summed loss shows how much of
+      // the gap between the σ and loss rankings the anchor count explains.
+      const extraRankings = {
+        '1-best IoU': Float32Array.from(scores.bestIou, (v) => 1 - v),
+        'loss × anchors': Float32Array.from(scores.loss, (v, i) => v * scores.anchors[i]!),
+      };
+      for (const [ranking, quality] of rankings(scores, sigma, positives, extraRankings)) {
         emit(rows, { run: name, epoch: e, ranking, quality, extra });
       }
       result.model.dispose();
