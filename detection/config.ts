@@ -136,6 +136,7 @@ const modelCheck: Check = object({
       minNegatives: optional(count),
       locWeight: optional(number({ min: 0 })),
       negativeSigma: optional(string(['detached', 'through'])),
+      boxSigmaGradient: optional(string(['sum', 'mean'])),
     }),
   ),
   postprocess: optional(

@@ -17,7 +17,11 @@
  * constant: each box's σ then learns only from the anchors matched to it. With 'through', every negative anchor also
  * sends gradient to every box's σ (∂mean/∂σ_i = 1/n), and since negatives outnumber positives 3:1 that shared term would
  * dominate and push all σ of a batch together, erasing the per-box curriculum the paper is after. Both are tested
- * against finite differences. The loss is computed on the gathered rows of the selected anchors only; their σ is a
+ * against finite differences. `boxSigmaGradient: 'mean'` (opt-in; default 'sum', the paper's) leaves the loss value
+ * unchanged but divides the gradient each positive anchor sends to its box's σ by the box's number of positive anchors:
+ * with 'sum' a box's σ moves in proportion to how many anchors match it (large boxes move fast whatever their label),
+ * with 'mean' by the mean over its anchors, as the per-box loss of the label review is. The loss is computed on the
+ * gathered rows of the selected anchors only; their σ is a
  * gather from [σ_1..σ_G, mean] (the gathers' gradient is UnsortedSegmentSum, which every backend initBackend sets up
  * has: wasm through the training kernels).
  */
@@ -31,6 +35,8 @@ export interface MultiBoxLossOptions {
   /** Weight of the localisation term. */
   locWeight?: number;
   negativeSigma?: 'detached' | 'through';
+  /** How a box's σ hears its positive anchors: their summed gradient ('sum', the paper's) or its mean per box. */
+  boxSigmaGradient?: 'sum' | 'mean';
 }
 
 export interface LossParts {
@@ -46,12 +52,14 @@ export class MultiBoxLoss {
   readonly minNegatives: number;
   readonly locWeight: number;
   readonly negativeSigma: 'detached' | 'through';
+  readonly boxSigmaGradient: 'sum' | 'mean';
 
   constructor(options: MultiBoxLossOptions = {}) {
     this.negPosRatio = options.negPosRatio ?? 3;
     this.minNegatives = options.minNegatives ?? 16;
     this.locWeight = options.locWeight ?? 1;
     this.negativeSigma = options.negativeSigma ?? 'detached';
+    this.boxSigmaGradient = options.boxSigmaGradient ?? 'sum';
   }
 
   /**
@@ -157,7 +165,9 @@ export class MultiBoxLoss {
         if (boxSigma !== null && G > 0) {
           const mean: tf.Tensor = this.negativeSigma === 'through' ? tf.mean(boxSigma) : tf.scalar(meanOf(boxSigma.dataSync()));
           const ext = tf.concat([boxSigma, tf.reshape(mean, [1])]);
-          z = tf.div(z, tf.gather(ext, tf.tensor1d(sigmaIndex, 'int32')).reshape([M, 1]));
+          let rowSigma: tf.Tensor = tf.gather(ext, tf.tensor1d(sigmaIndex, 'int32'));
+          if (this.boxSigmaGradient === 'mean') rowSigma = perBoxMeanGradient(rowSigma, boxSigma.dataSync(), sigmaIndex, G);
+          z = tf.div(z, rowSigma.reshape([M, 1]));
         }
         const ce = tf.neg(tf.sum(tf.mul(tf.tensor2d(onehot, [M, C]), tf.logSoftmax(z))));
         cls = tf.div<tf.Scalar>(ce, norm);
@@ -179,6 +189,24 @@ function smoothL1(d: tf.Tensor2D | tf.Tensor): tf.Tensor {
   const a = tf.abs(d);
   const q = tf.minimum(a, 1);
   return tf.sum(tf.mul(q, tf.sub(a, tf.mul(q, 0.5))), -1);
+}
+
+/**
+ * σ of the selected rows with the same value but the gradient to box g's σ scaled by 1 / (its number of positive rows):
+ * c + w·(σ − c) with c the values read outside the tape (a constant) and w = 1/n_g on positives, 1 on negatives.
+ */
+function perBoxMeanGradient(rowSigma: tf.Tensor, boxSigma: ArrayLike<number>, sigmaIndex: Int32Array, G: number): tf.Tensor {
+  const count = new Int32Array(G);
+  for (const m of sigmaIndex) if (m < G) count[m]!++;
+  const c = new Float32Array(sigmaIndex.length);
+  const w = new Float32Array(sigmaIndex.length);
+  const values = rowSigma.dataSync();
+  sigmaIndex.forEach((m, i) => {
+    c[i] = m < G ? boxSigma[m]! : values[i]!;
+    w[i] = m < G ? 1 / count[m]! : 1;
+  });
+  const constant = tf.tensor1d(c);
+  return tf.add(constant, tf.mul(tf.tensor1d(w), tf.sub(rowSigma, constant)));
 }
 
 function meanOf(v: ArrayLike<number>): number {

@@ -207,6 +207,38 @@ test('per-box σ: positives use their box σ, negatives the batch mean; gradient
   }
 });
 
+test("per-box σ, boxSigmaGradient 'mean': same loss, each box's σ gradient divided by its number of positive anchors", () => {
+  // Box 0 has two positive anchors (0 and 1), box 1 one (anchor 3).
+  const { targets: t, logits, loc } = tinyTargets();
+  const targets: BatchTargets = { ...t, boxIndex: new Int32Array([0, 0, -1, 1, -1, -2]), labels: new Int32Array([1, 1, 0, 1, 0, 0]), positivesPerImage: new Int32Array([3]) };
+  const lz = tf.tensor3d(logits, [1, 6, 2]);
+  const ll = tf.tensor3d(loc, [1, 6, 4]);
+  const run = (negativeSigma: 'detached' | 'through', boxSigmaGradient: 'sum' | 'mean'): { value: number; grad: number[] } => {
+    const loss = new MultiBoxLoss({ negativeSigma, boxSigmaGradient });
+    const f = (ls: tf.Tensor): tf.Scalar => {
+      const p = loss.compute(lz, ll, targets, tf.exp(ls) as tf.Tensor1D);
+      tf.dispose([p.cls, p.loc]);
+      return p.total;
+    };
+    const x = tf.tensor1d([Math.log(2), Math.log(0.5)]);
+    const v = f(x);
+    const g = tf.grad(f)(x);
+    const out = { value: v.dataSync()[0]!, grad: Array.from(g.dataSync()) };
+    tf.dispose([x, v, g]);
+    return out;
+  };
+  const sumD = run('detached', 'sum');
+  const meanD = run('detached', 'mean');
+  const sumT = run('through', 'sum');
+  const meanT = run('through', 'mean');
+  close([meanD.value, meanT.value], [sumD.value, sumT.value], 1e-6, 'value unchanged');
+  assert.ok(Math.abs(sumD.grad[0]!) > 1e-3 && Math.abs(sumD.grad[1]!) > 1e-3, 'both boxes get a gradient');
+  close(meanD.grad, [sumD.grad[0]! / 2, sumD.grad[1]!], 1e-5, 'detached: box 0 halved, box 1 unchanged');
+  // 'through': the negatives' share (sumT − sumD) is left as it is; only the box's own anchors are averaged.
+  close(meanT.grad, [sumT.grad[0]! - sumD.grad[0]! / 2, sumT.grad[1]!], 1e-5, 'through: own anchors averaged');
+  tf.dispose([lz, ll]);
+});
+
 test('multibox loss keeps the tensor count flat', () => {
   const { targets, logits, loc } = tinyTargets();
   const loss = new MultiBoxLoss();
