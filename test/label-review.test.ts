@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { initBackend } from '../src/runtime/backend.js';
 import { DataParameters } from '../src/data-parameters/data-parameters.js';
@@ -32,6 +33,7 @@ import { parseKittiObjects } from '../datasets/kitti/label-file.js';
 import type { DetectionRecord } from '../detection/train/batches.js';
 import type { ImageDecoder } from '../datasets/pipeline/types.js';
 import { trainDetector, type DetectorConfig } from '../detection/train/trainer.js';
+import { readDetectorConfig, validateDetectorConfig } from '../detection/config.js';
 import { DETECTION_REVIEW_COLUMNS } from '../detection/train/box-scores.js';
 import { ensureSyntheticKitti, generateSyntheticKitti } from '../datasets/synthetic-kitti/generate.js';
 import { boxIou, CORRUPTION_RECORD_COLUMNS, CORRUPTION_RECORD_FILE, corruptLabels, MAX_IOU } from '../datasets/synthetic-kitti/corrupt-boxes.js';
@@ -473,6 +475,19 @@ test('gallery: a run without σ gets a clear note and no sheets; a run without l
   assert.equal(res.figures.filter((f) => f.section === 'review'), []);
   assert.not.ok(existsSync(path.join(dir, 'p1', 'review-suspects.png')));
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('the label-review detector config: σ per box that forgets (momentum 0, weight decay 0.5); bad loss options are named', async () => {
+  const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'configs', 'experiments', 'label-review-synthetic-kitti.json');
+  const config = await readDetectorConfig(file);
+  assert.equal(config.curriculum.instance, { init: 1, lr: 1, momentum: 0, weightDecay: 0.5 });
+  assert.equal([config.curriculum.mode, config.train.epochs, config.train.milestones, config.model.loss?.negativeSigma], ['instance', 15, [12], 'detached']);
+  assert.is(config.model.loss?.boxSigmaGradient, undefined);
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as { model: { loss: Record<string, unknown> } };
+  raw.model.loss['boxSigmaGradient'] = 'mean';
+  assert.is(validateDetectorConfig(raw, 'x.json').model.loss?.boxSigmaGradient, 'mean');
+  raw.model.loss['boxSigmaGradient'] = 'avg';
+  assert.throws(() => validateDetectorConfig(raw, 'x.json'), /x\.json: "model\.loss\.boxSigmaGradient" must be one of sum, mean, got 'avg'/);
 });
 
 test.run();
