@@ -3,7 +3,8 @@
  * without (plain SSD), measured alternately so that both see the same machine load. Emits ms/step with σ, the time
  * without, and their ratio (the paper's claim: σ is free; goal ≤ 1.03).
  * Options: --steps N (default 6 per variant), --batch N, --width W --height H, --config FILE (the model of a detector
- * config, at its input size and batch size unless given), --profile (kernel times of one step with σ, to stderr).
+ * config, at its input size and batch size unless given), --profile (kernel times of one step with σ, to stderr;
+ * `--profile layers`: by kernel and input shapes, i.e. per layer).
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -80,10 +81,14 @@ export async function run(ctx: BenchContext, _only: string | null): Promise<void
       v.cpuTimes.push((cpu.user + cpu.system) / 1000);
     }
   }
-  if (ctx.options['profile'] === 'true') {
+  const profile = ctx.options['profile'];
+  if (profile === 'true' || profile === 'layers') {
     const v = variants[1]!;
-    for (const [name, ms, count] of (await profileKernels(() => trainStep(v.model, v.opt, v.dp, batches[0]!, 1e-3))).slice(0, 25)) {
-      process.stderr.write(`${name.padEnd(32)} ${ms.toFixed(1).padStart(9)} ms  x${count}\n`);
+    const rows = await profileKernels(() => trainStep(v.model, v.opt, v.dp, batches[0]!, 1e-3), profile === 'layers');
+    const total = rows.reduce((a, r) => a + r[1], 0);
+    process.stderr.write(`profile: ${total.toFixed(0)} ms in kernels\n`);
+    for (const [name, ms, count] of rows.slice(0, profile === 'layers' ? 60 : 25)) {
+      process.stderr.write(`${name.padEnd(32)} ${ms.toFixed(1).padStart(9)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}%  x${count}\n`);
     }
   }
   const without = median(variants[0]!.times), withS = median(variants[1]!.times);

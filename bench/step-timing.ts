@@ -19,9 +19,10 @@ export function median(xs: number[]): number {
 /**
  * Per-kernel CPU milliseconds of this process in one call of `step`, biggest first: [name, ms, calls] (nested kernels
  * count inside their caller). CPU time rather than the backend's wall-clock timer, so that other processes on a busy
- * machine do not show up in the figures; with one wasm thread it is the kernel's own time.
+ * machine do not show up in the figures; with one wasm thread it is the kernel's own time. With `byShape`, kernels are
+ * keyed by name and input shapes, which tells the layers of a network apart.
  */
-export async function profileKernels(step: () => void): Promise<[string, number, number][]> {
+export async function profileKernels(step: () => void, byShape = false): Promise<[string, number, number][]> {
   const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
   const wallTimer = Object.getOwnPropertyDescriptor(backend, 'time');
   backend.time = (f: () => void): Promise<{ kernelMs: number }> => {
@@ -40,8 +41,9 @@ export async function profileKernels(step: () => void): Promise<[string, number,
   const byName = new Map<string, [number, number]>();
   for (const k of info.kernels) {
     const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const prev = byName.get(k.name) ?? [0, 0];
-    byName.set(k.name, [prev[0] + ms, prev[1] + 1]);
+    const key = byShape ? `${k.name} ${k.inputShapes.map((s) => (s === undefined ? '-' : s.join('x'))).join(' ')}` : k.name;
+    const prev = byName.get(key) ?? [0, 0];
+    byName.set(key, [prev[0] + ms, prev[1] + 1]);
   }
   return [...byName.entries()].map(([n, [ms, count]]) => [n, ms, count] as [string, number, number]).sort((a, b) => b[1] - a[1]);
 }

@@ -112,7 +112,7 @@ const SPLITS = ['train', 'val', 'trainval', 'all'] as const satisfies readonly K
 
 const modelCheck: Check = object({
   backbone: tagged('type', {
-    light: { widths: optional(array(positiveInt, { length: 3 })), extraChannels: optional(positiveInt), featureMaps: optional(positiveInt) },
+    light: { widths: optional(array(positiveInt, { length: 3 })), extraChannels: optional(positiveInt), featureMaps: optional(positiveInt), repeats: optional(array(count, { length: 2 })), patchStem: optional(boolean()) },
     'vgg16-reduced': { widthDivisor: optional(positiveInt), extraStages: optional(count), fc6Dilation: optional(positiveInt) },
   }),
   inputSize: object({ width: positiveInt, height: positiveInt }),

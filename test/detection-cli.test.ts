@@ -65,7 +65,7 @@ test('detector configs are validated: unknown keys and wrong values are errors n
     ['train.augment.contrast', 1.5, 'DIR/c.json: "train.augment.contrast" must be a number >= 0 and <= 1, got 1.5'],
     ['train.optimizer.name', 'rmsprop', `DIR/c.json: "train.optimizer.name" must be one of sgd, adam, got 'rmsprop'`],
     ['model.backbone.type', 'resnet', `DIR/c.json: "model.backbone.type" must be one of light, vgg16-reduced, got 'resnet'`],
-    ['model.backbone.fc6Dilation', 6, 'DIR/c.json: "model.backbone.fc6Dilation" is not a known key (expected one of type, widths, extraChannels, featureMaps)'],
+    ['model.backbone.fc6Dilation', 6, 'DIR/c.json: "model.backbone.fc6Dilation" is not a known key (expected one of type, widths, extraChannels, featureMaps, repeats, patchStem)'],
     ['model.backbone.widths', [16, 32], 'DIR/c.json: "model.backbone.widths" must have 3 items, got 2'],
     ['model.anchors.aspectRatios', [[1, 2], 0], 'DIR/c.json: "model.anchors.aspectRatios" must be an array of ratios > 0, or one such array per feature map, got [[1,2],0]'],
     ['model.classNames', [], 'DIR/c.json: "model.classNames" must have at least 1 item(s), got 0'],

@@ -51,6 +51,29 @@ test('light SSD: feature maps of a rectangular input give the anchor grid, predi
   ssd.dispose();
 });
 
+test('light backbone: repeats set the stride-1 convs, patchStem reaches stride 4 in one 4x4 conv; the anchor grid is unchanged', () => {
+  const convs = (ssd: ReturnType<typeof buildSSD>): string[] =>
+    [...ssd.params.trainable.keys()].filter((k) => k.startsWith('backbone/') && k.endsWith('/kernel')).map((k) => k.slice('backbone/'.length, -'/kernel'.length));
+  const defaults = buildSSD(LIGHT, 1);
+  assert.equal(convs(defaults), ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'extra1', 'extra2']);
+  defaults.dispose();
+  const light = { type: 'light', widths: [4, 8, 8], extraChannels: 8, featureMaps: 3 } as const satisfies SSDSpec['backbone'];
+  const patch = buildSSD({ ...LIGHT, backbone: { ...light, widths: [4, 8, 8], repeats: [0, 2], patchStem: true } }, 1);
+  assert.equal(convs(patch), ['patch', 'conv4', 'conv5', 'conv5_2', 'extra1', 'extra2']);
+  // One 4x4 conv from RGB to the second width (8), without bias: its batch norm follows.
+  assert.equal(patch.params.trainable.get('backbone/patch/kernel')!.shape, [4, 4, 3, 8]);
+  assert.equal(patch.anchors.featureMapSizes, [
+    [4, 12],
+    [2, 6],
+    [1, 3],
+  ]);
+  const p = patch.forward(tf.zeros([1, 32, 96, 3]), false);
+  assert.equal(p.cls.shape, [1, patch.anchors.count, 2]);
+  tf.dispose([p.cls, p.loc]);
+  patch.dispose();
+  assert.throws(() => buildSSD({ ...LIGHT, backbone: { ...light, widths: [4, 8, 8], repeats: [-1, 1] } }, 1), /repeats must be two integers ≥ 0, got \[-1, 1\]/);
+});
+
 test('VGG16-reduced (narrow): conv4_3, fc7 and extras at strides 8, 16, 32...; L2Norm scale starts at 20', () => {
   const ssd = buildSSD(
     {

@@ -1,7 +1,7 @@
 /**
- * A small conv-BN-ReLU backbone that trains on a CPU in minutes: 4 stride-2 stages down to stride 8 (first feature
- * map), then one stride-2 conv per further feature map (strides 16, 32, 64 with the default 4 maps). ~0.1 GMAC per
- * 384x128 image with the default widths.
+ * A small conv-BN-ReLU backbone that trains on a CPU in minutes: stride-2 convs down to stride 8 (first feature
+ * map), each of the last two followed by stride-1 convs (one each by default), then one stride-2 conv per further
+ * feature map (strides 16, 32, 64 with the default 4 maps). ~0.1 GMAC per 384x128 image with the default widths.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BatchNorm, Conv2d } from '../../../src/nn/layers.js';
@@ -16,6 +16,17 @@ export interface LightBackboneOptions {
   extraChannels?: number;
   /** Number of feature maps (≥ 1). Default 4. */
   featureMaps?: number;
+  /**
+   * Stride-1 convs after the downsampling to stride 4 and to stride 8. Default [1, 1]. At high resolution the
+   * stride-4 conv is the costliest layer (the full stride-4 map at the stem's second width); [0, 1] drops it.
+   */
+  repeats?: [number, number];
+  /**
+   * Reach stride 4 with one 4x4 stride-4 conv over non-overlapping patches (to widths[1] channels; widths[0] is
+   * unused) instead of two 3x3 stride-2 convs. At high resolution the stride-2 map and its batch norm dominate the
+   * step; the patch conv never makes it. Default false.
+   */
+  patchStem?: boolean;
 }
 
 interface Block {
@@ -36,11 +47,16 @@ export class LightBackbone implements Backbone {
     const ex = options.extraChannels ?? 64;
     const maps = options.featureMaps ?? 4;
     if (!(maps >= 1)) throw new Error('LightBackbone: featureMaps must be ≥ 1');
-    const block = (name: string, cin: number, cout: number, stride: number): Block => ({
-      conv: ssdConv(params, `backbone/${name}`, cin, cout, { kernel: 3, stride, bias: false }),
+    const block = (name: string, cin: number, cout: number, stride: number, kernel = 3): Block => ({
+      conv: ssdConv(params, `backbone/${name}`, cin, cout, { kernel, stride, bias: false }),
       bn: ssdBatchNorm(params, `backbone/${name}/bn`, cout),
     });
-    this.stem = [block('conv1', 3, w1, 2), block('conv2', w1, w2, 2), block('conv3', w2, w2, 1), block('conv4', w2, w3, 2), block('conv5', w3, w3, 1)];
+    const [r4, r8] = options.repeats ?? [1, 1];
+    if (!(Number.isInteger(r4) && r4 >= 0 && Number.isInteger(r8) && r8 >= 0)) throw new Error(`LightBackbone: repeats must be two integers ≥ 0, got [${r4}, ${r8}]`);
+    // The first repeat keeps the name the fixed stem had (conv3, conv5), so default weights load as before.
+    const repeat = (name: string, width: number, n: number): Block[] => Array.from({ length: n }, (_, k) => block(k === 0 ? name : `${name}_${k + 1}`, width, width, 1));
+    const toStride4 = options.patchStem === true ? [block('patch', 3, w2, 4, 4)] : [block('conv1', 3, w1, 2), block('conv2', w1, w2, 2)];
+    this.stem = [...toStride4, ...repeat('conv3', w2, r4), block('conv4', w2, w3, 2), ...repeat('conv5', w3, r8)];
     this.extras = [];
     for (let k = 1; k < maps; k++) this.extras.push(block(`extra${k}`, k === 1 ? w3 : ex, ex, 2));
     this.channels = [w3, ...this.extras.map(() => ex)];
