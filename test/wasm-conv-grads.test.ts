@@ -21,7 +21,8 @@ test('registration is idempotent and lists the kernels it registered', () => {
   const names = registerWasmTrainingKernels();
   assert.equal(registerWasmTrainingKernels(), names);
   for (const k of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropInput',
-    'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'UnsortedSegmentSum', 'Tile', 'SplitV']) {
+    'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'UnsortedSegmentSum', 'Tile', 'SplitV', 'Conv2D', 'FusedConv2D',
+    'DepthwiseConv2dNative', 'FusedDepthwiseConv2D']) {
     assert.ok(names.includes(k), k);
     assert.ok(tf.getKernel(k, 'wasm') !== undefined, `${k} registered for wasm`);
   }
@@ -150,6 +151,73 @@ test('the tap path runs for strided convs: its sums differ from the built-in for
   assert.ok(taps[0]!.some((v, i) => v !== builtIn[0]![i]), 'forward: the tap GEMMs round differently from XNNPACK');
   const again = await run();
   assert.ok(again.every((out, k) => out.every((v, i) => Object.is(v, taps[k]![i]))), 'the tap path is deterministic');
+});
+
+// 'same' padding where TensorFlow pads nothing on a dimension because the stride exceeds the filter and the last
+// window ends inside the input: the built-in convs (XNNPACK's SAME flag) returned wrong values there (same-padding.ts).
+// Each shape with 'same' (the previously wrong case), 'valid' and explicit padding; forward values of Conv2D,
+// FusedConv2D, DepthwiseConv2dNative and FusedDepthwiseConv2D, and the conv's gradients, against cpu.
+const samePadCases: { x: number[]; f: number[]; s: [number, number] }[] = [
+  { x: [2, 9, 11, 1], f: [2, 2, 1, 1], s: [3, 2] },
+  { x: [2, 9, 11, 3], f: [2, 3, 3, 5], s: [3, 1] },
+  { x: [3, 10, 12, 5], f: [3, 2, 5, 3], s: [1, 3] },
+  { x: [2, 7, 9, 3], f: [2, 2, 3, 6], s: [2, 3] },
+  { x: [2, 8, 10, 5], f: [3, 3, 5, 7], s: [4, 4] },
+  { x: [2, 8, 10, 3], f: [2, 1, 3, 5], s: [1, 2] },
+  { x: [2, 9, 11, 8], f: [2, 2, 8, 4], s: [3, 2] }, // the tap GEMMs' channel counts: conv-taps.ts
+];
+for (const c of samePadCases) {
+  for (const pad of ['same', 'valid', [[0, 0], [1, 0], [0, 2], [0, 0]]] as Pad[]) {
+    const name = `strided conv2d, fused and depthwise match cpu: x [${c.x}] filter [${c.f}] stride ${c.s} pad ${JSON.stringify(pad)}`;
+    test(name, async () => {
+      const rng = new Rng(c.x.reduce((a, b) => a * 41 + b, c.f[0]! + c.s[1]));
+      const x = randomInput(rng, c.x);
+      const w = randomInput(rng, c.f);
+      const dw = randomInput(rng, [c.f[0]!, c.f[1]!, c.f[2]!, 2]);
+      const bias = randomInput(rng, [c.f[3]!]);
+      const dwBias = randomInput(rng, [2 * c.f[2]!]);
+      const conv = (xt: tf.Tensor, wt: tf.Tensor): tf.Tensor4D => tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, c.s, pad);
+      const all = (xt: tf.Tensor, wt: tf.Tensor, dwt: tf.Tensor, bt: tf.Tensor, dbt: tf.Tensor): tf.Tensor[] => [
+        conv(xt, wt),
+        tf.fused.conv2d({ x: xt as tf.Tensor4D, filter: wt as tf.Tensor4D, strides: c.s, pad, bias: bt, activation: 'relu' }),
+        tf.depthwiseConv2d(xt as tf.Tensor4D, dwt as tf.Tensor4D, c.s, pad),
+        // (its pad type takes no explicit padding)
+        ...(typeof pad === 'string' ? [tf.fused.depthwiseConv2d({ x: xt as tf.Tensor4D, filter: dwt as tf.Tensor4D, strides: c.s, pad, bias: dbt, activation: 'relu' })] : []),
+      ];
+      const inputs = [x, w, dw, bias, dwBias];
+      const expected = await runOn('cpu', inputs, all);
+      assertClose(await runOn('wasm', inputs, all), expected, 1e-5, `${name}: forward`);
+      assert.ok(expected.every((e) => e.some((v) => v !== 0)), 'outputs not all zero');
+      await compareGrads(name, [x, w], await outShapeOn(c.x, c.f, conv), conv);
+    });
+  }
+}
+
+test("'same' padding where the stride skips the input's last column: pinned values", async () => {
+  // Width 9, a 1x2 filter [1, 10], stride 3: 3 windows at columns 0, 3, 6 and no padding (6 + 2 <= 9).
+  const x = { shape: [1, 1, 9, 1], data: Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]) };
+  const w = { shape: [1, 2, 1, 1], data: Float32Array.from([1, 10]) };
+  const [conv, depthwise] = await runOn('wasm', [x, w], (xt, wt) => [
+    tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, [1, 3], 'same'),
+    tf.depthwiseConv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, [1, 3], 'same'),
+  ]);
+  assert.equal(Array.from(conv!), [21, 54, 87]);
+  assert.equal(Array.from(depthwise!), [21, 54, 87]);
+});
+
+test('a conv whose filter does not fit the padded input is an error naming the shapes; an empty output is empty', async () => {
+  await tf.setBackend('wasm');
+  tf.tidy(() => {
+    const ones = (shape: [number, number, number, number]): tf.Tensor4D => tf.ones(shape);
+    const x = ones([2, 3, 3, 2]);
+    assert.throws(() => tf.conv2d(x, ones([5, 5, 2, 4]), 1, 'valid').dataSync(), /Conv2D: the filter 5x5 .* padded input 3x3/);
+    assert.throws(() => tf.depthwiseConv2d(x, ones([3, 3, 2, 1]), 1, 'valid', 'NHWC', 2), /DepthwiseConv2dNative: the filter 5x5/);
+    const empty = tf.conv2d(x, ones([5, 5, 2, 4]), [3, 3], 'valid');
+    assert.equal(empty.shape, [2, 0, 0, 4]);
+    assert.is(empty.dataSync().length, 0);
+    // The backend still works.
+    assert.equal(Array.from(tf.conv2d(x, ones([3, 3, 2, 1]), 1, 'valid').dataSync()), [18, 18]);
+  });
 });
 
 test('fused conv2d with bias and relu: gradients match cpu', async () => {

@@ -290,6 +290,46 @@ test('kernel pool: strided convs by tap GEMMs (forward split by rows, gradients 
   );
 });
 
+test("2 threads: convs whose 'same' padding skips the input's end match cpu, and equal the pool-off numbers bit for bit", async () => {
+  const script = `
+    import * as tf from '@tensorflow/tfjs';
+    const { initBackend } = await import(${url('../src/runtime/backend.js')});
+    const { kernelPool, setKernelPoolEnabled } = await import(${url('../src/runtime/wasm-training/kernel-pool.js')});
+    await initBackend('wasm', { log: null });
+    // [x, filter, strides]: 3 and 5 channels (the built-in conv) and 8 -> 4 (the tap GEMMs), batch 2 and 3.
+    const cases = [[[2, 9, 11, 3], [2, 3, 3, 5], [3, 1]], [[3, 10, 12, 5], [3, 2, 5, 3], [1, 3]], [[2, 9, 11, 8], [2, 2, 8, 4], [3, 2]]];
+    const run = () => cases.map(([xs, fs, s]) => tf.tidy(() => {
+      const x = tf.randomNormal(xs, 0, 1, 'float32', 1);
+      const w = tf.randomNormal(fs, 0, 1, 'float32', 2);
+      const f = (a, b) => tf.conv2d(a, b, s, 'same');
+      const dy = tf.randomNormal(f(x, w).shape, 0, 1, 'float32', 3);
+      const [dx, dw] = tf.grads((a, b) => tf.sum(tf.mul(f(a, b), dy)))([x, w]);
+      const dwConv = tf.depthwiseConv2d(x, tf.slice(w, [0, 0, 0, 0], [fs[0], fs[1], fs[2], 1]), s, 'same');
+      return [f(x, w), dx, dw, dwConv].map((t) => Array.from(t.dataSync()));
+    }));
+    const size = kernelPool(tf.backend())?.size ?? 1;
+    const on = run();
+    setKernelPoolEnabled(false);
+    const off = run();
+    await tf.setBackend('cpu');
+    const cpu = run();
+    process.stdout.write(JSON.stringify({ size, on, off, cpu }));
+  `;
+  const child = await runChild(script, { DATA_PARAMS_WASM_THREADS: '2' });
+  assertExitedOnItsOwn(child);
+  const { size, on, off, cpu } = JSON.parse(child.stdout) as { size: number; on: number[][][]; off: number[][][]; cpu: number[][][] };
+  assert.is(size, 2);
+  on.forEach((outputs, c) =>
+    outputs.forEach((values, k) => {
+      const [x, y, z] = [values, off[c]![k]!, cpu[c]![k]!];
+      assert.ok(x.length > 0 && x.every((v, j) => Object.is(v, y[j])), `case ${c}: output ${k} differs with the pool off`);
+      const scale = Math.max(1, ...z.map(Math.abs));
+      const worst = Math.max(...x.map((v, j) => Math.abs(v - z[j]!)));
+      assert.ok(worst <= 1e-4 * scale, `case ${c}: output ${k} differs from cpu by ${worst}`);
+    }),
+  );
+});
+
 test('kernel pool: a training step gives the same loss and gradients bit for bit with the pool on, off, and =off', async () => {
   const script = `
     import * as tf from '@tensorflow/tfjs';

@@ -1,7 +1,7 @@
 /**
  * Training kernels for the WebAssembly backend: gradients that tfjs-backend-wasm 4.22 lacks (Conv2DBackpropFilter,
  * the depthwise backprops, UnsortedSegmentSum), computes wrongly (MaxPoolGrad on non-positive windows,
- * ResizeBilinearGrad with half-pixel centres) or slowly
+ * ResizeBilinearGrad with half-pixel centres, the convolutions' 'same' padding where a stride exceeds the filter) or slowly
  * (Conv2DBackpropInput, Tile, Identity/Cast copies, Slice, row-copying Transpose, Space/BatchToSpaceND). Registered once, before the wasm backend is selected; built-ins are unregistered first, and the
  * fast paths fall back to the built-in for the cases they do not cover.
  */
@@ -24,6 +24,7 @@ import { batchToSpaceND, spaceToBatchND } from './space-batch.js';
 import { registerReductionGradients } from './reduction-gradients.js';
 import { meanLeadingAxes, sumLeadingAxes } from './reductions.js';
 import { resizeBilinearGrad } from './resize-bilinear-grad.js';
+import { samePaddingKernels, withCorrectPadding } from './same-padding.js';
 import { installThreadedWasmFactory } from './threads.js';
 import { tile } from './tile.js';
 import { transpose } from './transpose.js';
@@ -48,6 +49,15 @@ function registerFastPath(name: string, fast: (args: KernelArgs) => TensorInfo |
     kernelFunc: ((args: KernelArgs) => fast(args) ?? builtIn.kernelFunc(args)) as unknown as tf.KernelFunc,
   };
   tf.registerKernel(config);
+}
+
+/** Replaces a built-in by `wrap(built-in)` (see same-padding.ts). */
+function registerBuiltInFix(name: string, wrap: (builtIn: (args: KernelArgs) => TensorInfo | TensorInfo[]) => (args: KernelArgs) => TensorInfo | TensorInfo[]): void {
+  const builtIn = tf.getKernel(name, 'wasm');
+  if (builtIn === undefined) throw new Error(`wasm training kernels: built-in wasm kernel '${name}' is missing`);
+  tf.unregisterKernel(name, 'wasm');
+  const kernelFunc = wrap(builtIn.kernelFunc);
+  tf.registerKernel({ ...builtIn, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
 
 /**
@@ -95,9 +105,12 @@ export function registerWasmTrainingKernels(): string[] {
     ['Conv2DBackpropFilter', winogradConv2DBackpropFilter], // (wraps conv2d-backprop.ts's kernel, registered above)
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
+  // Before the fast paths, which fall back to these.
+  for (const [name, depthwise] of samePaddingKernels) registerBuiltInFix(name, (builtIn) => withCorrectPadding(name, builtIn, depthwise));
   for (const [name, fast] of fastPaths) registerFastPath(name, fast);
   installHeapGuard();
-  registered = [...new Set([...kernels, ...fastPaths].map(([name]) => name))]; // (Slice, Conv2D, Conv2DBackpropFilter twice)
+  const names = [...kernels, ...samePaddingKernels, ...fastPaths].map(([name]) => name);
+  registered = [...new Set(names)]; // (Slice, Conv2D, Conv2DBackpropFilter more than once)
   return registered;
 }
 
