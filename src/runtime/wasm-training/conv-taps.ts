@@ -19,15 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { evenRanges, poolParts, runParts } from './kernel-pool.js';
 import { heapOffset } from './simd-kernels.js';
-import { heapF32, heapI32, release, type BackendWasm, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
-
-interface ConvAttrs {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat?: 'NHWC' | 'NCHW';
-  dilations?: number | [number, number];
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-}
+import { heapF32, heapI32, release, type BackendWasm, type ConvAttrs, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 /** Settings (tests turn the path off to compare with the other formulations). */
 export const tapConvChoice = {

@@ -22,6 +22,7 @@ import {
   type BackendWasm,
   type KernelArgs,
   type TensorInfo,
+  type ConvAttrs,
 } from './wasm-kernel-utils.js';
 import { col2imWasm } from './col2im.js';
 import { tapConv2DBackpropFilter, tapConv2DBackpropInput } from './conv-taps.js';
@@ -30,13 +31,6 @@ import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
 import { evenRanges, poolParts, runParts, runRows } from './kernel-pool.js';
 import { writePhasePlanes } from './phase-planes.js';
 import { heapOffset } from './simd-kernels.js';
-
-interface ConvAttrs {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat?: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-}
 
 function convInfoFor(
   xShape: number[],

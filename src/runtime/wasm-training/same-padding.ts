@@ -8,15 +8,7 @@
  * same output shape; every other case reaches the built-in unchanged.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
-
-interface ConvAttrs {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat?: 'NHWC' | 'NCHW';
-  dilations?: number | [number, number];
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-}
+import type { ConvAttrs, KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
 type ConvKernel = (args: KernelArgs) => TensorInfo | TensorInfo[];
 

@@ -9,6 +9,15 @@ export type { BackendWasm };
 export type TensorInfo = tf.TensorInfo;
 export type Attrs = tf.NamedAttrMap;
 
+/** The attributes of tfjs's conv kernels (Conv2D, its gradients, depthwise and fused variants). */
+export interface ConvAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
 /** The arguments every kernel function receives. */
 export interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
