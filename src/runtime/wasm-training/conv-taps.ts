@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { evenRanges, poolParts, runParts } from './kernel-pool.js';
 import { heapOffset } from './simd-kernels.js';
-import { heapF32, heapI32, release, type BackendWasm, type ConvAttrs, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
+import { heapF32, heapI32, release, convInfo, type BackendWasm, type ConvAttrs, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 /** Settings (tests turn the path off to compare with the other formulations). */
 export const tapConvChoice = {
@@ -41,14 +41,7 @@ function tapInfo(
   if (!tapConvChoice.enabled || dtypes.some((d) => d !== 'float32')) return null;
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return null;
   if (xShape.length !== 4 || filterShape.length !== 4) return null;
-  const info = tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs.strides,
-    attrs.dilations ?? 1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-  );
+  const info = convInfo(xShape, filterShape, attrs);
   if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
   if (info.strideHeight === 1 && info.strideWidth === 1) return null;
   const largest = Math.max(info.batchSize * info.inHeight * info.inWidth * info.inChannels, info.batchSize * info.outHeight * info.outWidth * info.outChannels);

@@ -23,6 +23,7 @@ import {
   type KernelArgs,
   type TensorInfo,
   type ConvAttrs,
+  convInfo,
 } from './wasm-kernel-utils.js';
 import { col2imWasm } from './col2im.js';
 import { tapConv2DBackpropFilter, tapConv2DBackpropInput } from './conv-taps.js';
@@ -31,25 +32,6 @@ import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
 import { evenRanges, poolParts, runParts, runRows } from './kernel-pool.js';
 import { writePhasePlanes } from './phase-planes.js';
 import { heapOffset } from './simd-kernels.js';
-
-function convInfoFor(
-  xShape: number[],
-  filterShape: number[],
-  attrs: ConvAttrs,
-  dilations: number | [number, number] = 1,
-  depthwise = false,
-): tf.backend_util.Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs.strides,
-    dilations,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    depthwise,
-    'channelsLast',
-  );
-}
 
 function requireNHWC(attrs: ConvAttrs, kernel: string): void {
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') {
@@ -97,7 +79,7 @@ function filterGradientCall(args: KernelArgs): {
   const x = args.inputs['x']!;
   const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
   requireNHWC(attrs, 'Conv2DBackpropFilter');
-  return { backend: args.backend, x, dy: args.inputs['dy']!, attrs, info: convInfoFor(x.shape, attrs.filterShape, attrs) };
+  return { backend: args.backend, x, dy: args.inputs['dy']!, attrs, info: convInfo(x.shape, attrs.filterShape, attrs) };
 }
 
 /** dW of a 2-D convolution; see the file comment and `convGradientChoice`. */
@@ -475,7 +457,7 @@ export function conv2DBackpropInputMatMul(args: KernelArgs): TensorInfo {
   const filter = args.inputs['filter']!;
   const attrs = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
   requireNHWC(attrs, 'Conv2DBackpropInput');
-  const info = convInfoFor(attrs.inputShape, filter.shape, attrs);
+  const info = convInfo(attrs.inputShape, filter.shape, attrs);
   const rows = info.batchSize * info.outHeight * info.outWidth;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
   // W^T [Co, k] copied here (small): the built-in BatchMatMul is a slow loop with transposeB, and it caches its packed
@@ -559,7 +541,7 @@ export function conv2DBackpropInputConv(args: KernelArgs): TensorInfo {
   const filter = args.inputs['filter']!;
   const attrs = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
   requireNHWC(attrs, 'Conv2DBackpropInput');
-  const info = convInfoFor(attrs.inputShape, filter.shape, attrs);
+  const info = convInfo(attrs.inputShape, filter.shape, attrs);
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   const [n, h, w, ci] = attrs.inputShape;
   const gh = phaseGeometry(info.filterHeight, sh, info.padInfo.top, h, info.outHeight);

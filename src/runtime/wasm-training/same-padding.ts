@@ -8,7 +8,7 @@
  * same output shape; every other case reaches the built-in unchanged.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ConvAttrs, KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
+import { convInfo, type ConvAttrs, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 type ConvKernel = (args: KernelArgs) => TensorInfo | TensorInfo[];
 
@@ -26,15 +26,7 @@ export function withCorrectPadding(name: string, builtIn: ConvKernel, depthwise:
     if (attrs === undefined || x === undefined || filter === undefined) return builtIn(args);
     if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return builtIn(args);
     if (x.shape.length !== 4 || filter.shape.length !== 4) return builtIn(args);
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filter.shape as [number, number, number, number],
-      attrs.strides,
-      attrs.dilations ?? 1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      depthwise,
-    );
+    const info = convInfo(x.shape, filter.shape, attrs, depthwise);
     if (info.outHeight < 0 || info.outWidth < 0) {
       throw new Error(
         `${name}: the filter ${info.effectiveFilterHeight}x${info.effectiveFilterWidth} (with dilation) does not fit ` +

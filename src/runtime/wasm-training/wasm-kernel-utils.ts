@@ -18,6 +18,19 @@ export interface ConvAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
+/** tfjs's geometry of an NHWC conv (output size, padding, strides, dilations) from the kernel's attributes. */
+export function convInfo(xShape: readonly number[], filterShape: readonly number[], attrs: ConvAttrs, depthwise = false): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    depthwise,
+  );
+}
+
 /** The arguments every kernel function receives. */
 export interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
