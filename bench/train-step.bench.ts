@@ -21,7 +21,7 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackendName } from '../src/runtime/backend.js';
 import { Rng } from '../src/util/rng.js';
-import { wasmThreadsState } from '../src/runtime/wasm-training/index.js';
+import { batchNormTraining, wasmThreadsState } from '../src/runtime/wasm-training/index.js';
 import type { BenchContext } from './run.js';
 import { median, profileKernels, pytorchOption, timePytorch, type PytorchOption, type PytorchTiming } from './step-timing.js';
 
@@ -58,7 +58,11 @@ export class ReferenceNetwork {
   readonly positive: tf.Tensor2D; // [anchors, 1], 1 where the label is not background (class 0)
   readonly numPositive: number;
 
-  constructor(seed = 1, batch = BATCH, height = HEIGHT, width = WIDTH) {
+  /**
+   * `batchNorm`: 'fused' (default) is the toolkit's training batch norm + ReLU (`batchNormTraining`: one op, fused
+   * wasm kernels); 'composed' writes the layer as tf.moments + tf.batchNorm + tf.relu, as plain tfjs code would.
+   */
+  constructor(seed = 1, batch = BATCH, height = HEIGHT, width = WIDTH, readonly batchNorm: 'fused' | 'composed' = 'fused') {
     const rng = new Rng(seed);
     const normal = (shape: number[], std: number): tf.Tensor => {
       const n = shape.reduce((a, b) => a * b, 1);
@@ -108,8 +112,9 @@ export class ReferenceNetwork {
     ];
   }
 
-  private static convBnRelu(x: tf.Tensor4D, l: ConvBn): tf.Tensor4D {
+  private convBnRelu(x: tf.Tensor4D, l: ConvBn): tf.Tensor4D {
     const y = tf.conv2d(x, l.filter as tf.Tensor4D, l.stride, 'same');
+    if (this.batchNorm === 'fused') return batchNormTraining(y, l.gamma, l.beta, 1e-3, { relu: true }).y;
     const { mean, variance } = tf.moments(y, [0, 1, 2]);
     return tf.relu(tf.batchNorm(y, mean, variance, l.beta as tf.Tensor1D, l.gamma as tf.Tensor1D, 1e-3)) as tf.Tensor4D;
   }
@@ -122,12 +127,12 @@ export class ReferenceNetwork {
   /** The scalar loss of one forward pass. */
   loss(): tf.Scalar {
     const [l1, l2, l3, l4, l5, l6] = this.body as [ConvBn, ConvBn, ConvBn, ConvBn, ConvBn, ConvBn];
-    let x = ReferenceNetwork.convBnRelu(this.input, l1);
-    x = tf.maxPool<tf.Tensor4D>(ReferenceNetwork.convBnRelu(x, l2), 2, 2, 'valid');
-    x = ReferenceNetwork.convBnRelu(x, l3);
-    const a = ReferenceNetwork.convBnRelu(x, l4);
-    x = ReferenceNetwork.convBnRelu(a, l5);
-    const b = ReferenceNetwork.convBnRelu(x, l6);
+    let x = this.convBnRelu(this.input, l1);
+    x = tf.maxPool<tf.Tensor4D>(this.convBnRelu(x, l2), 2, 2, 'valid');
+    x = this.convBnRelu(x, l3);
+    const a = this.convBnRelu(x, l4);
+    x = this.convBnRelu(a, l5);
+    const b = this.convBnRelu(x, l6);
     const out = tf.concat([ReferenceNetwork.head(a, this.headA), ReferenceNetwork.head(b, this.headB)], 0);
     const logits = out.slice([0, 0], [-1, CLASSES]);
     const boxes = out.slice([0, CLASSES], [-1, 4]);

@@ -10,7 +10,9 @@ export {
   wasmThreadsChoice,
   requestedWasmThreads,
   WasmThreadsError,
+  batchNormTraining,
+  fusedBatchNormApplies,
 } from './runtime/wasm-training/index.js';
-export type { WasmThreadsState, WasmThreadsChoice } from './runtime/wasm-training/index.js';
+export type { WasmThreadsState, WasmThreadsChoice, BatchNormTrainingOptions, BatchNormTrainingResult } from './runtime/wasm-training/index.js';
 export { describeWasmBuild } from './runtime/wasm-training/threads.js';
 export { setKernelPoolEnabled } from './runtime/wasm-training/kernel-pool.js';

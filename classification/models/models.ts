@@ -110,15 +110,15 @@ export function resnet18(numClasses: number, seed = 0): Classifier {
 /** Wide-ResNet pre-activation block: BN-ReLU-conv3x3-BN-ReLU-conv3x3 + shortcut (1x1 conv of the activated input). */
 export class WideBlock implements Layer {
   constructor(
-    readonly bn1: Layer,
+    readonly bn1: BatchNorm,
     readonly conv1: Layer,
-    readonly bn2: Layer,
+    readonly bn2: BatchNorm,
     readonly conv2: Layer,
     readonly shortcut: Layer | null,
   ) {}
   forward(x: tf.Tensor, training: boolean): tf.Tensor {
-    const a = tf.relu(this.bn1.forward(x, training));
-    const y = this.conv2.forward(tf.relu(this.bn2.forward(this.conv1.forward(a, training), training)), training);
+    const a = this.bn1.forwardRelu(x, training);
+    const y = this.conv2.forward(this.bn2.forwardRelu(this.conv1.forward(a, training), training), training);
     return tf.add(y, this.shortcut ? this.shortcut.forward(a, training) : x);
   }
 

@@ -4,6 +4,7 @@
  * and a name at construction (its parameters) and implements `forward(x, training)`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { batchNormTraining, fusedBatchNormApplies } from '../runtime/wasm-training/batch-norm-op.js';
 import { constantInit, heNormal, uniformInit, type Init, type ParamStore } from './param-store.js';
 
 export interface Layer {
@@ -82,8 +83,9 @@ export interface BatchNormOptions {
   /**
    * When the running statistics move: 'forward' (default) in the training forward pass; 'commit' keeps the batch's
    * statistics until the caller's commit() after the step, or discard() (the SSD trainer skips steps with
-   * non-finite gradients). Each mode also keeps the op order its models were trained with (fused batchNorm at
-   * inference and the scale applied after normalising, for 'commit'), so that seeded runs reproduce bit for bit.
+   * non-finite gradients). Where training does not use the fused op (backends other than wasm), each mode also
+   * keeps the op order its models were trained with (fused batchNorm at inference and the scale applied after
+   * normalising, for 'commit'), so that seeded runs reproduce bit for bit; on wasm both train with batchNormTraining.
    */
   runningStats?: 'forward' | 'commit';
   /** Buffer names under the layer's name; default runningMean / runningVar (the SSD's: running_mean / running_var). */
@@ -123,23 +125,42 @@ export class BatchNorm implements Layer {
   }
 
   forward(x: tf.Tensor, training: boolean): tf.Tensor {
+    return this.normalise(x, training, false);
+  }
+
+  /** relu(forward(x)): in training on wasm one fused op (batch norm and ReLU in one pass, and one gradient). */
+  forwardRelu(x: tf.Tensor, training: boolean): tf.Tensor {
+    return this.normalise(x, training, true);
+  }
+
+  private normalise(x: tf.Tensor, training: boolean, relu: boolean): tf.Tensor {
     const eps = this.epsilon;
+    const activate = (y: tf.Tensor): tf.Tensor => (relu ? tf.relu(y) : y);
     if (!training) {
       if (this.deferred) {
-        return tf.batchNorm(x, this.runningMean, this.runningVar, this.beta, this.gamma, eps);
+        return activate(tf.batchNorm(x, this.runningMean, this.runningVar, this.beta, this.gamma, eps));
       }
-      return tf.add(tf.mul(tf.sub(x, this.runningMean), tf.mul(this.gamma, tf.rsqrt(tf.add(this.runningVar, eps)))), this.beta);
+      return activate(tf.add(tf.mul(tf.sub(x, this.runningMean), tf.mul(this.gamma, tf.rsqrt(tf.add(this.runningVar, eps)))), this.beta));
     }
-    const { mean, variance } = tf.moments(x, x.rank === 4 ? [0, 1, 2] : [0]);
     const n = x.size / this.channels;
+    let y: tf.Tensor;
+    let mean: tf.Tensor;
+    let variance: tf.Tensor;
+    if (fusedBatchNormApplies(x)) {
+      ({ y, mean, variance } = batchNormTraining(x, this.gamma, this.beta, eps, { relu }));
+    } else {
+      ({ mean, variance } = tf.moments(x, x.rank === 4 ? [0, 1, 2] : [0]));
+      y = this.deferred
+        ? tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), this.gamma), this.beta)
+        : tf.add(tf.mul(tf.sub(x, mean), tf.mul(this.gamma, tf.rsqrt(tf.add(variance, eps)))), this.beta);
+      y = activate(y);
+    }
     if (this.deferred) {
       if (this.pending) tf.dispose(this.pending);
       this.pending = [tf.keep(mean.clone()), tf.keep(variance.clone())];
       this.pendingCount = n;
-      const inv = tf.rsqrt(tf.add(variance, eps));
-      return tf.add(tf.mul(tf.mul(tf.sub(x, mean), inv), this.gamma), this.beta);
+      return y;
     }
-    const y = tf.add(tf.mul(tf.sub(x, mean), tf.mul(this.gamma, tf.rsqrt(tf.add(variance, eps)))), this.beta);
     const m = this.momentum;
     // Running statistics are bookkeeping, not part of the loss: they are assigned outside the gradient's path.
     tf.tidy(() => {
@@ -233,7 +254,15 @@ export class Sequential implements Layer {
   constructor(readonly layers: Layer[]) {}
   forward(x: tf.Tensor, training: boolean): tf.Tensor {
     let y = x;
-    for (const l of this.layers) y = l.forward(y, training);
+    for (let i = 0; i < this.layers.length; i++) {
+      const l = this.layers[i]!;
+      if (l instanceof BatchNorm && this.layers[i + 1] instanceof Relu) {
+        y = l.forwardRelu(y, training);
+        i++;
+      } else {
+        y = l.forward(y, training);
+      }
+    }
     return y;
   }
 }

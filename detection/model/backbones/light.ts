@@ -63,7 +63,7 @@ export class LightBackbone implements Backbone {
   }
 
   features(x: tf.Tensor4D, training: boolean): tf.Tensor4D[] {
-    const run = (b: Block, h: tf.Tensor4D): tf.Tensor4D => tf.relu(b.bn.forward(b.conv.forward(h), training) as tf.Tensor4D);
+    const run = (b: Block, h: tf.Tensor4D): tf.Tensor4D => b.bn.forwardRelu(b.conv.forward(h), training) as tf.Tensor4D;
     let h = x;
     for (const b of this.stem) h = run(b, h);
     const out = [h];

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedBatchNormPerChannel } from './batch-norm.js';
 import { registerBatchNormGradient } from './batch-norm-grad.js';
+import { batchNormTrainingKernels } from './batch-norm-training.js';
 import { binaryBroadcastFastPaths } from './binary-broadcast.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
 import { tapConv2D } from './conv-taps.js';
@@ -34,7 +35,7 @@ import type { KernelArgs, TensorInfo } from './wasm-kernel-utils.js';
 
 let registered: string[] | null = null;
 
-function register(name: string, kernel: (args: KernelArgs) => TensorInfo): void {
+function register(name: string, kernel: (args: KernelArgs) => TensorInfo | TensorInfo[]): void {
   if (tf.getKernel(name, 'wasm') !== undefined) tf.unregisterKernel(name, 'wasm');
   tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: kernel as unknown as tf.KernelFunc });
 }
@@ -73,7 +74,7 @@ export function registerWasmTrainingKernels(): string[] {
   registerReductionGradients();
   registerBatchNormGradient();
   registerElementwiseGradients();
-  const kernels: [string, (args: KernelArgs) => TensorInfo][] = [
+  const kernels: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
     ['Conv2DBackpropFilter', conv2DBackpropFilter],
     ['Conv2DBackpropInput', conv2DBackpropInput],
     ['DepthwiseConv2dNativeBackpropInput', depthwiseConv2dNativeBackpropInput],
@@ -85,6 +86,7 @@ export function registerWasmTrainingKernels(): string[] {
     ['Identity', identity],
     ['SpaceToBatchND', spaceToBatchND],
     ['BatchToSpaceND', batchToSpaceND],
+    ...batchNormTrainingKernels,
   ];
   const fastPaths: [string, (args: KernelArgs) => TensorInfo | TensorInfo[] | null][] = [
     ['Cast', castSameDtype],
@@ -114,6 +116,8 @@ export function registerWasmTrainingKernels(): string[] {
   return registered;
 }
 
+export { batchNormTraining, fusedBatchNormApplies } from './batch-norm-op.js';
+export type { BatchNormTrainingOptions, BatchNormTrainingResult } from './batch-norm-op.js';
 export { WasmHeapExhaustedError } from './heap-guard.js';
 export type { KernelCall } from './heap-guard.js';
 export { wasmThreadsState, wasmThreadsChoice, requestedWasmThreads, WasmThreadsError } from './threads.js';

@@ -190,6 +190,67 @@ function normalize(): Func {
   return { name: 'normalize', params: 7, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, adv) };
 }
 
+/**
+ * normalizeRelu(x, rows, c, mean, scale, offset, out): normalize's value through relu's (i32x4.max_s with 0 on the
+ * float bits, as `relu` below): batch norm and ReLU as one pass.
+ */
+function normalizeRelu(): Func {
+  const [x, rows, c, mean, scale, offset, out, p, end] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const at = (base: number): number[] => [...get(base), ...get(p), ...I32_ADD, ...load(0)];
+  const inner = [
+    ...get(out),
+    ...get(x), ...load(0), ...at(mean), ...F32X4_SUB, ...at(scale), ...F32X4_MUL, ...at(offset), ...F32X4_ADD,
+    ...i32c(0), ...I32X4_SPLAT, ...simd(0xb8),
+    ...store(0),
+  ];
+  const adv = [...advance16(x), ...advance16(out)];
+  return { name: 'normalizeRelu', params: 7, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, adv) };
+}
+
+/**
+ * batchNormReluGradSums(x, dy, y, rows, c, mean, accDy, accDyXc): batchNormGradSums with dy masked to where the
+ * ReLU's output y is positive (the gradient through the ReLU, which is never stored).
+ */
+function batchNormReluGradSums(): Func {
+  const [x, dy, y, rows, c, mean, accDy, accDyXc, p, end, g, xc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const prodLow = [...get(g), ...PROMOTE_LOW, ...get(xc), ...PROMOTE_LOW, ...F64X2_MUL];
+  const prodHigh = [...get(g), ...get(g), ...HIGH_TO_LOW, ...PROMOTE_LOW, ...get(xc), ...get(xc), ...HIGH_TO_LOW, ...PROMOTE_LOW, ...F64X2_MUL];
+  const accAt = (offset: number, value: number[]): number[] => [
+    ...get(accDyXc), ...get(p), ...get(p), ...I32_ADD, ...I32_ADD,
+    ...get(accDyXc), ...get(p), ...get(p), ...I32_ADD, ...I32_ADD, ...load(offset), ...value, ...F64X2_ADD,
+    ...store(offset),
+  ];
+  const inner = [
+    ...get(dy), ...load(0), ...get(y), ...load(0), ...f32x4Const(0), ...F32X4_GT, ...V128_AND, ...set(g),
+    ...get(x), ...load(0), ...get(mean), ...get(p), ...I32_ADD, ...load(0), ...F32X4_SUB, ...set(xc),
+    ...accumulate(accDy, p, g),
+    ...accAt(0, prodLow),
+    ...accAt(16, prodHigh),
+  ];
+  const adv = [...advance16(x), ...advance16(dy), ...advance16(y)];
+  return { name: 'batchNormReluGradSums', params: 8, locals: [[2, I32], [2, V128]], body: rowLoop({ rows, c, p, end }, inner, adv) };
+}
+
+/**
+ * batchNormBackward(x, dy, y, rows, c, mean, a, b, d, out) and batchNormReluBackward (same arguments): the input
+ * gradient of a batch norm with batch statistics, out = a[j] * g + b[j] * (x - mean[j]) + d[j], where g = dy, or for
+ * the ReLU variant dy where y > 0 (y is unused otherwise).
+ */
+function batchNormBackward(relu: boolean): Func {
+  const [x, dy, y, rows, c, mean, a, b, d, out, p, end] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const at = (base: number): number[] => [...get(base), ...get(p), ...I32_ADD, ...load(0)];
+  const g = relu ? [...get(dy), ...load(0), ...get(y), ...load(0), ...f32x4Const(0), ...F32X4_GT, ...V128_AND] : [...get(dy), ...load(0)];
+  const inner = [
+    ...get(out),
+    ...g, ...at(a), ...F32X4_MUL,
+    ...get(x), ...load(0), ...at(mean), ...F32X4_SUB, ...at(b), ...F32X4_MUL, ...F32X4_ADD,
+    ...at(d), ...F32X4_ADD,
+    ...store(0),
+  ];
+  const adv = [...advance16(x), ...advance16(dy), ...(relu ? advance16(y) : []), ...advance16(out)];
+  return { name: relu ? 'batchNormReluBackward' : 'batchNormBackward', params: 10, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, adv) };
+}
+
 /** broadcastRows(v, rows, c, out): every row of out [rows, c] = v [c] (4-byte elements, c a multiple of 4). */
 function broadcastRows(): Func {
   const [v, rows, c, out, p, end] = [0, 1, 2, 3, 4, 5];
@@ -454,6 +515,10 @@ export interface SimdKernels {
   columnSums(x: number, rows: number, c: number, acc: number): void;
   batchNormGradSums(x: number, dy: number, rows: number, c: number, mean: number, accDy: number, accDyXc: number): void;
   normalize(x: number, rows: number, c: number, mean: number, scale: number, offset: number, out: number): void;
+  normalizeRelu(x: number, rows: number, c: number, mean: number, scale: number, offset: number, out: number): void;
+  batchNormReluGradSums(x: number, dy: number, y: number, rows: number, c: number, mean: number, accDy: number, accDyXc: number): void;
+  batchNormBackward(x: number, dy: number, y: number, rows: number, c: number, mean: number, a: number, b: number, d: number, out: number): void;
+  batchNormReluBackward(x: number, dy: number, y: number, rows: number, c: number, mean: number, a: number, b: number, d: number, out: number): void;
   reluGrad(x: number, dy: number, groups: number, out: number): void;
   squareGrad(x: number, dy: number, groups: number, out: number): void;
   exp(x: number, groups: number, out: number): void;
@@ -502,7 +567,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   if (cached !== undefined) return cached;
   const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
   const sameShape = SAME_SHAPE_OPS.map(binarySame);
-  const funcs = [columnSums(), batchNormGradSums(), normalize(), reluGrad(), squareGrad(), exp(), square(), relu(), broadcastRows(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
+  const funcs = [columnSums(), batchNormGradSums(), normalize(), normalizeRelu(), batchNormReluGradSums(), batchNormBackward(false), batchNormBackward(true), reluGrad(), squareGrad(), exp(), square(), relu(), broadcastRows(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
   funcs.push(maxPoolGradRows(funcs.findIndex((f) => f.name === 'maxPoolGradTiles')));
   // Null on an engine without wasm SIMD: callers fall back.
   const kernels = instantiateOnBackendMemory(backend, funcs) as SimdKernels | null;
