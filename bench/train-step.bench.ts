@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- --only train-step [--backend NAME] [--steps N] [--include-cpu] [--cpu-full-step] [--profile]
- *   [--pytorch PYTHON] [--pytorch-threads N]` (wasm threads: one per core by default, at most 8, single-threaded when the load average
+ *   [--pytorch PYTHON] [--pytorch-threads N] [--rounds R]` (wasm threads: one per core by default, at most 8, single-threaded when the load average
  * covers every core; DATA_PARAMS_WASM_THREADS=N chooses, 1 selects the single-threaded build)
  *
  * Median milliseconds per training step of a fixed reference network (so that the same work can be timed in other
@@ -15,7 +15,8 @@
  *
  * `--pytorch PYTHON` also times the same network in PyTorch (bench/reference/train_step_pytorch.py, run by PYTHON,
  * e.g. python3 with Debian's python3-torch) before and after ours, with as many threads as cores (or N), and reports
- * the measured ratio; without it the ratio is to the fixed reference figure.
+ * the measured ratio; without it the ratio is to the fixed reference figure. `--rounds R` alternates the two R times
+ * (PyTorch before and after each of our rounds of --steps steps) and reports the median of the rounds' ratios.
  */
 import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
@@ -167,6 +168,8 @@ function timeReference(python: PytorchOption, steps: number): PytorchTiming {
 async function benchBackend(ctx: BenchContext, requested: string): Promise<void> {
   const python = pytorchOption(ctx.options, requested);
   const steps = Number(ctx.options['steps'] ?? 5);
+  const rounds = Number(ctx.options['rounds'] ?? 1);
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new Error(`--rounds must be a positive integer, got ${ctx.options['rounds']}`);
   const pytorchBefore = python === null ? null : timeReference(python, steps);
   const choice = await initBackend(parseBackendName(requested), { log: null });
   const net = new ReferenceNetwork();
@@ -197,16 +200,35 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
     const cpuTimes: number[] = [];
     const losses: number[] = [];
     let tensorsBefore = tf.memory().numTensors;
-    for (let i = 0; i < warmup + stepsHere; i++) {
-      // The optimiser creates its momentum accumulators in the first step: count tensors after it.
-      if (i === 1) tensorsBefore = tf.memory().numTensors;
-      const t0 = performance.now();
-      const c0 = process.cpuUsage();
-      losses.push(trainStep(net, optimizer));
-      const cpu = process.cpuUsage(c0);
-      if (i >= warmup) {
-        times.push(performance.now() - t0);
-        cpuTimes.push((cpu.user + cpu.system) / 1000);
+    // With --pytorch and --rounds R, ours and PyTorch alternate R times (PyTorch before and after each of our rounds),
+    // and each round's ratio compares the minutes it ran in: on a shared machine both drift by up to 2x.
+    const pytorchRuns = pytorchBefore === null ? [] : [pytorchBefore];
+    const roundRatios: { wall: number; cpu: number }[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const roundTimes: number[] = [];
+      const roundCpu: number[] = [];
+      for (let i = 0; i < (round === 0 ? warmup : 0) + stepsHere; i++) {
+        // The optimiser creates its momentum accumulators in the first step: count tensors after it.
+        if (round === 0 && i === 1) tensorsBefore = tf.memory().numTensors;
+        const t0 = performance.now();
+        const c0 = process.cpuUsage();
+        losses.push(trainStep(net, optimizer));
+        const cpu = process.cpuUsage(c0);
+        if (round > 0 || i >= warmup) {
+          roundTimes.push(performance.now() - t0);
+          roundCpu.push((cpu.user + cpu.system) / 1000);
+        }
+      }
+      times.push(...roundTimes);
+      cpuTimes.push(...roundCpu);
+      if (python !== null) {
+        const before = pytorchRuns[pytorchRuns.length - 1]!;
+        const after = timeReference(python, steps);
+        pytorchRuns.push(after);
+        roundRatios.push({
+          wall: median(roundTimes) / ((before.value + after.value) / 2),
+          cpu: median(roundCpu) / ((Number(before['cpuMsMedian']) + Number(after['cpuMsMedian'])) / 2),
+        });
       }
     }
     if (ctx.options['profile'] === 'true') {
@@ -216,18 +238,20 @@ async function benchBackend(ctx: BenchContext, requested: string): Promise<void>
     }
     const value = median(times);
     const measured: Record<string, unknown> = {};
-    if (python !== null && pytorchBefore !== null) {
-      // Timed before and after ours, so that both see the machine's load; the mean of the two medians.
-      const after = timeReference(python, steps);
-      const pytorchMs = (pytorchBefore.value + after.value) / 2;
+    if (python !== null && roundRatios.length > 0) {
+      const last = pytorchRuns[pytorchRuns.length - 1]!;
+      const round2 = (x: number): number => Number(x.toFixed(2));
       Object.assign(measured, {
-        pytorchMs: Number(pytorchMs.toFixed(1)),
-        pytorchRuns: [pytorchBefore.value, after.value],
-        pytorchVersion: after.version,
-        pytorchThreads: after.threads,
-        ratioToPytorch: Number((value / pytorchMs).toFixed(2)),
+        pytorchMs: Number(median(pytorchRuns.map((r) => r.value)).toFixed(1)),
+        pytorchRuns: pytorchRuns.map((r) => r.value),
+        pytorchVersion: last.version,
+        pytorchThreads: last.threads,
+        // Medians over the rounds of (our median step) / (the mean of PyTorch's runs before and after it).
+        ratioToPytorch: round2(median(roundRatios.map((r) => r.wall))),
         // Per-process CPU time (all threads): less sensitive to other jobs on a shared machine than wall time.
-        pytorchCpuMs: after['cpuMsMedian'],
+        pytorchCpuMs: Number(median(pytorchRuns.map((r) => Number(r['cpuMsMedian']))).toFixed(1)),
+        ratioToPytorchCpu: round2(median(roundRatios.map((r) => r.cpu))),
+        rounds: roundRatios.map((r) => ({ wall: round2(r.wall), cpu: round2(r.cpu) })),
       });
     }
     ctx.emit({
