@@ -27,7 +27,8 @@ export function batchNormGrad(args: KernelArgs): TensorInfo[] {
   const [dMean, dVariance, dScale, dOffset] = [stat(), stat(), stat(), stat()];
   const outs = [dx, dMean, dVariance, dScale, dOffset];
   const kernels = c >= 4 && c % 4 === 0 ? simdKernels(backend) : null;
-  // Per channel: sum(dy) and sum(dy * (x - mean)) in float64, then dx = dy * k with k = rsqrt(var + eps) * scale.
+  // Per channel: sum(dy) and sum(dy * (x - mean)) (the SIMD pass: float32 over blocks of rows, then float64), then
+  // dx = dy * k with k = rsqrt(var + eps) * scale.
   const sumDy = new Float64Array(c);
   const sumDyXc = new Float64Array(c);
   const k = new Float32Array(c);
@@ -47,8 +48,9 @@ export function batchNormGrad(args: KernelArgs): TensorInfo[] {
   };
   if (kernels !== null) {
     const [xBase, dyBase, meanBase] = [heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, mean)];
-    const [blockDy, blockDyXc] = blockedColumnSums(backend, kernels, 'batchNormGradSums', n / c, 8 * c, 2, c, (first, count, [a, b]) => [
-      xBase + first * c * 4, dyBase + first * c * 4, count, c, meanBase, a!, b!,
+    // The third accumulator array of each block: the kernel's float32 partial sums (2c floats), zeroed like the others.
+    const [blockDy, blockDyXc] = blockedColumnSums(backend, kernels, 'batchNormGradSums', n / c, 8 * c, 3, c, (first, count, [a, b, partial]) => [
+      xBase + first * c * 4, dyBase + first * c * 4, count, c, meanBase, a!, b!, partial!,
     ]);
     sumDy.set(blockDy!);
     sumDyXc.set(blockDyXc!);

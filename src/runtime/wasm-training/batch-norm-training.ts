@@ -14,7 +14,7 @@ function kernelsFor(backend: BackendWasm, channels: number): SimdKernels {
   return kernels;
 }
 
-/** Outputs [mean, variance] over every axis but the last of x (biased variance; sums in float64). */
+/** Outputs [mean, variance] over every axis but the last of x (biased variance). */
 export function batchStatistics(args: KernelArgs): TensorInfo[] {
   const { backend } = args;
   const { x } = args.inputs as { x: TensorInfo };
@@ -28,20 +28,17 @@ export function batchStatistics(args: KernelArgs): TensorInfo[] {
     heapF32(backend, variance).fill(NaN);
     return [mean, variance];
   }
-  // Σx and Σx·(x − 0) from the gradient's sums kernel with dy = x and a zero mean: float64 products and sums, so
-  // E[x²] − E[x]² loses nothing that matters unless the mean exceeds the spread by ~10⁶.
-  const zeros = scratch(backend, 4 * c);
-  new Float32Array(heapBuffer(backend), zeros.offset, c).fill(0);
+  // Sums of x − K and (x − K)² with K a row of x (float32 over blocks of rows, then float64): centred, so that the
+  // variance keeps its precision when the mean is far larger than the spread.
   const xBase = heapOffset(backend, x);
-  const [sum, sumSquares] = blockedColumnSums(backend, kernels, 'batchNormGradSums', rows, 4 * c, 2, c, (first, count, [a, b]) => [
-    xBase + first * c * 4, xBase + first * c * 4, count, c, zeros.offset, a!, b!,
+  const [shifted, shiftedSquares] = blockedColumnSums(backend, kernels, 'shiftedMoments', rows, 4 * c, 3, c, (first, count, [a, b, partial]) => [
+    xBase + first * c * 4, count, c, xBase, a!, b!, partial!,
   ]) as [Float64Array, Float64Array];
-  release(backend, zeros.info);
-  const [M, V] = [heapF32(backend, mean), heapF32(backend, variance)];
+  const [X, M, V] = [heapF32(backend, x), heapF32(backend, mean), heapF32(backend, variance)];
   for (let j = 0; j < c; j++) {
-    const m = sum[j]! / rows;
-    M[j] = m;
-    V[j] = Math.max(0, sumSquares[j]! / rows - m * m);
+    const d = shifted[j]! / rows;
+    M[j] = X[j]! + d;
+    V[j] = Math.max(0, shiftedSquares[j]! / rows - d * d);
   }
   return [mean, variance];
 }
@@ -68,7 +65,7 @@ export function batchNormTrainingForward(args: KernelArgs): TensorInfo {
 
 /**
  * Outputs [dx, dGamma, dBeta]. With g = dy (masked to y > 0 for the ReLU), per channel S₁ = Σg, S₂ = Σg·(x − mean)
- * (float64), s = 1 / sqrt(variance + ε): dBeta = S₁, dGamma = s·S₂, and
+ * (float32 over blocks of rows, then float64), s = 1 / sqrt(variance + ε): dBeta = S₁, dGamma = s·S₂, and
  * dx = gamma·s·(g − S₁/n − (x − mean)·s²·S₂/n), the batch statistics' own gradients included.
  */
 export function batchNormTrainingGrad(args: KernelArgs): TensorInfo[] {
@@ -89,11 +86,11 @@ export function batchNormTrainingGrad(args: KernelArgs): TensorInfo[] {
   const [xBase, yBase, dyBase, meanBase] = [heapOffset(backend, x), heapOffset(backend, y), heapOffset(backend, dy), heapOffset(backend, mean)];
   const [S1, S2] = (
     relu
-      ? blockedColumnSums(backend, kernels, 'batchNormReluGradSums', rows, 12 * c, 2, c, (first, count, [a, b]) => [
-          xBase + first * c * 4, dyBase + first * c * 4, yBase + first * c * 4, count, c, meanBase, a!, b!,
+      ? blockedColumnSums(backend, kernels, 'batchNormReluGradSums', rows, 12 * c, 3, c, (first, count, [a, b, partial]) => [
+          xBase + first * c * 4, dyBase + first * c * 4, yBase + first * c * 4, count, c, meanBase, a!, b!, partial!,
         ])
-      : blockedColumnSums(backend, kernels, 'batchNormGradSums', rows, 8 * c, 2, c, (first, count, [a, b]) => [
-          xBase + first * c * 4, dyBase + first * c * 4, count, c, meanBase, a!, b!,
+      : blockedColumnSums(backend, kernels, 'batchNormGradSums', rows, 8 * c, 3, c, (first, count, [a, b, partial]) => [
+          xBase + first * c * 4, dyBase + first * c * 4, count, c, meanBase, a!, b!, partial!,
         ])
   ) as [Float64Array, Float64Array];
   const work = scratch(backend, 12 * c); // [a | b | d] per channel

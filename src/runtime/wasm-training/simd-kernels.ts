@@ -75,7 +75,6 @@ export const F32X4_ADD = simd(0xe4);
 export const F32X4_SUB = simd(0xe5);
 export const F32X4_MUL = simd(0xe6);
 const F64X2_ADD = simd(0xf0);
-const F64X2_MUL = simd(0xf2);
 const PROMOTE_LOW = simd(0x5f); // f64x2.promote_low_f32x4
 const F32X4_NE = simd(0x42);
 const F32X4_GT = simd(0x44);
@@ -153,30 +152,6 @@ function columnSums(): Func {
   return { name: 'columnSums', params: 4, locals: [[2, I32], [1, V128]], body: rowLoop({ rows, c, p, end }, inner, advance16(x)) };
 }
 
-/**
- * batchNormGradSums(x, dy, rows, c, mean, accDy, accDyXc): accDy[j] += dy, accDyXc[j] += dy * (x - mean[j]) with
- * x - mean rounded to float32 (as a float32 tensor op would) and the product and sums in float64.
- */
-function batchNormGradSums(): Func {
-  const [x, dy, rows, c, mean, accDy, accDyXc, p, end, g, xc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-  const prodLow = [...get(g), ...PROMOTE_LOW, ...get(xc), ...PROMOTE_LOW, ...F64X2_MUL];
-  const prodHigh = [...get(g), ...get(g), ...HIGH_TO_LOW, ...PROMOTE_LOW, ...get(xc), ...get(xc), ...HIGH_TO_LOW, ...PROMOTE_LOW, ...F64X2_MUL];
-  const accAt = (offset: number, value: number[]): number[] => [
-    ...get(accDyXc), ...get(p), ...get(p), ...I32_ADD, ...I32_ADD,
-    ...get(accDyXc), ...get(p), ...get(p), ...I32_ADD, ...I32_ADD, ...load(offset), ...value, ...F64X2_ADD,
-    ...store(offset),
-  ];
-  const inner = [
-    ...get(dy), ...load(0), ...set(g),
-    ...get(x), ...load(0), ...get(mean), ...get(p), ...I32_ADD, ...load(0), ...F32X4_SUB, ...set(xc),
-    ...accumulate(accDy, p, g),
-    ...accAt(0, prodLow),
-    ...accAt(16, prodHigh),
-  ];
-  const adv = [...advance16(x), ...advance16(dy)];
-  return { name: 'batchNormGradSums', params: 7, locals: [[2, I32], [2, V128]], body: rowLoop({ rows, c, p, end }, inner, adv) };
-}
-
 /** normalize(x, rows, c, mean, scale, offset, out): out = (x - mean[j]) * scale[j] + offset[j] in float32. */
 function normalize(): Func {
   const [x, rows, c, mean, scale, offset, out, p, end] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
@@ -207,28 +182,65 @@ function normalizeRelu(): Func {
   return { name: 'normalizeRelu', params: 7, locals: [[2, I32]], body: rowLoop({ rows, c, p, end }, inner, adv) };
 }
 
+/** Rows summed in float32 before the sums move into the float64 accumulators (batchNormGradSums). */
+export const FLOAT32_SUM_ROWS = 32;
+
 /**
- * batchNormReluGradSums(x, dy, y, rows, c, mean, accDy, accDyXc): batchNormGradSums with dy masked to where the
- * ReLU's output y is positive (the gradient through the ReLU, which is never stored).
+ * batchNormGradSums(x, dy, rows, c, mean, accDy, accDyXc, partial) and batchNormReluGradSums(x, dy, y, rows, c, mean,
+ * accDy, accDyXc, partial): accDy[j] += g, accDyXc[j] += g * (x - mean[j]), with g = dy (masked to y > 0 for the
+ * ReLU variant, the gradient through a ReLU that is never stored). shiftedMoments(x, rows, c, shift, accSum, accSquares,
+ * partial): accSum[j] += x - shift[j], accSquares[j] += (x - shift[j])². Products and the sums of FLOAT32_SUM_ROWS
+ * rows in float32 (`partial`: 2c zeroed floats of scratch), each such partial sum then added into the float64
+ * accumulators: float64 at every element cost a third more time.
  */
-function batchNormReluGradSums(): Func {
-  const [x, dy, y, rows, c, mean, accDy, accDyXc, p, end, g, xc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const prodLow = [...get(g), ...PROMOTE_LOW, ...get(xc), ...PROMOTE_LOW, ...F64X2_MUL];
-  const prodHigh = [...get(g), ...get(g), ...HIGH_TO_LOW, ...PROMOTE_LOW, ...get(xc), ...get(xc), ...HIGH_TO_LOW, ...PROMOTE_LOW, ...F64X2_MUL];
-  const accAt = (offset: number, value: number[]): number[] => [
-    ...get(accDyXc), ...get(p), ...get(p), ...I32_ADD, ...I32_ADD,
-    ...get(accDyXc), ...get(p), ...get(p), ...I32_ADD, ...I32_ADD, ...load(offset), ...value, ...F64X2_ADD,
-    ...store(offset),
-  ];
+function batchNormGradSums(mode: 'grad' | 'reluGrad' | 'moments'): Func {
+  const relu = mode === 'reluGrad';
+  const [x, dy, y, rows, c, mean, accDy, accDyXc, partial, p, end, g, xc, left, q] =
+    mode === 'reluGrad' ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+    : mode === 'grad' ? [0, 1, -1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    : [0, -1, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const at = (base: number, offset: number[] = []): number[] => [...get(base), ...get(p), ...I32_ADD, ...offset];
+  const addTo = (address: number[], value: number[]): number[] => [...address, ...address, ...load(0), ...value, ...F32X4_ADD, ...store(0)];
+  const dyValue = mode === 'reluGrad' ? [...get(dy), ...load(0), ...get(y), ...load(0), ...f32x4Const(0), ...F32X4_GT, ...V128_AND] : [...get(dy), ...load(0)];
   const inner = [
-    ...get(dy), ...load(0), ...get(y), ...load(0), ...f32x4Const(0), ...F32X4_GT, ...V128_AND, ...set(g),
-    ...get(x), ...load(0), ...get(mean), ...get(p), ...I32_ADD, ...load(0), ...F32X4_SUB, ...set(xc),
-    ...accumulate(accDy, p, g),
-    ...accAt(0, prodLow),
-    ...accAt(16, prodHigh),
+    ...get(x), ...load(0), ...at(mean), ...load(0), ...F32X4_SUB, ...set(xc),
+    ...(mode === 'moments' ? get(xc) : dyValue), ...set(g),
+    ...addTo(at(partial), get(g)),
+    ...addTo(at(partial, [...get(end), ...I32_ADD]), [...get(g), ...get(xc), ...F32X4_MUL]),
   ];
-  const adv = [...advance16(x), ...advance16(dy), ...advance16(y)];
-  return { name: 'batchNormReluGradSums', params: 8, locals: [[2, I32], [2, V128]], body: rowLoop({ rows, c, p, end }, inner, adv) };
+  // f64 acc at byte 2q (+16) += the low (high) half of the float32 partial sums at byte q, which then restart at 0.
+  const f64At = (acc: number): number[] => [...get(acc), ...get(q), ...get(q), ...I32_ADD, ...I32_ADD];
+  const partialAt = (second: boolean): number[] => [...get(partial), ...get(q), ...I32_ADD, ...(second ? [...get(end), ...I32_ADD] : [])];
+  const flushOne = (acc: number, second: boolean): number[] => [
+    ...f64At(acc), ...f64At(acc), ...load(0), ...partialAt(second), ...load(0), ...PROMOTE_LOW, ...F64X2_ADD, ...store(0),
+    ...f64At(acc), ...f64At(acc), ...load(16), ...partialAt(second), ...load(0), ...set(g), ...get(g), ...get(g), ...HIGH_TO_LOW, ...PROMOTE_LOW, ...F64X2_ADD, ...store(16),
+    ...partialAt(second), ...f32x4Const(0), ...store(0),
+  ];
+  const flush = [
+    ...BLOCK,
+    ...i32c(0), ...set(q),
+    ...get(end), ...I32_EQZ, ...brIf(0),
+    ...LOOP,
+    ...flushOne(accDy, false),
+    ...flushOne(accDyXc, true),
+    ...get(q), ...i32c(16), ...I32_ADD, ...tee(q),
+    ...get(end), ...I32_LT_U, ...brIf(0),
+    ...END,
+    ...END,
+  ];
+  const rowEnd = [
+    ...get(left), ...i32c(1), ...I32_SUB, ...tee(left), ...I32_EQZ,
+    ...IF, ...flush, ...i32c(FLOAT32_SUM_ROWS), ...set(left), ...END,
+  ];
+  const adv = [...advance16(x), ...(mode === 'moments' ? [] : advance16(dy)), ...(relu ? advance16(y) : [])];
+  const body = [
+    ...i32c(FLOAT32_SUM_ROWS), ...set(left),
+    ...get(c), ...i32c(2), ...I32_SHL, ...set(end),
+    ...rowLoop({ rows, c, p, end }, inner, adv, [], rowEnd),
+    ...flush,
+  ];
+  const name = { grad: 'batchNormGradSums', reluGrad: 'batchNormReluGradSums', moments: 'shiftedMoments' }[mode];
+  return { name, params: partial + 1, locals: [[2, I32], [2, V128], [2, I32]], body };
 }
 
 /**
@@ -513,10 +525,11 @@ export function assemble(funcs: Func[], shared: boolean): Uint8Array {
 
 export interface SimdKernels {
   columnSums(x: number, rows: number, c: number, acc: number): void;
-  batchNormGradSums(x: number, dy: number, rows: number, c: number, mean: number, accDy: number, accDyXc: number): void;
+  batchNormGradSums(x: number, dy: number, rows: number, c: number, mean: number, accDy: number, accDyXc: number, partial: number): void;
   normalize(x: number, rows: number, c: number, mean: number, scale: number, offset: number, out: number): void;
   normalizeRelu(x: number, rows: number, c: number, mean: number, scale: number, offset: number, out: number): void;
-  batchNormReluGradSums(x: number, dy: number, y: number, rows: number, c: number, mean: number, accDy: number, accDyXc: number): void;
+  batchNormReluGradSums(x: number, dy: number, y: number, rows: number, c: number, mean: number, accDy: number, accDyXc: number, partial: number): void;
+  shiftedMoments(x: number, rows: number, c: number, shift: number, accSum: number, accSquares: number, partial: number): void;
   batchNormBackward(x: number, dy: number, y: number, rows: number, c: number, mean: number, a: number, b: number, d: number, out: number): void;
   batchNormReluBackward(x: number, dy: number, y: number, rows: number, c: number, mean: number, a: number, b: number, d: number, out: number): void;
   reluGrad(x: number, dy: number, groups: number, out: number): void;
@@ -567,7 +580,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
   if (cached !== undefined) return cached;
   const binaries = (Object.keys(BINARY_OPS) as BinaryOp[]).flatMap((op) => BROADCAST_MODES.map((mode) => binary(op, mode)));
   const sameShape = SAME_SHAPE_OPS.map(binarySame);
-  const funcs = [columnSums(), batchNormGradSums(), normalize(), normalizeRelu(), batchNormReluGradSums(), batchNormBackward(false), batchNormBackward(true), reluGrad(), squareGrad(), exp(), square(), relu(), broadcastRows(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
+  const funcs = [columnSums(), batchNormGradSums('grad'), normalize(), normalizeRelu(), batchNormGradSums('reluGrad'), batchNormGradSums('moments'), batchNormBackward(false), batchNormBackward(true), reluGrad(), squareGrad(), exp(), square(), relu(), broadcastRows(), maxPoolGradTiles(), copyRows(), ...binaries, ...sameShape];
   funcs.push(maxPoolGradRows(funcs.findIndex((f) => f.name === 'maxPoolGradTiles')));
   // Null on an engine without wasm SIMD: callers fall back.
   const kernels = instantiateOnBackendMemory(backend, funcs) as SimdKernels | null;
