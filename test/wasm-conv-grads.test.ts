@@ -5,6 +5,7 @@ import { initBackend } from '../src/runtime/backend.js';
 import { registerWasmTrainingKernels } from '../src/runtime/wasm-training/index.js';
 import { convGradientChoice } from '../src/runtime/wasm-training/conv2d-backprop.js';
 import { tapConvChoice } from '../src/runtime/wasm-training/conv-taps.js';
+import { patchConvChoice } from '../src/runtime/wasm-training/conv-patches.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, compareGrads, randomInput, runOn } from './support/wasm-compare.js';
 
@@ -151,6 +152,60 @@ test('the tap path runs for strided convs: its sums differ from the built-in for
   assert.ok(taps[0]!.some((v, i) => v !== builtIn[0]![i]), 'forward: the tap GEMMs round differently from XNNPACK');
   const again = await run();
   assert.ok(again.every((out, k) => out.every((v, i) => Object.is(v, taps[k]![i]))), 'the tap path is deterministic');
+});
+
+// Few-channel convs that take the patch GEMMs (conv-patches.ts: Ci below the tap GEMMs' minimum, fh·fw·Ci ≤ 64, Co a
+// multiple of 4): forward values and both gradients against cpu, with chunks of patches smaller than the output.
+const patchCases: { x: number[]; f: number[]; s: number | [number, number]; pad: Pad }[] = [
+  { x: [2, 16, 20, 3], f: [3, 3, 3, 8], s: 2, pad: 'same' }, // an RGB stem
+  { x: [2, 16, 20, 3], f: [4, 4, 3, 8], s: 4, pad: 'same' }, // a patch stem
+  { x: [3, 9, 11, 1], f: [3, 3, 1, 4], s: 1, pad: 'same' },
+  { x: [2, 10, 13, 3], f: [5, 5, 3, 4], s: [2, 3], pad: 'valid' },
+  { x: [1, 9, 10, 2], f: [3, 3, 2, 12], s: 2, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { x: [2, 7, 9, 7], f: [3, 3, 7, 4], s: 3, pad: 'same' },
+];
+for (const c of patchCases) {
+  const name = `few-channel conv2d by patch GEMMs: values and gradients match cpu, x [${c.x}] filter [${c.f}] stride ${c.s} pad ${JSON.stringify(c.pad)}`;
+  test(name, async () => {
+    const rng = new Rng(c.x.reduce((a, b) => a * 31 + b, c.f[0]!));
+    const x = randomInput(rng, c.x);
+    const w = randomInput(rng, c.f);
+    const shape = await outShapeOn(c.x, c.f, (xt, wt) => tf.conv2d(xt, wt, c.s, c.pad));
+    const conv = (xt: tf.Tensor, wt: tf.Tensor): tf.Tensor4D => tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, c.s, c.pad);
+    const chunkBytes = patchConvChoice.chunkBytes;
+    patchConvChoice.chunkBytes = 5 * shape[2]! * c.f[0]! * c.f[1]! * c.f[2]! * 4; // five output rows a chunk
+    try {
+      const [expected, actual] = [await runOn('cpu', [x, w], (xt, wt) => [conv(xt, wt)]), await runOn('wasm', [x, w], (xt, wt) => [conv(xt, wt)])];
+      assertClose(actual, expected, 1e-5, `${name}: forward`);
+      await compareGrads(name, [x, w], shape, conv);
+    } finally {
+      patchConvChoice.chunkBytes = chunkBytes;
+    }
+  });
+}
+
+test('the patch path runs for few-channel convs: its sums differ from the other formulations, and turning it off restores them', async () => {
+  const rng = new Rng(8);
+  const x = randomInput(rng, [2, 32, 40, 3]);
+  const w = randomInput(rng, [3, 3, 3, 16]);
+  const dy = randomInput(rng, [2, 16, 20, 16]);
+  const run = async (): Promise<Float32Array[]> =>
+    runOn('wasm', [x, w, dy], (xt, wt, dyt) => [
+      tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, 2, 'same'),
+      tf.grad((wv: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xt as tf.Tensor4D, wv as tf.Tensor4D, 2, 'same'), dyt)))(wt),
+    ]);
+  const patches = await run();
+  patchConvChoice.enabled = false;
+  let other: Float32Array[];
+  try {
+    other = await run();
+  } finally {
+    patchConvChoice.enabled = true;
+  }
+  assertClose(patches, other, 1e-5, 'patch path against the other formulations');
+  assert.ok(patches.some((out, k) => out.some((v, i) => v !== other[k]![i])), 'the patch GEMMs round differently');
+  const again = await run();
+  assert.ok(again.every((out, k) => out.every((v, i) => Object.is(v, patches[k]![i]))), 'the patch path is deterministic');
 });
 
 // 'same' padding where TensorFlow pads nothing on a dimension because the stride exceeds the filter and the last

@@ -44,6 +44,7 @@ function tapInfo(
   const info = convInfo(xShape, filterShape, attrs);
   if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
   if (info.strideHeight === 1 && info.strideWidth === 1) return null;
+  if (info.outHeight <= 0 || info.outWidth <= 0) return null; // empty, or a filter larger than the padded input
   const largest = Math.max(info.batchSize * info.inHeight * info.inWidth * info.inChannels, info.batchSize * info.outHeight * info.outWidth * info.outChannels);
   if (largest === 0 || largest * 4 >= 2 ** 31) return null;
   return info;

@@ -26,6 +26,7 @@ import {
   convInfo,
 } from './wasm-kernel-utils.js';
 import { col2imWasm } from './col2im.js';
+import { patchConv2DBackpropFilter } from './conv-patches.js';
 import { tapConv2DBackpropFilter, tapConv2DBackpropInput } from './conv-taps.js';
 import { GEMM_ENTRY_INTS, gemmKernels } from './gemm.js';
 import { heapCopier, heapIndex, type HeapCopy } from './heap-copy.js';
@@ -84,7 +85,7 @@ function filterGradientCall(args: KernelArgs): {
 
 /** dW of a 2-D convolution; see the file comment and `convGradientChoice`. */
 export function conv2DBackpropFilter(args: KernelArgs): TensorInfo {
-  const strided = tapConv2DBackpropFilter(args);
+  const strided = tapConv2DBackpropFilter(args) ?? patchConv2DBackpropFilter(args);
   if (strided !== null) return strided;
   if (convGradientChoice.tapGemms) {
     const dW = conv2DBackpropFilterTaps(args);

@@ -12,6 +12,7 @@ import { batchNormTrainingKernels } from './batch-norm-training.js';
 import { binaryBroadcastFastPaths } from './binary-broadcast.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d-backprop.js';
 import { tapConv2D } from './conv-taps.js';
+import { patchConv2D } from './conv-patches.js';
 import { registerElementwiseGradients } from './elementwise-gradients.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise-backprop.js';
 import { expSimd } from './exp.js';
@@ -104,6 +105,7 @@ export function registerWasmTrainingKernels(): string[] {
     ['SplitV', splitViews],
     ['Conv2D', winogradConv2D],
     ['Conv2D', tapConv2D], // tried before Winograd (stride 1 only), which it falls back to
+    ['Conv2D', patchConv2D], // inputs with fewer channels than the tap GEMMs take
     ['Conv2DBackpropFilter', winogradConv2DBackpropFilter], // (wraps conv2d-backprop.ts's kernel, registered above)
   ];
   for (const [name, kernel] of kernels) register(name, kernel);
