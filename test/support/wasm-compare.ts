@@ -70,3 +70,13 @@ export async function compareGrads(
   const actual = await gradsOn('wasm', inputs, weights, f);
   return assertClose(actual, expected, tol, what);
 }
+
+/** Runs `step` once (modules compile, optimisers create their slots), then three times: no tensor or backend buffer stays. */
+export function assertStepLeavesNothing(step: () => void): void {
+  step();
+  const tensors = tf.memory().numTensors;
+  const buffers = tf.backend().numDataIds();
+  for (let i = 0; i < 3; i++) step();
+  assert.is(tf.memory().numTensors, tensors, 'tensors after the step');
+  assert.is(tf.backend().numDataIds(), buffers, 'backend buffers after the step');
+}
