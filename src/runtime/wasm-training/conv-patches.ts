@@ -68,8 +68,8 @@ function runCopier(backend: BackendWasm, floats: number): RunCopier | null {
 }
 
 /**
- * P [rows·Wo, K] for output rows [row0, row0 + rows) of the N·Ho rows: patch (kh, kw, c) of output (b, oh, ow) is
- * x[b, oh·sh + kh − top, ow·sw + kw − left, c], 0 in the padding.
+ * P [rows·Wo, kp] for output rows [row0, row0 + rows) of the N·Ho rows: patch element (kh, kw, c) of output (b, oh,
+ * ow) is x[b, oh·sh + kh − top, ow·sw + kw − left, c], 0 in the padding; columns from K to kp are left as they are.
  */
 function writePatches(backend: BackendWasm, info: tf.backend_util.Conv2DInfo, copier: RunCopier, x: TensorInfo, p: TensorInfo, row0: number, rows: number): void {
   const kp = paddedPatch(info);
