@@ -191,7 +191,7 @@ export const FLOAT32_SUM_ROWS = 32;
  * ReLU variant, the gradient through a ReLU that is never stored). shiftedMoments(x, rows, c, shift, accSum, accSquares,
  * partial): accSum[j] += x - shift[j], accSquares[j] += (x - shift[j])². Products and the sums of FLOAT32_SUM_ROWS
  * rows in float32 (`partial`: 2c zeroed floats of scratch), each such partial sum then added into the float64
- * accumulators: float64 at every element cost a third more time.
+ * accumulators: float64 at every element made the statistics pass a third slower.
  */
 function batchNormGradSums(mode: 'grad' | 'reluGrad' | 'moments'): Func {
   const relu = mode === 'reluGrad';
