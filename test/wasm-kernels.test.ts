@@ -29,6 +29,10 @@ const poolCases: { x: [number, number, number, number]; size: number; s: number;
   { x: [2, 6, 8, 8], size: 2, s: 2, pad: 'valid' },
   { x: [2, 7, 9, 8], size: 2, s: 2, pad: 'valid' },
   { x: [4, 64, 64, 16], size: 2, s: 2, pad: 'valid' },
+  // 'same' on odd sizes: the last window overhangs the input's end (VGG16's pool4 at 312x96: 12x39 -> 6x20); the tiles
+  // read and wrote past the rows' ends there.
+  { x: [2, 7, 9, 8], size: 2, s: 2, pad: 'same' },
+  { x: [1, 12, 39, 16], size: 2, s: 2, pad: 'same' },
 ];
 
 for (const c of poolCases) {

@@ -36,8 +36,11 @@ export function maxPoolGrad(args: KernelArgs): TensorInfo {
   const dh = info.dilationHeight;
   const dw = info.dilationWidth;
   const dx = backend.makeOutput(input.shape, 'float32');
+  // Whole windows inside the input only: with 'same' padding on an odd size the last window overhangs the input's
+  // end, which the tiles would read and write past (the general loop below takes those).
   const tiled = strideHeight === fh && strideWidth === fw && dh === 1 && dw === 1 && info.padInfo.top === 0 &&
-    info.padInfo.left === 0 && c >= 4 && c % 4 === 0 && outHeight * outWidth > 0 && input.dtype === 'float32';
+    info.padInfo.left === 0 && outHeight * fh <= inHeight && outWidth * fw <= inWidth && c >= 4 && c % 4 === 0 &&
+    outHeight * outWidth > 0 && input.dtype === 'float32';
   const kernels = tiled ? simdKernels(backend) : null;
   if (kernels !== null) {
     // Rows and columns past the last whole window ('valid') get no gradient.
