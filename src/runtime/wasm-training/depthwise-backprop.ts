@@ -4,26 +4,7 @@
  * innermost (contiguous in NHWC) costs about as much as a few element-wise ops.
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapF32, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
-
-interface DepthwiseAttrs {
-  strides: number | [number, number];
-  dilations?: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-}
-
-function depthwiseInfo(xShape: number[], filterShape: number[], attrs: DepthwiseAttrs): tf.backend_util.Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs.strides,
-    attrs.dilations ?? 1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    true,
-  );
-}
+import { convInfo, heapF32, type ConvAttrs, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 /**
  * Visits every (batch, output pixel, tap) whose input pixel lies inside the image, with the flat offsets of the
@@ -55,8 +36,8 @@ export function depthwiseConv2dNativeBackpropInput(args: KernelArgs): TensorInfo
   const { backend } = args;
   const dy = args.inputs['dy']!;
   const filter = args.inputs['filter']!;
-  const attrs = args.attrs as unknown as DepthwiseAttrs & { inputShape: [number, number, number, number] };
-  const info = depthwiseInfo(attrs.inputShape, filter.shape, attrs);
+  const attrs = args.attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
+  const info = convInfo(attrs.inputShape, filter.shape, attrs, true);
   const channels = info.inChannels;
   const mult = info.outChannels / channels;
   const dx = backend.makeOutput(attrs.inputShape, 'float32');
@@ -84,8 +65,8 @@ export function depthwiseConv2dNativeBackpropFilter(args: KernelArgs): TensorInf
   const { backend } = args;
   const x = args.inputs['x']!;
   const dy = args.inputs['dy']!;
-  const attrs = args.attrs as unknown as DepthwiseAttrs & { filterShape: [number, number, number, number] };
-  const info = depthwiseInfo(x.shape, attrs.filterShape, attrs);
+  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
+  const info = convInfo(x.shape, attrs.filterShape, attrs, true);
   const channels = info.inChannels;
   const mult = info.outChannels / channels;
   const dW = backend.makeOutput(attrs.filterShape, 'float32');
