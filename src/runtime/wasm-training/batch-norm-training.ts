@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, BATCH_STATISTICS_KERNEL, type TrainingAttrs } from './batch-norm-op.js';
+import { normalizeChannels } from './batch-norm.js';
 import { blockedColumnSums, runRows } from './kernel-pool.js';
 import { heapBuffer, heapOffset, scratch, simdKernels, type SimdKernels } from './simd-kernels.js';
 import { heapF32, release, type BackendWasm, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
@@ -51,15 +52,7 @@ export function batchNormTrainingForward(args: KernelArgs): TensorInfo {
   const c = x.shape[x.shape.length - 1]!;
   const kernels = kernelsFor(backend, c);
   const out = backend.makeOutput(x.shape, 'float32');
-  const rows = tf.util.sizeFromShape(x.shape) / c;
-  if (rows === 0) return out;
-  const work = scratch(backend, 4 * c);
-  const k = new Float32Array(heapBuffer(backend), work.offset, c);
-  const [V, G] = [heapF32(backend, variance), heapF32(backend, gamma)];
-  for (let j = 0; j < c; j++) k[j] = G[j]! / Math.sqrt(V[j]! + epsilon);
-  const call = [heapOffset(backend, x), rows, c, heapOffset(backend, mean), work.offset, heapOffset(backend, beta), heapOffset(backend, out)];
-  runRows(backend, kernels, relu ? 'normalizeRelu' : 'normalize', call, 1, [[0, 4 * c], [6, 4 * c]]);
-  release(backend, work.info);
+  normalizeChannels(backend, kernels, x, out, { mean, variance, scale: gamma, offset: beta }, epsilon, relu);
   return out;
 }
 

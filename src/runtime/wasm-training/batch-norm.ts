@@ -7,8 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { runRows } from './kernel-pool.js';
-import { heapBuffer, heapOffset, scratch, simdKernels } from './simd-kernels.js';
-import { heapF32, release, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
+import { heapBuffer, heapOffset, scratch, simdKernels, type SimdKernels } from './simd-kernels.js';
+import { heapF32, release, type BackendWasm, type KernelArgs, type TensorInfo } from './wasm-kernel-utils.js';
 
 export function fusedBatchNormPerChannel(args: KernelArgs): TensorInfo | null {
   const { backend } = args;
@@ -23,19 +23,35 @@ export function fusedBatchNormPerChannel(args: KernelArgs): TensorInfo | null {
   const kernels = simdKernels(backend);
   if (kernels === null) return null;
   const out = backend.makeOutput(x.shape, 'float32');
+  normalizeChannels(backend, kernels, x, out, { mean, variance, scale, offset }, eps, false);
+  return out;
+}
+
+/**
+ * out = relu?((x − mean) · scale / sqrt(variance + ε) + offset) per channel of x's last axis (c a multiple of 4), one
+ * SIMD pass split between the kernel pool's threads; scale 1 and offset 0 where absent.
+ */
+export function normalizeChannels(
+  backend: BackendWasm,
+  kernels: SimdKernels,
+  x: TensorInfo,
+  out: TensorInfo,
+  stats: { mean: TensorInfo; variance: TensorInfo; scale?: TensorInfo | undefined; offset?: TensorInfo | undefined },
+  eps: number,
+  relu: boolean,
+): void {
+  const c = x.shape[x.shape.length - 1]!;
   const rows = tf.util.sizeFromShape(x.shape) / c;
-  if (rows === 0) return out;
-  const work = scratch(backend, 8 * c); // [k f32 | offset f32]
+  if (rows === 0) return;
+  const work = scratch(backend, 8 * c); // [k f32 | zero offset f32]
   const buffer = heapBuffer(backend);
   const k = new Float32Array(buffer, work.offset, c);
-  const off = new Float32Array(buffer, work.offset + 4 * c, c);
-  const V = heapF32(backend, variance);
-  const S = scale === undefined ? null : heapF32(backend, scale);
+  const V = heapF32(backend, stats.variance);
+  const S = stats.scale === undefined ? null : heapF32(backend, stats.scale);
   for (let j = 0; j < c; j++) k[j] = (S === null ? 1 : S[j]!) / Math.sqrt(V[j]! + eps);
-  if (offset === undefined) off.fill(0);
-  else off.set(heapF32(backend, offset));
-  const call = [heapOffset(backend, x), rows, c, heapOffset(backend, mean), work.offset, work.offset + 4 * c, heapOffset(backend, out)];
-  runRows(backend, kernels, 'normalize', call, 1, [[0, 4 * c], [6, 4 * c]]);
+  const offsetAt = stats.offset === undefined ? work.offset + 4 * c : heapOffset(backend, stats.offset);
+  if (stats.offset === undefined) new Float32Array(buffer, work.offset + 4 * c, c).fill(0);
+  const call = [heapOffset(backend, x), rows, c, heapOffset(backend, stats.mean), work.offset, offsetAt, heapOffset(backend, out)];
+  runRows(backend, kernels, relu ? 'normalizeRelu' : 'normalize', call, 1, [[0, 4 * c], [6, 4 * c]]);
   release(backend, work.info);
-  return out;
 }
