@@ -362,6 +362,19 @@ function products(
 // ---- bounded workspaces ----
 
 /**
+ * `count` matrices of [rows, columns] floats in one tensor, each starting one row (rounded up to 64 bytes) further
+ * past a multiple of 4 KiB than the one before. The transforms read or write row t of all 36 matrices in turn; with
+ * the matrices a multiple of 4 KiB apart (equal parts of one buffer, or separate allocations of such sizes) those
+ * rows share a few L1 sets, and the conflict misses cost the transforms and the products more than their arithmetic.
+ */
+function skewedMatrices(backend: BackendWasm, count: number, rows: number, columns: number): { tensor: TensorInfo; offsets: number[] } {
+  const stride = Math.ceil((rows * columns * 4) / 4096) * 4096 + Math.ceil((columns * 4) / 64) * 64;
+  const tensor = backend.makeOutput([(count * stride) / 4], 'float32');
+  const base = heapOffset(backend, tensor);
+  return { tensor, offsets: Array.from({ length: count }, (_, k) => base + k * stride) };
+}
+
+/**
  * A call's transformed matrices take 36 x tiles x (input + output channels) floats: 552 MB for a 64 -> 64 layer at
  * 1248x384. Above `capBytes` the tiles are taken in chunks (whole images, or whole tile rows of one image), so that a
  * conv's workspace stays under the cap whatever the input size. A tile is transformed and multiplied the same way in
@@ -538,11 +551,10 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
   const table = backend.makeOutput([36], 'int32'); // the 36 matrices' heap offsets, for the transforms
   const us = filterTransform(backend, filterKernels, filter, table, inChannels, outChannels);
   const most = Math.max(...chunks.map(({ chunk }) => chunkTiles(chunk, tilesW)));
-  const vs = Array.from({ length: 36 }, () => backend.makeOutput([most, inChannels], 'float32'));
-  const ms = backend.makeOutput([36, most, outChannels], 'float32');
+  const { tensor: vs, offsets: vOffsets } = skewedMatrices(backend, 36, most, inChannels);
+  const { tensor: ms, offsets: mOffsets } = skewedMatrices(backend, 36, most, outChannels);
   const out = backend.makeOutput([batchSize, outHeight, outWidth, outChannels], 'float32');
-  const [xBase, mBase, outBase] = [heapOffset(backend, x), heapOffset(backend, ms), heapOffset(backend, out)];
-  const vOffsets = vs.map((v) => heapOffset(backend, v));
+  const [xBase, outBase] = [heapOffset(backend, x), heapOffset(backend, out)];
   const uOffsets = us.map((u) => heapOffset(backend, u));
   for (const { chunk, input, inOffset, output, outOffset } of chunks) {
     const n = chunkTiles(chunk, tilesW);
@@ -551,13 +563,12 @@ export function winogradConv2D(args: KernelArgs): TensorInfo | null {
     const inSteps = { data: xBase + inOffset, dataStep: inGeometry.imageBytes, tableStep: tilesPerImage * inChannels * 4 };
     transformImages(backend, input!, 'inputTransform', { ...inSteps, table: vOffsets }, chunk.images, chunk.rows, tilesW);
     // 3. The 36 products M_k = V_k · U_k, each [n, cout].
-    const mOffsets = Array.from({ length: 36 }, (_, k) => mBase + k * n * outChannels * 4);
     products(backend, gemm, vOffsets.map((v, k) => [v, uOffsets[k]!, mOffsets[k]!, inChannels]), n);
     // 4. Output.
     const outSteps = { data: outBase + outOffset, dataStep: outGeometry.imageBytes, tableStep: tilesPerImage * outChannels * 4 };
     transformImages(backend, output!, 'outputTransform', { ...outSteps, table: mOffsets }, chunk.images, chunk.rows, tilesW, true);
   }
-  release(backend, ...vs, ...us, table, ms);
+  release(backend, vs, ...us, table, ms);
   return out;
 }
 
@@ -763,13 +774,10 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
   const gradient = transformKernel(backend, `gradient ${inChannels} ${outChannels}`, () => gradientTransformFunc(inChannels, outChannels));
   if (chunks.some((c) => c.input?.inputTransform === undefined || c.dyKernels?.dyTransform === undefined) || gradient?.gradientTransform === undefined || gemm === null) return null;
 
-  const vs = Array.from({ length: 36 }, () => backend.makeOutput([most, inChannels], 'float32'));
-  const ets = Array.from({ length: 36 }, () => backend.makeOutput([most, outChannels], 'float32'));
-  const st = backend.makeOutput([36, outChannels, inChannels], 'float32');
-  const [xBase, dyBase, stBase] = [heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, st)];
-  const vOffsets = vs.map((v) => heapOffset(backend, v));
-  const eOffsets = ets.map((e) => heapOffset(backend, e));
-  const stBytes = outChannels * inChannels * 4;
+  const { tensor: vs, offsets: vOffsets } = skewedMatrices(backend, 36, most, inChannels);
+  const { tensor: ets, offsets: eOffsets } = skewedMatrices(backend, 36, most, outChannels);
+  const { tensor: st, offsets: stOffsets } = skewedMatrices(backend, 36, outChannels, inChannels);
+  const [xBase, dyBase] = [heapOffset(backend, x), heapOffset(backend, dy)];
   const accumulate = sliced || chunks.length > 1;
   if (accumulate) heapF32(backend, st).fill(0);
   for (const { chunk, input, inOffset, dyKernels, dyOffset } of chunks) {
@@ -785,13 +793,13 @@ export function winogradConv2DBackpropFilter(args: KernelArgs): TensorInfo | nul
       for (let row = 0; row < chunk.rows; row += sliceRows) ranges.push([(image * chunk.rows + row) * tilesW, Math.min(sliceRows, chunk.rows - row) * tilesW]);
     }
     const kSlices = accumulate ? { ranges: sliced ? ranges : [[0, n] as [number, number]], ldb: inChannels, aStep: outChannels } : null;
-    products(backend, gemm, eOffsets.map((e, k) => [e, vOffsets[k]!, stBase + k * stBytes, n]), outChannels, kSlices);
+    products(backend, gemm, eOffsets.map((e, k) => [e, vOffsets[k]!, stOffsets[k]!, n]), outChannels, kSlices);
   }
-  release(backend, ...vs, ...ets);
+  release(backend, vs, ets);
   // dW = Gᵀ S G, the output channels split between the pool's threads.
   const dw = backend.makeOutput([3, 3, inChannels, outChannels], 'float32');
   const table = backend.makeOutput([36], 'int32');
-  heapI32(backend, table).set(Array.from({ length: 36 }, (_, k) => stBase + k * stBytes));
+  heapI32(backend, table).set(stOffsets);
   runRanges(backend, gradient, 'gradientTransform', outChannels, (first, count) => [heapOffset(backend, table), heapOffset(backend, dw), first, count]);
   release(backend, st, table);
   return dw;
