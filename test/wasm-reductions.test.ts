@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend.js';
 import { broadcastKind } from '../src/runtime/wasm-training/binary-broadcast.js';
 import { reductionLayout } from '../src/runtime/wasm-training/reductions.js';
-import { simdKernels } from '../src/runtime/wasm-training/simd-kernels.js';
+import { assemble, simdKernels } from '../src/runtime/wasm-training/simd-kernels.js';
 import type { BackendWasm } from '../src/runtime/wasm-training/wasm-kernel-utils.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, assertStepLeavesNothing, compareGrads, randomInput, runOn } from './support/wasm-compare.js';
@@ -19,6 +19,15 @@ test.after(async () => {
 test('the SIMD module assembles and binds to the wasm backend memory', async () => {
   await tf.setBackend('wasm');
   assert.ok(simdKernels(tf.backend() as unknown as BackendWasm) !== null, 'SIMD kernels available under Node');
+});
+
+test('assembled modules name their functions (a name section), so that CPU profiles name the kernels', () => {
+  const func = { name: 'addOne', params: 1, locals: [], body: [0x20, 0, 0x41, 1, 0x6a, 0x1a] };
+  const wasm = (globalThis as unknown as { WebAssembly: { Module: { new (bytes: Uint8Array): object; customSections(m: object, name: string): ArrayBuffer[] } } }).WebAssembly;
+  const [section] = wasm.Module.customSections(new wasm.Module(assemble([func], false)), 'name');
+  assert.ok(section !== undefined, 'a name section');
+  // subsection 1 (function names), its size, one entry: function 0, 'addOne'
+  assert.equal([...new Uint8Array(section)], [1, 9, 1, 0, 6, ...[...'addOne'].map((c) => c.charCodeAt(0))]);
 });
 
 test('reduction layout: reduced axes as the middle of [outer, rows, inner], null when not contiguous', () => {
