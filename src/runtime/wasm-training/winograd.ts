@@ -34,6 +34,14 @@ import type { BackendWasm, KernelArgs, TensorInfo } from './wasm-kernel-utils.js
 
 const mulc = (k: number): number[] => [...f32x4Const(k), ...F32X4_MUL];
 
+/**
+ * Each value's code run once into its own local: the 1-D transforms read most inputs two or three times, and inputs
+ * given as loads (with bounds tests on the border) would otherwise be loaded that often.
+ */
+function once(values: number[][], locals: number[]): { code: number[]; refs: number[][] } {
+  return { code: values.flatMap((v, i) => [...v, ...set(locals[i]!)]), refs: locals.slice(0, values.length).map((l) => get(l)) };
+}
+
 /** The locals every transform's loops use; the parameters images, tilesH and tilesW are 2, 3 and 4 in all of them. */
 interface TileLoopLocals {
   b: number;
@@ -129,11 +137,12 @@ function inputTransformFunc(g: InputGeometry): Func {
   const [b, ty, tx, p, q, vo, tileOff, rowLo, rowHi, colLo, colHi, inside, k] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
   const t0 = 18; // 36 v128: Bᵀ d
   const tmp = [54, 55, 56, 57];
+  const column = [58, 59, 60, 61, 62, 63]; // one column of d
   const columnsWith = (loadAt: (i: number, j: number) => number[]): number[] => {
     const code: number[] = [];
     for (let j = 0; j < 6; j++) {
-      const d = [0, 1, 2, 3, 4, 5].map((i) => loadAt(i, j));
-      code.push(...inputTransform1d(d, tmp, (r, expr) => [...expr, ...set(t0 + r * 6 + j)]));
+      const d = once([0, 1, 2, 3, 4, 5].map((i) => loadAt(i, j)), column);
+      code.push(...d.code, ...inputTransform1d(d.refs, tmp, (r, expr) => [...expr, ...set(t0 + r * 6 + j)]));
     }
     return code;
   };
@@ -169,7 +178,7 @@ function inputTransformFunc(g: InputGeometry): Func {
   ];
   const perGroup = [...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END, ...rows];
   const body = tileLoops({ b, ty, tx, p, q, m: vo, tileOff }, g.channelBytes, tileSetup, perGroup, 16, g.channelBytes);
-  return { name: 'inputTransform', params: 5, locals: [[13, I32], [40, V128]], body };
+  return { name: 'inputTransform', params: 5, locals: [[13, I32], [46, V128]], body };
 }
 
 interface OutputGeometry {
@@ -189,10 +198,11 @@ function outputTransformFunc(g: OutputGeometry): Func {
   const [b, ty, tx, p, q, mo, tileOff, rowsLeft, colsLeft] = [5, 6, 7, 8, 9, 10, 11, 12, 13];
   const s0 = 14; // 24 v128: Aᵀ M
   const tmp = [38, 39, 40, 41];
+  const loaded = [42, 43, 44, 45, 46, 47]; // one column of M
   const column: number[] = [];
   for (let j = 0; j < 6; j++) {
-    const m = [0, 1, 2, 3, 4, 5].map((i) => [...get(table), ...I32_LOAD(4 * (i * 6 + j)), ...get(mo), ...I32_ADD, ...load(0)]);
-    column.push(...outputTransform1d(m, tmp, (r, expr) => [...expr, ...set(s0 + r * 6 + j)]));
+    const m = once([0, 1, 2, 3, 4, 5].map((i) => [...get(table), ...I32_LOAD(4 * (i * 6 + j)), ...get(mo), ...I32_ADD, ...load(0)]), loaded);
+    column.push(...m.code, ...outputTransform1d(m.refs, tmp, (r, expr) => [...expr, ...set(s0 + r * 6 + j)]));
   }
   const rows: number[] = [];
   for (let r = 0; r < 4; r++) {
@@ -213,7 +223,7 @@ function outputTransformFunc(g: OutputGeometry): Func {
     ...i32c(g.outW), ...get(tx), ...i32c(4), ...I32_MUL, ...I32_SUB, ...set(colsLeft),
   ];
   const body = tileLoops({ b, ty, tx, p, q, m: mo, tileOff }, g.channelBytes, tileSetup, [...column, ...rows], 16, g.channelBytes);
-  return { name: 'outputTransform', params: 5, locals: [[9, I32], [28, V128]], body };
+  return { name: 'outputTransform', params: 5, locals: [[9, I32], [34, V128]], body };
 }
 
 /**
@@ -617,11 +627,12 @@ function dyTransformFunc(g: DyGeometry): Func {
   const [b, ty, tx, p, q, eo, tileOff, rowHi, colHi, inside] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
   const t0 = 15; // 24 v128: A e (6 rows x 4 columns)
   const tmp = [39, 40, 41, 42];
+  const column = [43, 44, 45, 46]; // one column of e
   const columnsWith = (loadAt: (i: number, j: number) => number[]): number[] => {
     const code: number[] = [];
     for (let j = 0; j < 4; j++) {
-      const e = [0, 1, 2, 3].map((i) => loadAt(i, j));
-      code.push(...dyTransform1d(e, tmp, (r, expr) => [...expr, ...set(t0 + r * 4 + j)]));
+      const e = once([0, 1, 2, 3].map((i) => loadAt(i, j)), column);
+      code.push(...e.code, ...dyTransform1d(e.refs, tmp, (r, expr) => [...expr, ...set(t0 + r * 4 + j)]));
     }
     return code;
   };
@@ -649,7 +660,7 @@ function dyTransformFunc(g: DyGeometry): Func {
   ];
   const perGroup = [...get(inside), ...IF, ...inner, ...ELSE, ...border, ...END, ...rows];
   const body = tileLoops({ b, ty, tx, p, q, m: eo, tileOff }, g.channelBytes, tileSetup, perGroup, 16, g.channelBytes);
-  return { name: 'dyTransform', params: 5, locals: [[10, I32], [28, V128]], body };
+  return { name: 'dyTransform', params: 5, locals: [[10, I32], [32, V128]], body };
 }
 
 /**
