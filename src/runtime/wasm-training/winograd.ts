@@ -349,22 +349,25 @@ function products(
   kSlices: { ranges: [number, number][]; ldb: number; aStep: number } | null = null,
 ): void {
   const ranges = evenRanges(entries.length, Math.min(poolParts(backend), entries.length));
-  const slices = (e: [number, number, number, number]): number[][] => {
-    if (kSlices === null) return [e];
-    const [a, b, c] = e;
-    return kSlices.ranges.map(([at, count]) => [a + at * kSlices.aStep * 4, b + at * kSlices.ldb * 4, c, count]);
-  };
-  const perPart = ranges.map(([first, count]) => entries.slice(first, first + count).flatMap(slices));
-  const total = perPart.reduce((n, part) => n + part.length, 0);
+  const sliceRanges = kSlices?.ranges ?? [[0, 0] as [number, number]];
+  const total = entries.length * sliceRanges.length;
   const list = backend.makeOutput([total * GEMM_ENTRY_INTS], 'int32');
   const listBase = heapOffset(backend, list);
-  heapI32(backend, list).set(perPart.flat(2));
-  const calls: number[][] = [];
-  let first = 0;
-  for (const part of perPart) {
-    calls.push([listBase + first * GEMM_ENTRY_INTS * 4, part.length, m, 0, 0, kSlices === null ? 0 : 1]);
-    first += part.length;
+  // Written in plain loops: this runs once per chunk of tiles, and array building (slice, flatMap, flat) cost more
+  // than small chunks' products.
+  const view = heapI32(backend, list);
+  let at = 0;
+  for (const [a, b, c, k] of entries) {
+    for (const [first, count] of sliceRanges) {
+      view[at++] = kSlices === null ? a : a + first * kSlices.aStep * 4;
+      view[at++] = kSlices === null ? b : b + first * kSlices.ldb * 4;
+      view[at++] = c;
+      view[at++] = kSlices === null ? k : count;
+    }
   }
+  const calls = ranges.map(([first, count]) => [
+    listBase + first * sliceRanges.length * GEMM_ENTRY_INTS * 4, count * sliceRanges.length, m, 0, 0, kSlices === null ? 0 : 1,
+  ]);
   runParts(backend, gemm, 'gemms', calls);
   release(backend, list);
 }
