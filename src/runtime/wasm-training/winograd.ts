@@ -353,8 +353,7 @@ function products(
   const total = entries.length * sliceRanges.length;
   const list = backend.makeOutput([total * GEMM_ENTRY_INTS], 'int32');
   const listBase = heapOffset(backend, list);
-  // Written in plain loops: this runs once per chunk of tiles, and array building (slice, flatMap, flat) cost more
-  // than small chunks' products.
+  // Entries in order, each as its slices of k; plain loops, since this runs once per chunk of tiles.
   const view = heapI32(backend, list);
   let at = 0;
   for (const [a, b, c, k] of entries) {
